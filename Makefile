@@ -1,0 +1,56 @@
+# glass-sm: the two commands a newcomer needs are `make all` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PARAMS ?= params/demo.yaml
+RUN = $(shell $(PY) -m glass_sm.config run-name $(PARAMS) 2>/dev/null || basename $(PARAMS) .yaml)
+RESULTS = results/$(RUN)
+NOTEBOOKS := 01_data_preparation 02_model_comparison 03_atlstm_training 04_global_production 05_validation 06_paper_figures
+
+.PHONY: install all smoke test test-slow book bench clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make all    environment (if needed) + every stage on $(PARAMS) + the book"
+	@echo "make test   environment (if needed) + the test suite (no long runs)"
+	@echo "make smoke  every stage on params/smoke.yaml (seconds to minutes)"
+	@echo "make book   build the Jupyter Book from results/<run>/ (offline)"
+	@echo "make bench  production throughput benchmark (prints ratios)"
+	@echo "make clean  remove results/ and book build (keeps .venv)"
+
+# The environment is (re)built only when pyproject.toml changes.
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (glass-sm)" >/dev/null
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow -q
+
+smoke: $(STAMP)
+	$(MAKE) stages PARAMS=params/smoke.yaml
+
+all: $(STAMP)
+	$(MAKE) stages book PARAMS=$(PARAMS)
+
+# Run each stage notebook through papermill; a stage re-runs only when its
+# notebook, the params file or the package changed (file-based dependencies).
+stages: $(STAMP)
+	$(PY) -m glass_sm.pipeline $(PARAMS)
+
+book: $(STAMP)
+	$(PY) -m glass_sm.book $(PARAMS)
+
+bench: $(STAMP)
+	$(PY) scripts/bench.py $(PARAMS)
+
+clean:
+	rm -rf results book/_build book/chapters
