@@ -1,0 +1,439 @@
+"""Seeded training loop, prediction and checkpoints for the torch models of :mod:`glass_sm.models`.
+
+Training is deterministic on CPU: :func:`set_seed` seeds Python, NumPy and torch and turns on torch's
+deterministic algorithms, so the same seed, data and model give the same loss history and predictions to the
+last bit (on the same machine, torch build and thread count).
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it loads with
+``torch.load(path, weights_only=True)`` (no arbitrary code runs), plus a sibling ``.json`` with the same
+metadata for humans and for tools that do not import torch.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+import glass_sm
+from glass_sm.models.registry import MODEL_REGISTRY, build_model
+from glass_sm.models.xgb import XGBoostRegressor
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "LOSSES",
+    "TrainingResult",
+    "load_model_weights",
+    "measure_inference_rate",
+    "predict",
+    "predict_with_attention",
+    "save_checkpoint",
+    "set_seed",
+    "train_torch_model",
+]
+
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint layout written by :func:`save_checkpoint`."""
+
+LOSSES: dict[str, type[nn.Module]] = {"mse": nn.MSELoss, "huber": nn.HuberLoss, "l1": nn.L1Loss}
+"""Training losses by name."""
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic algorithms.
+
+    ``torch.use_deterministic_algorithms(True, warn_only=True)``: on CPU the kernels used here are deterministic
+    already; an operation without a deterministic implementation warns instead of failing.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every generator.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@dataclass
+class TrainingResult:
+    """Outcome of :func:`train_torch_model` (the model itself is trained in place).
+
+    Attributes
+    ----------
+    history : pandas.DataFrame
+        One row per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (NaN without validation data;
+        losses in (m3 m-3)^2 for MSE) and ``seconds`` (wall time of the epoch, s).
+    best_epoch : int
+        Epoch whose weights the model holds after training.
+    best_loss : float
+        Monitored loss at ``best_epoch`` (validation loss, or training loss without validation data).
+    train_seconds : float
+        Wall time of the whole training, s.
+    stopped_early : bool
+        Whether early stopping ended training before ``epochs``.
+    """
+
+    history: pd.DataFrame
+    best_epoch: int
+    best_loss: float
+    train_seconds: float
+    stopped_early: bool
+
+
+def _as_loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader | None:
+    """A DataLoader as given, or one over ``(X, y)`` arrays (shuffled with its own seeded generator)."""
+    if data is None or isinstance(data, DataLoader):
+        return data
+    X, y = data
+    dataset = TensorDataset(
+        torch.as_tensor(np.asarray(X, dtype=np.float32)),
+        torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1)),
+    )
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _train_epoch(model, loader, criterion, optimizer, device, max_batches: int | None) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for i, (x, y) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        x, y = x.to(device), y.to(device).reshape(-1)
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
+
+
+@torch.no_grad()
+def _evaluate(model, loader, criterion, device) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in loader:
+        y = y.to(device).reshape(-1)
+        total += criterion(model(x.to(device)), y).item() * len(y)
+        count += len(y)
+    return total / count
+
+
+def train_torch_model(
+    model: nn.Module,
+    train,
+    val=None,
+    *,
+    epochs: int = 20,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+    patience: int | None = 4,
+    batch_size: int = 512,
+    seed: int = 0,
+    loss: str = "mse",
+    progress: bool = True,
+    max_batches_per_epoch: int | None = None,
+) -> TrainingResult:
+    """Train a torch model with AdamW, early stopping and restoration of the best epoch's weights.
+
+    Each epoch makes one pass over ``train`` (at most ``max_batches_per_epoch`` batches), then computes the loss
+    on the whole of ``val``. The weights of the epoch with the lowest validation loss (training loss without
+    ``val``) are kept in memory and restored at the end; training stops after ``patience`` epochs without
+    improvement.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Model mapping ``(batch, L, n_features)`` to ``(batch,)`` soil moisture, m3 m-3; trained in place and left
+        in eval mode. For a reproducible initialisation call :func:`set_seed` before building it.
+    train : DataLoader or (X, y)
+        Training windows: a DataLoader yielding ``(x, y)`` batches, or arrays ``X`` ``(N, L, n_features)``
+        float32 and ``y`` ``(N,)`` soil moisture in m3 m-3 (batched with ``batch_size``, shuffled with ``seed``).
+    val : DataLoader or (X, y), optional
+        Validation windows for early stopping, same forms.
+    epochs : int
+        Maximum epochs.
+    lr : float
+        AdamW learning rate.
+    weight_decay : float
+        AdamW decoupled weight decay.
+    patience : int or None
+        Epochs without improvement before stopping (None: never stop early).
+    batch_size : int
+        Windows per batch when arrays are given.
+    seed : int
+        Seed of :func:`set_seed` (shuffling, dropout) at the start of training.
+    loss : str
+        Key of :data:`LOSSES` (``'mse'``, ``'huber'``, ``'l1'``).
+    progress : bool
+        Show a tqdm bar over epochs.
+    max_batches_per_epoch : int or None
+        Cap on training batches per epoch (smoke runs).
+
+    Returns
+    -------
+    TrainingResult
+        History, best epoch and timings.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``loss``.
+    FloatingPointError
+        The training loss became NaN or infinite.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss '{loss}'; valid: {', '.join(LOSSES)}")
+    set_seed(seed)
+    train_loader = _as_loader(train, batch_size, shuffle=True, seed=seed)
+    val_loader = _as_loader(val, batch_size, shuffle=False, seed=seed)
+    device = _device(model)
+    criterion = LOSSES[loss]()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    rows, best_loss, best_epoch, best_state, waited = [], math.inf, 0, None, 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc=f"{type(model).__name__}", unit="epoch", disable=not progress)
+    for epoch in bar:
+        epoch_start = time.perf_counter()
+        train_loss = _train_epoch(model, train_loader, criterion, optimizer, device, max_batches_per_epoch)
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss is {train_loss} at epoch {epoch}; try a smaller lr (now {lr})")
+        val_loss = _evaluate(model, val_loader, criterion, device) if val_loader is not None else math.nan
+        rows.append((epoch, train_loss, val_loss, time.perf_counter() - epoch_start))
+        bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
+
+        monitored = val_loss if val_loader is not None else train_loss
+        if monitored < best_loss:
+            best_loss, best_epoch, waited = monitored, epoch, 0
+            best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        else:
+            waited += 1
+            if patience is not None and waited >= patience:
+                break
+    bar.close()
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
+    return TrainingResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_loss=float(best_loss),
+        train_seconds=time.perf_counter() - start,
+        stopped_early=len(rows) < epochs,
+    )
+
+
+def _input_batches(data, batch_size: int) -> Iterator[torch.Tensor]:
+    """Input windows ``(batch, L, F)`` from a DataLoader (``(x, y)`` or ``x`` batches) or an array."""
+    if isinstance(data, DataLoader):
+        for batch in data:
+            yield batch[0] if isinstance(batch, (list, tuple)) else batch
+        return
+    X = torch.as_tensor(np.asarray(data, dtype=np.float32))
+    for start in range(0, len(X), batch_size):
+        yield X[start : start + batch_size]
+
+
+def predict(model, data, batch_size: int = 4096) -> np.ndarray:
+    """Predict soil moisture for many windows, in batches, without gradients.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or XGBoostRegressor
+        A model of the registry (torch models are switched to eval mode).
+    data : DataLoader or array_like
+        A DataLoader yielding ``(x, y)`` or ``x`` batches, or windows ``(N, L, n_features)`` float32.
+    batch_size : int
+        Windows per batch for array input.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` float32 soil moisture, m3 m-3.
+    """
+    if isinstance(model, XGBoostRegressor):
+        parts = [model.predict(x.numpy()) for x in _input_batches(data, batch_size)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+    model.eval()
+    device = _device(model)
+    with torch.inference_mode():
+        parts = [model(x.to(device)).cpu() for x in _input_batches(data, batch_size)]
+    return torch.cat(parts).numpy() if parts else np.empty(0, dtype=np.float32)
+
+
+def predict_with_attention(model: nn.Module, data, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Predict soil moisture and the attention weights of a model with ``forward(x, return_attention=True)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An attention model such as :class:`~glass_sm.models.AtLSTMRegressor`.
+    data : DataLoader or array_like
+        As for :func:`predict`.
+    batch_size : int
+        Windows per batch for array input.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Soil moisture ``(N,)`` float32, m3 m-3, and attention weights ``(N, L)`` float32, dimensionless.
+    """
+    if "return_attention" not in inspect.signature(model.forward).parameters:
+        raise TypeError(f"{type(model).__name__} has no attention weights (forward lacks return_attention)")
+    model.eval()
+    device = _device(model)
+    predictions, attentions = [], []
+    with torch.inference_mode():
+        for x in _input_batches(data, batch_size):
+            prediction, attention = model(x.to(device), return_attention=True)
+            predictions.append(prediction.cpu())
+            attentions.append(attention.cpu())
+    return torch.cat(predictions).numpy(), torch.cat(attentions).numpy()
+
+
+def measure_inference_rate(model, X, batch_size: int = 4096, repeats: int = 3) -> float:
+    """Inference throughput: windows predicted per second (best of ``repeats`` passes after one warm-up batch).
+
+    Parameters
+    ----------
+    model : torch.nn.Module or XGBoostRegressor
+        A model of the registry.
+    X : array_like
+        Windows ``(N, L, n_features)`` float32.
+    batch_size : int
+        Windows per batch.
+    repeats : int
+        Timed passes over ``X``.
+
+    Returns
+    -------
+    float
+        Windows per second, 1/s.
+    """
+    X = np.asarray(X, dtype=np.float32)
+    predict(model, X[:batch_size], batch_size)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(model, X, batch_size)
+        best = min(best, time.perf_counter() - start)
+    return len(X) / best
+
+
+def _plain(value, where: str = "extra"):
+    """``value`` as JSON-compatible Python types (NumPy scalars and arrays converted); TypeError otherwise."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(key): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain value (str, int, float, bool, list, dict)")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it onto ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, name: str, hparams: dict, extra: dict | None = None
+) -> Path:
+    """Write a torch model's weights and how to rebuild it, loadable with ``torch.load(weights_only=True)``.
+
+    The file holds a dict: ``format`` (int), ``name`` (registry key), ``n_features``, ``window``, ``hparams``
+    (dict), ``extra`` (dict, e.g. normalisation statistics or scores), ``torch_version``, ``glass_sm_version``
+    and ``state_dict`` (CPU tensors). A sibling ``<path stem>.json`` repeats everything but the weights, plus
+    ``n_parameters``. Both are written atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file, conventionally ``results/<run>/models/<name>.pt``.
+    model : torch.nn.Module
+        Model of the registry.
+    name : str
+        Its key in :data:`~glass_sm.models.MODEL_REGISTRY`.
+    hparams : dict
+        Hyperparameters it was built with (``build_model(name, n_features, window, **hparams)``).
+    extra : dict, optional
+        Plain metadata (str, int, float, bool, None, lists and dicts of them; NumPy values are converted).
+
+    Returns
+    -------
+    Path
+        The checkpoint file.
+    """
+    path = Path(path)
+    if not isinstance(model, MODEL_REGISTRY.get(name, ())):
+        raise ValueError(f"model is a {type(model).__name__}, not the registry's '{name}' ({list(MODEL_REGISTRY)})")
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "name": name,
+        "n_features": int(model.n_features),
+        "window": int(model.window),
+        "hparams": _plain(dict(hparams), "hparams"),
+        "extra": _plain(dict(extra or {})),
+        "torch_version": str(torch.__version__),
+        "glass_sm_version": glass_sm.__version__,
+    }
+    state_dict = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    n_parameters = sum(p.numel() for p in model.parameters())
+    _atomic_write(path, lambda tmp: torch.save({**metadata, "state_dict": state_dict}, tmp))
+    text = json.dumps({**metadata, "n_parameters": n_parameters}, indent=2, allow_nan=True) + "\n"
+    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
+    return path
+
+
+def load_model_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a :func:`save_checkpoint` file (``torch.load(weights_only=True)``, registry build).
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file.
+    map_location : str or torch.device
+        Device of the returned model.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model in eval mode.
+    """
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    model = build_model(checkpoint["name"], checkpoint["n_features"], checkpoint["window"], **checkpoint["hparams"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(map_location).eval()

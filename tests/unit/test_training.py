@@ -1,0 +1,184 @@
+"""Training loop, prediction, checkpoints: learning, determinism, early stopping, weights-only round trips."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from glass_sm.models import build_model
+from glass_sm.training import (
+    load_model_weights,
+    measure_inference_rate,
+    predict,
+    predict_with_attention,
+    save_checkpoint,
+    set_seed,
+    train_torch_model,
+)
+
+WINDOW, N_FEATURES = 8, 3
+SMALL = {
+    "lstm": {"hidden_size": 16, "num_layers": 1},
+    "bilstm": {"hidden_size": 16, "num_layers": 1},
+    "atlstm": {"hidden_size": 16, "num_layers": 1},
+    "transformer": {"d_model": 16, "n_heads": 2, "num_layers": 1},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and spin-waiting OpenMP threads crawl on a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def lagged_task(n, seed=0):
+    """Windows whose target depends on a feature 5 days before the last one, so memory matters (m3 m-3)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, WINDOW, N_FEATURES)).astype(np.float32)
+    y = 0.25 + 0.06 * X[:, WINDOW - 6, 0] + 0.03 * X[:, -1, 1] * X[:, -2, 2]
+    return X, y.astype(np.float32)
+
+
+class WindowDataset(Dataset):
+    """Like the data layer's datasets: items are (x (L, F) float32 tensor, y scalar float32 tensor)."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.X[i]), torch.tensor(self.y[i])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return lagged_task(384, seed=0), lagged_task(128, seed=1)
+
+
+def _built(name, seed=0, **hparams):
+    set_seed(seed)
+    return build_model(name, N_FEATURES, WINDOW, **{**SMALL[name], **hparams})
+
+
+@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "transformer"])
+def test_each_model_learns(name, data):
+    train, val = data
+    model = _built(name)
+    result = train_torch_model(model, train, val, epochs=4, lr=5e-3, batch_size=32, progress=False)
+    history = result.history
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
+    assert history.epoch.tolist() == list(range(1, len(history) + 1))
+    assert history.train_loss.iloc[-1] < history.train_loss.iloc[0]
+    assert history.val_loss.min() < history.val_loss.iloc[0]
+    assert result.best_epoch == history.val_loss.idxmin() + 1
+    assert result.train_seconds > 0 and not model.training
+    assert predict(model, val[0]).shape == (128,)
+
+
+def test_training_is_deterministic(data):
+    train, val = data
+    runs = []
+    for _ in range(2):
+        model = _built("atlstm", seed=3, dropout=0.2)
+        result = train_torch_model(model, train, val, epochs=3, batch_size=32, seed=3, progress=False)
+        runs.append((result.history, predict(model, val[0]), [p.detach().clone() for p in model.parameters()]))
+    (h1, p1, w1), (h2, p2, w2) = runs
+    assert h1[["train_loss", "val_loss"]].equals(h2[["train_loss", "val_loss"]])
+    np.testing.assert_array_equal(p1, p2)
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2))
+
+
+def test_dataloader_input_matches_arrays(data):
+    (X, y), (X_val, y_val) = data
+    model = _built("lstm")
+    loaders = (
+        DataLoader(WindowDataset(X, y), batch_size=64, shuffle=True),
+        DataLoader(WindowDataset(X_val, y_val), batch_size=64),
+    )
+    result = train_torch_model(model, *loaders, epochs=2, progress=False, max_batches_per_epoch=3)
+    assert len(result.history) == 2
+    np.testing.assert_array_equal(predict(model, loaders[1]), predict(model, X_val, batch_size=64))
+
+
+def test_early_stopping_restores_best_weights(data):
+    train, (X_val, y_val) = data
+    model = _built("lstm")
+    result = train_torch_model(
+        model, train, (X_val, y_val), epochs=30, lr=0.05, patience=2, batch_size=32, progress=False
+    )
+    history = result.history
+    assert result.stopped_early and len(history) == result.best_epoch + 2
+    restored = np.mean((predict(model, X_val).astype(np.float64) - y_val) ** 2)
+    assert restored == pytest.approx(history.val_loss.min(), rel=1e-5)
+
+
+def test_training_without_validation_monitors_training_loss(data):
+    train, _ = data
+    result = train_torch_model(_built("lstm"), train, epochs=2, progress=False, max_batches_per_epoch=2)
+    assert result.history.val_loss.isna().all()
+    assert result.best_loss == result.history.train_loss.min()
+
+
+def test_bad_inputs_are_loud(data):
+    (X, y), _ = data
+    with pytest.raises(ValueError, match="mse"):
+        train_torch_model(_built("lstm"), (X, y), epochs=1, loss="rmse", progress=False)
+    y_nan = y.copy()
+    y_nan[0] = np.nan
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        train_torch_model(_built("lstm"), (X, y_nan), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "transformer"])
+def test_checkpoint_round_trip_weights_only(name, data, tmp_path):
+    _, (X_val, _) = data
+    hparams = {**SMALL[name], "dropout": 0.0}
+    model = _built(name, **hparams)
+    extra = {"feature_mean": np.array([0.1, 0.2, 0.3]), "val_rmse": np.float32(0.04), "features": ["lst"]}
+    path = save_checkpoint(tmp_path / f"{name}.pt", model, name, hparams, extra)
+
+    payload = torch.load(path, weights_only=True)
+    assert (payload["name"], payload["window"], payload["n_features"]) == (name, WINDOW, N_FEATURES)
+    assert payload["extra"]["feature_mean"] == pytest.approx([0.1, 0.2, 0.3])
+    metadata = json.loads(path.with_suffix(".json").read_text())
+    assert metadata["hparams"] == hparams and metadata["n_parameters"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.pt"]  # no temporaries
+
+    loaded = load_model_weights(path)
+    assert type(loaded) is type(model) and not loaded.training
+    np.testing.assert_array_equal(predict(loaded, X_val), predict(model, X_val))
+
+
+def test_checkpoint_checks(tmp_path):
+    model = _built("lstm")
+    with pytest.raises(ValueError, match="not the registry's 'atlstm'"):
+        save_checkpoint(tmp_path / "m.pt", model, "atlstm", SMALL["lstm"])
+    with pytest.raises(TypeError, match=r"extra\['when'\]"):
+        save_checkpoint(tmp_path / "m.pt", model, "lstm", SMALL["lstm"], {"when": object()})
+    assert not list(tmp_path.iterdir())
+
+
+def test_predict_with_attention(data):
+    _, (X_val, _) = data
+    model = _built("atlstm")
+    prediction, attention = predict_with_attention(model, X_val, batch_size=50)
+    assert prediction.shape == (128,) and attention.shape == (128, WINDOW)
+    np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(prediction, predict(model, X_val, batch_size=50))
+    with pytest.raises(TypeError, match="attention"):
+        predict_with_attention(_built("lstm"), X_val)
+
+
+def test_predict_and_rate_for_xgboost(data):
+    (X, y), (X_val, y_val) = data
+    model = build_model("xgboost", N_FEATURES, WINDOW, n_estimators=20).fit(X, y, X_val, y_val)
+    np.testing.assert_array_equal(predict(model, X_val, batch_size=50), model.predict(X_val))
+    assert measure_inference_rate(model, X_val, batch_size=64) > 0
+    assert measure_inference_rate(_built("lstm"), X_val, batch_size=64, repeats=1) > 0
