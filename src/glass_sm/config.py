@@ -107,6 +107,16 @@ class TwinConfig:
     modis_pixel_m: float = P(1000.0, "pixel size of the GLASS-MODIS-like sinusoidal GeoTIFFs, m")
     static_resolution: float = P(0.01, "resolution of the DEM/texture GeoTIFFs, degrees")
     cci_resolution: float = P(0.25, "resolution of the ESA-CCI-like product, degrees")
+    cloud_wet: float = P(0.85, "cloud probability on a wet day")
+    storm_length_km: float = P(60.0, "correlation length of the daily precipitation fields, km")
+    platform_albedo_step: float = P(0.02, "sd of each NOAA platform's relative albedo calibration step, dimensionless")
+    platform_lst_step: float = P(0.8, "sd of each NOAA platform's LST calibration step, K")
+    drift_residual: float = P(0.5, "fraction of the orbital-drift LST cooling left after the producer's correction")
+    cci_noise: float = P(0.04, "ESA-CCI-like random error sd from 2007 on, m3 m-3 (x1.5 before)")
+    cci_gap_fraction: float = P(0.4, "ESA-CCI-like fraction of missing cell-days from 2007 on")
+    cci_early_gap_fraction: float = P(0.7, "ESA-CCI-like fraction of missing cell-days before 2007")
+    cci_scale_error: float = P(0.1, "sd of the ESA-CCI-like per-cell multiplicative scale error, dimensionless")
+    station_noise: float = P(0.02, "sd of the AR(1) point-vs-pixel error of the in situ stations, m3 m-3")
 
 
 @dataclass
@@ -144,6 +154,7 @@ class SamplesConfig:
     )
     static_features: list = P(["elevation", "sand", "clay"], "static variables, repeated at every step")
     add_doy: bool = P(True, "add sin/cos of day of year as features")
+    include_filled_flags: bool = P(False, "add the cube's 0/1 *_filled gap-fill flags of the dynamic inputs")
     split: Literal["random", "site", "year"] = P("site", "random, site-independent or year-independent split")
     test_fraction: float = P(0.2, "fraction of samples / pixels / years held out for testing")
     val_fraction: float = P(0.1, "fraction of the training part used for early stopping")
