@@ -177,6 +177,12 @@ class ModelsConfig:
     xgb_n_estimators: int = P(600, "XGBoost maximum boosting rounds")
     xgb_max_depth: int = P(8, "XGBoost tree depth")
     xgb_learning_rate: float = P(0.1, "XGBoost shrinkage")
+    xgb_early_stopping_rounds: int = P(20, "XGBoost patience, boosting rounds without validation improvement")
+    xgb_n_jobs: int = P(2, "XGBoost CPU threads")
+    sm_bins: list = P([0.0, 0.1, 0.2, 0.3, 0.4, 1.0], "edges of the soil-moisture bins of the per-bin metrics, m3 m-3")
+    split_strategies: list = P(["random", "site", "year"], "split strategies compared by stage 02")
+    split_models: list = P([], "models trained for every split strategy (empty: all of names)")
+    rate_windows: int = P(20000, "test windows timed for the inference rate (windows/s)")
 
 
 @dataclass
@@ -190,6 +196,8 @@ class TrainingConfig:
     patience: int = P(4, "early-stopping patience, epochs")
     max_batches_per_epoch: Optional[int] = P(None, "cap on batches per epoch (None: all)")
     n_boot: int = P(500, "bootstrap resamples for the confidence intervals")
+    torch_threads: int = P(0, "torch intra-op CPU threads set by stages 02-03 (0: leave torch's default)")
+    eval_batch_size: int = P(4096, "windows per batch for validation and prediction")
 
 
 @dataclass
@@ -200,6 +208,10 @@ class AtLSTMConfig:
     final_window: int = P(30, "window length of the production model, days")
     final_split: Literal["random", "site", "year"] = P("site", "split of the production model")
     permutation_repeats: int = P(3, "repeats of the permutation feature importance")
+    length_models: list = P(["atlstm", "lstm"], "models of the sequence-length experiment")
+    length_epochs: Optional[int] = P(None, "maximum epochs of each sequence-length run (None: training.epochs)")
+    final_epochs: Optional[int] = P(None, "maximum epochs of the production model (None: training.epochs)")
+    importance_windows: int = P(20000, "test windows used by the permutation feature importance")
 
 
 @dataclass
@@ -214,6 +226,9 @@ class ProductionConfig:
     batch_size: int = P(8192, "inference batch, windows")
     encoding: Literal["int16", "float32"] = P("int16", "storage of sm: scaled int16 or float32")
     overwrite: bool = P(False, "rewrite finished years")
+    scheduler: Literal["distributed", "synchronous"] = P("distributed", "Dask cluster, or in-process (tests)")
+    model_batch: int = P(512, "windows per model call inside a batch (CPU caches favour 256-1024)")
+    torch_threads: Optional[int] = P(None, "torch threads per task (None: 1 with Dask, all cores in-process)")
 
 
 @dataclass
@@ -224,6 +239,11 @@ class ValidationConfig:
     depth_to: float = P(0.05, "lower sensor depth, m")
     min_days: int = P(60, "stations with fewer collocated days are listed, not scored")
     n_boot: int = P(500, "bootstrap resamples for station metrics")
+    split_periods: bool = P(False, "score a station straddling 2000-01-01 separately before and after it")
+    min_pairs: int = P(30, "fewest common days for a pixel's product-vs-product metrics")
+    tc_min_n: int = P(100, "fewest (product, reference, station) days for triple collocation")
+    break_window_days: int = P(730, "window on each side of an AVHRR platform change for the break test, days")
+    trend_min_periods: int = P(8, "fewest valid annual means for a per-pixel Sen/Mann-Kendall trend")
 
 
 @dataclass

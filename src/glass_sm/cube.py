@@ -1,0 +1,250 @@
+"""Assemble the harmonized 0.05 deg analysis-ready cube (zarr) from the readers.
+
+Steps (schema in ``book/design.md``):
+
+1. AVHRR albedo (BSA/WSA shortwave) and LST from the GLASS HDF4 files, cloudy/fill/bad-QC values masked.
+2. Gap filling in time, per pixel: linear interpolation across gaps of at most ``cube.max_gap_days`` days,
+   longer gaps (and the period edges) from the pixel's smoothed day-of-year climatology
+   :math:`\\bar x_p(d)` (31-day circular moving mean of the all-years mean by day of year), and where even that is
+   missing, the domain mean of the day. A flag variable (``albedo_filled``, ``lst_filled``) keeps 1 where a value
+   was filled, so models and users know which values were observed.
+3. ERA5-Land swvl1: hourly/6-hourly -> daily mean at 0.1 deg -> bilinear to 0.05 deg.
+4. GLASS-MODIS SM: mean of the fine pixels in each 0.05 deg cell (labels; NaN before 2000-02-24 and in gaps).
+5. DEM and sand/clay/silt -> 0.05 deg.
+
+The cube is written to ``<cube>.partial`` and renamed when complete, so an interrupted build never leaves a cube
+that looks finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from glass_sm.grid import Domain, lat_lon_attrs
+
+__all__ = ["fill_gaps", "doy_climatology", "build_cube", "open_cube", "CUBE_ATTRS"]
+
+CUBE_ATTRS = {
+    "albedo_bsa": dict(long_name="shortwave black-sky albedo (AVHRR, GLASS02B05), gaps filled",
+                       standard_name="surface_albedo", units="1"),
+    "albedo_wsa": dict(long_name="shortwave white-sky albedo (AVHRR, GLASS02B05), gaps filled",
+                       standard_name="surface_albedo", units="1"),
+    "lst": dict(long_name="land surface temperature (AVHRR, GLASS08B31), gaps filled",
+                standard_name="surface_temperature", units="K"),
+    "albedo_filled": dict(long_name="albedo value was gap-filled", units="1", flag_values=[0, 1],
+                          flag_meanings="observed filled"),
+    "lst_filled": dict(long_name="LST value was gap-filled", units="1", flag_values=[0, 1],
+                       flag_meanings="observed filled"),
+    "sm_era5land": dict(long_name="ERA5-Land volumetric soil water layer 1 (0-7 cm), daily mean, bilinear to 0.05 deg",
+                        standard_name="volume_fraction_of_condensed_water_in_soil", units="m3 m-3"),
+    "sm_label": dict(long_name="GLASS-MODIS surface soil moisture aggregated to 0.05 deg (training label)",
+                     standard_name="volume_fraction_of_condensed_water_in_soil", units="m3 m-3"),
+    "elevation": dict(long_name="terrain height above sea level", standard_name="height_above_mean_sea_level",
+                      units="m"),
+    "sand": dict(long_name="sand mass fraction of the topsoil", units="1"),
+    "clay": dict(long_name="clay mass fraction of the topsoil", units="1"),
+    "silt": dict(long_name="silt mass fraction of the topsoil", units="1"),
+    "land_mask": dict(long_name="land mask", units="1", flag_values=[0, 1], flag_meanings="water land"),
+}
+
+
+def doy_climatology(values: np.ndarray, doy: np.ndarray, window: int = 31) -> np.ndarray:
+    """Smoothed day-of-year climatology of ``values`` (time, ...) ignoring NaN.
+
+    Returns an array (366, ...) : the mean of all values on each day of year (1..366 -> rows 0..365),
+    smoothed by a circular moving mean of ``window`` days over the valid days-of-year.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    idx = np.asarray(doy) - 1
+    shape = (366,) + values.shape[1:]
+    s = np.zeros(shape)
+    n = np.zeros(shape)
+    valid = np.isfinite(values)
+    np.add.at(s, idx, np.where(valid, values, 0.0))
+    np.add.at(n, idx, valid)
+    half = window // 2
+    kernel = np.ones(window)
+    pad_s = np.concatenate([s[-half:], s, s[:half]], axis=0)
+    pad_n = np.concatenate([n[-half:], n, n[:half]], axis=0)
+    ss = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="valid"), 0, pad_s)
+    nn = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="valid"), 0, pad_n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clim = ss / nn
+    clim[nn == 0] = np.nan
+    return clim
+
+
+def fill_gaps(values: np.ndarray, times: pd.DatetimeIndex, max_gap_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN gaps along axis 0 (time) of ``values`` (time, ...).
+
+    Linear interpolation within gaps of at most ``max_gap_days`` consecutive missing days; the rest from the
+    day-of-year climatology (:func:`doy_climatology`), then from the mean of the day over all pixels.
+
+    Returns
+    -------
+    filled : ndarray float32, same shape, no NaN unless the input is all NaN
+    flag : ndarray int8, 1 where a value was filled
+    """
+    v = np.asarray(values, dtype=np.float64)
+    shape = v.shape
+    flat = v.reshape(shape[0], -1)
+    missing = ~np.isfinite(flat)
+    out = flat.copy()
+    t = np.arange(shape[0], dtype=np.float64)
+    for j in np.flatnonzero(missing.any(axis=0)):
+        m = missing[:, j]
+        if m.all():
+            continue
+        # length of the NaN run each missing day belongs to
+        starts = np.flatnonzero(m & ~np.r_[False, m[:-1]])
+        ends = np.flatnonzero(m & ~np.r_[m[1:], False]) + 1
+        run_len = np.zeros(len(m), dtype=int)
+        for a, b in zip(starts, ends):
+            inner = a > 0 and b < len(m)  # bounded by observations on both sides
+            run_len[a:b] = (b - a) if inner else max_gap_days + 1
+        short = m & (run_len <= max_gap_days)
+        if short.any():
+            out[short, j] = np.interp(t[short], t[~m], flat[~m, j])
+    still = ~np.isfinite(out)
+    if still.any():
+        doy = np.asarray(times.dayofyear)
+        clim = doy_climatology(flat, doy).reshape(366, -1)
+        rows, cols = np.nonzero(still)
+        out[rows, cols] = clim[doy[rows] - 1, cols]
+        still = ~np.isfinite(out)
+        if still.any():
+            day_mean = np.nanmean(np.where(np.isfinite(out), out, np.nan), axis=1) if out.shape[1] else None
+            rows, cols = np.nonzero(still)
+            out[rows, cols] = day_mean[rows]
+    return out.reshape(shape).astype(np.float32), missing.reshape(shape).astype(np.int8)
+
+
+def _dates(cfg) -> pd.DatetimeIndex:
+    return pd.date_range(cfg.period.start, cfg.period.end, freq="D")
+
+
+def _check_memory(domain: Domain, ntime: int, limit_gb: float = 8.0) -> None:
+    gb = domain.size * ntime * 4 * 10 / 1e9
+    if gb > limit_gb:
+        raise MemoryError(
+            f"the cube for {domain.bounds_str()} x {ntime} days needs ~{gb:.1f} GB in memory (> {limit_gb} GB): "
+            "build it for a smaller domain; global production reads the inputs tile by tile (stage 04)"
+        )
+
+
+def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None,
+               overwrite: bool = False) -> Path:
+    """Read every input through :mod:`glass_sm.io`, harmonize to 0.05 deg and write ``data/cube.zarr``.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+    progress : bool
+        Show progress bars while reading the daily files.
+    path : path-like, optional
+        Output zarr store (default ``results/<run>/data/cube.zarr``).
+    overwrite : bool
+        Rebuild an existing cube.
+
+    Returns
+    -------
+    pathlib.Path of the zarr store.
+    """
+    from glass_sm.io import era5land, glass_avhrr, glass_modis, static  # noqa: PLC0415
+
+    path = Path(path) if path is not None else cfg.results / "data" / "cube.zarr"
+    if path.exists() and not overwrite:
+        return path
+    domain = Domain.from_config(cfg)
+    times = _dates(cfg)
+    _check_memory(domain, len(times))
+    start, end = cfg.period.start, cfg.period.end
+
+    alb = glass_avhrr.read_glass_albedo(cfg.data.avhrr_dir, start, end, domain, progress=progress)
+    lst = glass_avhrr.read_glass_lst(cfg.data.avhrr_dir, start, end, domain, progress=progress)
+    e5 = era5land.read_era5land_swvl1(cfg.data.era5land_dir, start, end, domain=domain, progress=progress)
+    e5 = era5land.to_product_grid(e5, domain)
+    label = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, start, end, domain, progress=progress)
+    stat = static.read_static(cfg.data.static_dir, domain)
+
+    coords = {"time": times, "lat": domain.lat, "lon": domain.lon}
+
+    def on_grid(da: xr.DataArray) -> np.ndarray:
+        da = da.reindex(time=times)  # days without a file -> NaN
+        da = da.assign_coords(lat=domain.lat, lon=domain.lon) if da.shape[1:] == domain.shape else da
+        return da.transpose("time", "lat", "lon").values.astype(np.float32)
+
+    bsa, bsa_flag = fill_gaps(on_grid(alb["albedo_bsa"]), times, cfg.cube.max_gap_days)
+    wsa, _ = fill_gaps(on_grid(alb["albedo_wsa"]), times, cfg.cube.max_gap_days)
+    lst_f, lst_flag = fill_gaps(on_grid(lst), times, cfg.cube.max_gap_days)
+    e5v = on_grid(e5)
+    if np.isnan(e5v).any():  # ERA5-Land days missing at the period edges (time-zone) -> fill the same way
+        e5v, _ = fill_gaps(e5v, times, cfg.cube.max_gap_days)
+    lab = on_grid(label)
+    lab[times < pd.Timestamp(cfg.period.label_start)] = np.nan
+
+    dims3 = ("time", "lat", "lon")
+    ds = xr.Dataset(
+        {
+            "albedo_bsa": (dims3, bsa),
+            "albedo_wsa": (dims3, wsa),
+            "lst": (dims3, lst_f),
+            "albedo_filled": (dims3, bsa_flag),
+            "lst_filled": (dims3, lst_flag),
+            "sm_era5land": (dims3, e5v),
+            "sm_label": (dims3, lab),
+            "elevation": (("lat", "lon"), stat["elevation"].values.astype(np.float32)),
+            "sand": (("lat", "lon"), stat["sand"].values.astype(np.float32)),
+            "clay": (("lat", "lon"), stat["clay"].values.astype(np.float32)),
+            "silt": (("lat", "lon"), stat["silt"].values.astype(np.float32)),
+            "land_mask": (("lat", "lon"), np.isfinite(stat["elevation"].values).astype(np.int8)),
+        },
+        coords=coords,
+    )
+    if "platform" in alb.coords:
+        plat = alb["platform"].reindex(time=times).values.astype(object)
+        ds = ds.assign_coords(platform=("time", np.where(pd.isna(plat), "none", plat).astype(str)))
+        ds["platform"].attrs["long_name"] = "AVHRR platform"
+    for name, attrs in CUBE_ATTRS.items():
+        ds[name].attrs.update(attrs)
+    lat_lon_attrs(ds)
+    ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
+    ds.attrs.update(
+        title="glass-sm harmonized 0.05 deg analysis-ready cube",
+        source="glass-sm synthetic twin" if cfg.is_twin else "real data (see params)",
+        Conventions="CF-1.8",
+        history=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d} built by glass_sm.cube.build_cube",
+        references="Zhang et al. (2025), ESSD 17, 5181-5207, doi:10.5194/essd-17-5181-2025",
+        geospatial_bounds=domain.bounds_str(),
+        max_gap_days=cfg.cube.max_gap_days,
+    )
+    tc, sc = cfg.cube.time_chunk, cfg.cube.space_chunk
+    encoding = {}
+    for name, var in ds.data_vars.items():
+        chunks = tuple(min(c, n) for c, n in zip((tc, sc, sc)[-var.ndim:] if var.ndim == 3 else (sc, sc),
+                                                 var.shape))
+        encoding[name] = {"chunks": chunks}
+    partial = path.with_name(path.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_zarr(partial, mode="w", encoding=encoding, consolidated=True)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)
+    return path
+
+
+def open_cube(path: str | os.PathLike) -> xr.Dataset:
+    """Open a cube written by :func:`build_cube` (lazily, with dask)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"cube not found: {path} (run stage 01 / glass_sm.cube.build_cube first)")
+    return xr.open_zarr(path, consolidated=True)
