@@ -7,3 +7,8 @@ results obtained on the twin are labelled as such and are not the paper's result
 
 __version__ = "0.1.0"
 PAPER_DOI = "10.5194/essd-17-5181-2025"
+
+# pyproj must be loaded before ecCodes: both wheels bundle their own libproj/libcurl/libsqlite, and loading
+# ecCodes first makes the interpreter abort at exit ("double free or corruption"). Importing pyproj here, first,
+# keeps every entry point (tests, notebooks, xarray's backend discovery) safe.
+import pyproj as _pyproj  # noqa: E402,F401
