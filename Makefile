@@ -9,7 +9,7 @@ RUN = $(shell $(PY) -m glass_sm.config run-name $(PARAMS) 2>/dev/null || basenam
 RESULTS = results/$(RUN)
 NOTEBOOKS := 01_data_preparation 02_model_comparison 03_atlstm_training 04_global_production 05_validation 06_paper_figures
 
-.PHONY: install all smoke test test-slow book bench clean help
+.PHONY: install all smoke test test-slow book bench clean help stages chromium
 .DEFAULT_GOAL := help
 
 help:
@@ -24,12 +24,18 @@ help:
 install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install --quiet -e . 2>&1 | grep -v '^WARNING: Location' ; test $${PIPESTATUS[0]} -eq 0
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (glass-sm)" >/dev/null
 	touch $(STAMP)
 
-test: $(STAMP)
+# Headless Chromium for the book's real-browser test (Debian package).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
