@@ -1,0 +1,63 @@
+"""Shared test fixtures.
+
+``ismn_testdata``: the real ISMN sample stations shipped in the ``ismn`` package's source distribution
+(``tests/test_data`` of ismn 1.5.4, TU Wien, MIT licence). They are fetched once from PyPI with pip into a cache
+outside the repository (``$GLASS_SM_CACHE/ismn_sdist`` or ``~/.cache/glass_sm/ismn_sdist``) and extracted
+there; nothing is copied into the repository. Tests that use the fixture are skipped, with the reason, only
+when the package registry cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ISMN_VERSION = "1.5.4"
+_NETWORK_ERRORS = (
+    "NewConnectionError", "Failed to establish a new connection", "Temporary failure in name resolution",
+    "Name or service not known", "Network is unreachable", "Connection refused", "ConnectTimeout",
+    "Read timed out", "ProxyError", "SSLError", "Max retries exceeded", "No route to host",
+    "Could not fetch URL", "connection broken",
+)
+
+
+def _sdist_cache() -> Path:
+    base = os.environ.get("GLASS_SM_CACHE")
+    return Path(base) / "ismn_sdist" if base else Path.home() / ".cache" / "glass_sm" / "ismn_sdist"
+
+
+@pytest.fixture(scope="session")
+def ismn_testdata() -> Path:
+    """Path to ``tests/test_data`` of the ismn sdist (read-only use: copy before writing into it)."""
+    cache = _sdist_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    sdist = cache / f"ismn-{ISMN_VERSION}.tar.gz"
+    if not sdist.is_file():
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+               f"ismn=={ISMN_VERSION}", "-d", str(cache), "--timeout", "30", "--retries", "1",
+               "--disable-pip-version-check", "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not sdist.is_file():
+            output = proc.stdout + proc.stderr
+            hits = [ln.strip() for ln in output.splitlines() if any(s.lower() in ln.lower() for s in _NETWORK_ERRORS)]
+            if hits:
+                pytest.skip(f"package registry unreachable, cannot fetch the ismn {ISMN_VERSION} sdist with its "
+                            f"ISMN sample stations ({' '.join(cmd[2:6])} ...): {hits[0][:300]}")
+            raise RuntimeError(f"pip download of ismn=={ISMN_VERSION} failed (rc {proc.returncode}):\n{output}")
+    root = cache / f"ismn-{ISMN_VERSION}"
+    data = root / "tests" / "test_data"
+    marker = root / ".extracted"
+    if not marker.is_file():
+        prefix = f"ismn-{ISMN_VERSION}/tests/test_data/"
+        with tarfile.open(sdist) as tf:
+            members = [m for m in tf.getmembers() if m.name.startswith(prefix)]
+            tf.extractall(cache, members=members, filter="data")
+        marker.write_text("ok\n")
+    if not data.is_dir():  # pragma: no cover - a damaged cache
+        raise RuntimeError(f"{data} missing after extracting {sdist}; delete {cache} and retry")
+    return data
