@@ -4,7 +4,7 @@
 
 A stage is stale when its executed notebook ``results/<run>/notebooks/<stage>.ipynb`` is missing or older than
 any of: the stage notebook, the params file, a module of the package, or the executed notebook of the stage
-before it. A stage is executed into ``<stage>.ipynb.partial`` and renamed on success, so a failed or interrupted
+before it. A stage is executed into ``<stage>.partial.ipynb`` and renamed on success, so a failed or interrupted
 stage never looks finished; on failure the partial notebook is kept as ``<stage>.failed.ipynb`` for debugging.
 """
 
@@ -74,7 +74,7 @@ def run_stage(stage: str, params_file: str | os.PathLike, overrides: dict | None
     out_dir = Path(out_dir) if out_dir is not None else (REPO / cfg.results / "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{stage}.ipynb"
-    partial = out_dir / f"{stage}.ipynb.partial"
+    partial = out_dir / f"{stage}.partial.ipynb"
     parameters = {"params_file": str(params_file)}
     if overrides:
         parameters["overrides"] = overrides
