@@ -20,3 +20,4 @@ __all__ = [
     "count_flops",
     "default_hparams",
 ]
+from glass_sm.models.checkpoint import load_checkpoint, LoadedModel, CheckpointMismatchError
