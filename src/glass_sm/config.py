@@ -184,7 +184,7 @@ class ModelsConfig:
     xgb_learning_rate: float = P(0.1, "XGBoost shrinkage")
     xgb_early_stopping_rounds: int = P(20, "XGBoost patience, boosting rounds without validation improvement")
     xgb_n_jobs: int = P(2, "XGBoost CPU threads")
-    sm_bins: list = P([0.0, 0.1, 0.2, 0.3, 0.4, 1.0], "edges of the soil-moisture bins of the per-bin metrics, m3 m-3")
+    sm_bins: list = P([0.0, 0.1, 0.2, 0.3, 0.4, 1.0], "soil-moisture bin edges of the per-bin metrics, m3 m-3")
     split_strategies: list = P(["random", "site", "year"], "split strategies compared by stage 02")
     split_models: list = P([], "models trained for every split strategy (empty: all of names)")
     rate_windows: int = P(20000, "test windows timed for the inference rate (windows/s)")
@@ -201,7 +201,7 @@ class TrainingConfig:
     patience: int = P(4, "early-stopping patience, epochs")
     max_batches_per_epoch: Optional[int] = P(None, "cap on batches per epoch (None: all)")
     n_boot: int = P(500, "bootstrap resamples for the confidence intervals")
-    torch_threads: int = P(1, "torch CPU threads in stages 02-03 (0: torch default; 1: robust on a busy 2-core machine)")
+    torch_threads: int = P(1, "torch CPU threads in stages 02-03 (0: torch default; 1: robust on a busy 2-core CPU)")
     eval_batch_size: int = P(4096, "windows per batch for validation and prediction")
     init_output_bias: bool = P(True, "start the torch models' output bias at the mean training label (m3 m-3)")
 

@@ -233,7 +233,7 @@ def fetch_glass(
     import warnings  # noqa: PLC0415
 
     import pooch  # noqa: PLC0415
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
 
     spec = _product(product)
     days = sorted(set(dates))

@@ -53,8 +53,13 @@ def style() -> None:
     )
 
 
-def map_axes(fig, *args, extent=None, coastlines=True, **kwargs):
-    """A PlateCarree GeoAxes with offline coastlines and borders; ``extent`` = (west, east, south, north)."""
+def map_axes(fig, *args, extent=None, coastlines=True, grid_labels=True, nbins=None, **kwargs):
+    """A PlateCarree GeoAxes with offline coastlines and borders; ``extent`` = (west, east, south, north).
+
+    ``grid_labels``: True labels the left and bottom gridlines, False none, or a string of sides (``"lb"``,
+    ``"b"`` ...) for panels inside a grid of maps. ``nbins``: at most about this many gridlines per axis
+    (small panels), default cartopy's.
+    """
     offline_cartopy()
     import cartopy.crs as ccrs  # noqa: PLC0415
     import cartopy.feature as cfeature  # noqa: PLC0415
@@ -65,8 +70,15 @@ def map_axes(fig, *args, extent=None, coastlines=True, **kwargs):
     if coastlines:
         ax.coastlines(resolution="50m", linewidth=0.6)
         ax.add_feature(cfeature.BORDERS.with_scale("50m"), linewidth=0.4)
-    gl = ax.gridlines(draw_labels=True, linewidth=0.3, alpha=0.5)
+    sides = "lb" if grid_labels is True else (grid_labels or "")
+    gl = ax.gridlines(draw_labels=bool(sides), linewidth=0.3, alpha=0.5)
     gl.top_labels = gl.right_labels = False
+    gl.left_labels, gl.bottom_labels = "l" in sides, "b" in sides
+    gl.xlabel_style = gl.ylabel_style = {"size": plt.rcParams["xtick.labelsize"]}
+    if nbins is not None:
+        from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator  # noqa: PLC0415
+
+        gl.xlocator, gl.ylocator = LongitudeLocator(nbins=nbins), LatitudeLocator(nbins=nbins)
     return ax
 
 

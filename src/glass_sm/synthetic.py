@@ -168,7 +168,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 from scipy.special import gammaincinv, ndtr
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glass_sm.grid import RES, Domain, block_mean
 from glass_sm.platforms import NOAA_PLATFORMS, equator_crossing_time, platform_index

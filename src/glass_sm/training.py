@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import glass_sm
 from glass_sm.models.registry import MODEL_REGISTRY, build_model

@@ -273,7 +273,7 @@ def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
     if not enabled:
         return iterable
     try:
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm import tqdm  # noqa: PLC0415
     except ImportError:  # pragma: no cover
         return iterable
     return tqdm(iterable, desc=desc, total=total)

@@ -67,7 +67,7 @@ with warnings.catch_warnings():
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (

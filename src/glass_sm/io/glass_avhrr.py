@@ -50,7 +50,7 @@ import pandas as pd
 import xarray as xr
 from pyhdf.error import HDF4Error
 from pyhdf.SD import SD, SDC
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glass_sm.grid import NCOLS, NROWS, Domain, lat_lon_attrs
 from glass_sm.io.errors import (

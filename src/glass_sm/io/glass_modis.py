@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from glass_sm.io.errors import CorruptFileError, EmptyDataError, MissingFileError, MissingVariableError, found_list
 
