@@ -46,6 +46,7 @@ smoke: $(STAMP)
 
 all: $(STAMP)
 	$(MAKE) stages book PARAMS=$(PARAMS)
+	@echo "make all: done. Book: book/_build/html/index.html  Figures: $(RESULTS)/figures/  Tables: $(RESULTS)/tables/"
 
 # Run each stage notebook through papermill; a stage re-runs only when its
 # notebook, the params file or the package changed (file-based dependencies).
