@@ -1297,44 +1297,12 @@ def plot_density_scatter(predictions: pd.DataFrame, metrics: pd.DataFrame, model
     """Hexbin density scatter (log counts) of predicted vs reference SM, one panel per model and reference.
 
     Each panel is annotated with R2, RMSE and bias read from ``metrics`` (:attr:`ComparisonResult.metrics`).
+    Drawn by :func:`glass_sm.figures.fig_model_density`, the same function stage 06 uses.
     """
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.colors import LogNorm  # noqa: PLC0415
+    from glass_sm.figures import fig_model_density  # noqa: PLC0415 (matplotlib only when plotting)
 
-    refs = [r for r in references if r in predictions and np.isfinite(predictions[r].to_numpy(float)).any()]
-    if lim is None:
-        vals = np.concatenate([predictions[c].to_numpy(float) for c in [*refs, *models]])
-        vals = vals[np.isfinite(vals)]
-        lim = (max(0.0, float(np.floor(vals.min() * 20) / 20)), float(np.ceil(vals.max() * 20) / 20))
-    fig, axes = plt.subplots(len(refs), len(models), figsize=(2.4 * len(models) + 0.8, 2.4 * len(refs) + 0.4),
-                             squeeze=False, sharex=True, sharey=True, constrained_layout=True)
-    hb = None
-    for i, ref in enumerate(refs):
-        for j, m in enumerate(models):
-            ax = axes[i, j]
-            x, y = predictions[ref].to_numpy(float), predictions[m].to_numpy(float)
-            ok = np.isfinite(x) & np.isfinite(y)
-            hb = ax.hexbin(x[ok], y[ok], gridsize=gridsize, extent=(*lim, *lim), norm=LogNorm(), cmap="viridis",
-                           mincnt=1, linewidths=0, rasterized=True)
-            ax.plot(lim, lim, color="k", lw=0.6)
-            row = metrics[(metrics.model == m) & (metrics.reference == ref)]
-            if len(row):
-                r = row.iloc[0]
-                ax.text(0.04, 0.96, f"R$^2$ {r.r2:.3f}\nRMSE {r.rmse:.4f}\nbias {r.bias:+.4f}",
-                        transform=ax.transAxes, va="top", fontsize=7)
-            ax.set_xlim(lim)
-            ax.set_ylim(lim)
-            ax.set_aspect("equal")
-            if i == 0:
-                ax.set_title(_label(m))
-            if j == 0:
-                ax.set_ylabel("predicted SM (m$^3$ m$^{-3}$)")
-            ax.set_xlabel(f"{ref} SM (m$^3$ m$^{{-3}}$)" if i == len(refs) - 1 else "")
-    if hb is not None:
-        fig.colorbar(hb, ax=axes, shrink=0.8, label="test windows per cell")
-    if data_label:
-        fig.suptitle(f"Test set: predicted vs reference - {data_label}")
-    return fig
+    return fig_model_density(predictions, metrics, models=list(models), references=references, label=data_label,
+                             gridsize=gridsize, lim=lim)
 
 
 def plot_metrics_by_bin(by_bin: pd.DataFrame, models: Sequence[str], reference: str = "label",

@@ -743,17 +743,20 @@ def fig_input_overview(cube: xr.Dataset, label: str = ""):
 # Figures 4-7: model comparison, SM levels, sequence length, attention
 # ----------------------------------------------------------------------------------------------------------
 def fig_model_density(predictions: pd.DataFrame, metrics: pd.DataFrame, models: Sequence[str] | None = None,
-                      references: Sequence[str] = ("label", "truth"), label: str = "", gridsize: int = 50):
+                      references: Sequence[str] = ("label", "truth"), label: str = "", gridsize: int = 50,
+                      lim: tuple[float, float] | None = None):
     """Density scatter (hexbin, log counts) of predicted vs reference SM per model, one row per reference.
 
     ``predictions``: stage 02 ``model_comparison_predictions.csv.gz`` (a column per model, ``label``, ``truth``);
-    ``metrics``: ``model_comparison.csv`` (``model, reference, r2, rmse, ubrmse, bias, n``).
+    ``metrics``: ``model_comparison.csv`` (``model, reference, r2, rmse, ubrmse, bias, n``); ``lim``: axis
+    limits in m3 m-3 (default: the data range rounded outward to 0.05). Used by stages 02 and 06.
     """
     models = [m for m in (models or [c for c in MODEL_LABELS if c in predictions]) if m in predictions]
     refs = [r for r in references if r in predictions and np.isfinite(predictions[r].to_numpy(float)).any()]
-    vals = np.concatenate([predictions[c].to_numpy(float) for c in [*refs, *models]])
-    vals = vals[np.isfinite(vals)]
-    lim = (max(0.0, float(np.floor(vals.min() * 20) / 20)), float(np.ceil(vals.max() * 20) / 20))
+    if lim is None:
+        vals = np.concatenate([predictions[c].to_numpy(float) for c in [*refs, *models]])
+        vals = vals[np.isfinite(vals)]
+        lim = (max(0.0, float(np.floor(vals.min() * 20) / 20)), float(np.ceil(vals.max() * 20) / 20))
     fig, axes = plt.subplots(len(refs), len(models), figsize=(1.75 * len(models) + 1.2, 1.9 * len(refs) + 0.6),
                              squeeze=False, sharex=True, sharey=True, layout="constrained")
     hb = None
