@@ -146,6 +146,10 @@ class CubeConfig:
     time_chunk: int = P(365, "zarr chunk length along time, days")
     space_chunk: int = P(64, "zarr chunk edge along lat and lon, cells")
     max_gap_days: int = P(30, "longest gap filled by linear interpolation; longer gaps use the climatology")
+    build_tile: int = P(
+        64, "cube built tile by tile over (lat, lon) tiles of this edge, cells (a multiple of space_chunk); "
+        "memory is bounded by one tile x the period"
+    )
 
 
 @dataclass

@@ -29,7 +29,7 @@ import xarray as xr
 
 from glass_sm.grid import Domain, lat_lon_attrs
 
-__all__ = ["fill_gaps", "doy_climatology", "build_cube", "open_cube", "CUBE_ATTRS"]
+__all__ = ["fill_gaps", "doy_climatology", "build_tiles", "assemble_tile", "build_cube", "open_cube", "CUBE_ATTRS"]
 
 CUBE_ATTRS = {
     "albedo_bsa": dict(long_name="shortwave black-sky albedo (AVHRR, GLASS02B05), gaps filled",
@@ -134,35 +134,28 @@ def _check_memory(domain: Domain, ntime: int, limit_gb: float = 8.0) -> None:
     gb = domain.size * ntime * 4 * 10 / 1e9
     if gb > limit_gb:
         raise MemoryError(
-            f"the cube for {domain.bounds_str()} x {ntime} days needs ~{gb:.1f} GB in memory (> {limit_gb} GB): "
-            "build it for a smaller domain; global production reads the inputs tile by tile (stage 04)"
+            f"one cube tile ({domain.nrows} x {domain.ncols} cells x {ntime} days) needs ~{gb:.1f} GB in memory "
+            f"(> {limit_gb} GB): lower cube.build_tile"
         )
 
 
-def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None,
-               overwrite: bool = False) -> Path:
-    """Read every input through :mod:`glass_sm.io`, harmonize to 0.05 deg and write ``data/cube.zarr``.
+def build_tiles(domain: Domain, edge: int) -> list[Domain]:
+    """Split ``domain`` into tiles of at most ``edge`` x ``edge`` cells (row-major), covering it exactly once."""
+    return [
+        Domain(domain.row0 + r, domain.col0 + c, min(edge, domain.nrows - r), min(edge, domain.ncols - c),
+               domain.res)
+        for r in range(0, domain.nrows, edge)
+        for c in range(0, domain.ncols, edge)
+    ]
 
-    Parameters
-    ----------
-    cfg : glass_sm.config.Config
-    progress : bool
-        Show progress bars while reading the daily files.
-    path : path-like, optional
-        Output zarr store (default ``results/<run>/data/cube.zarr``).
-    overwrite : bool
-        Rebuild an existing cube.
 
-    Returns
-    -------
-    pathlib.Path of the zarr store.
+def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
+    """Read every input for one (lat, lon) tile through :mod:`glass_sm.io` and harmonize it (in memory).
+
+    Gap filling works per pixel in time; its last fallback (the day's mean over pixels) uses the tile's pixels.
     """
     from glass_sm.io import era5land, glass_avhrr, glass_modis, static  # noqa: PLC0415
 
-    path = Path(path) if path is not None else cfg.results / "data" / "cube.zarr"
-    if path.exists() and not overwrite:
-        return path
-    domain = Domain.from_config(cfg)
     times = _dates(cfg)
     _check_memory(domain, len(times))
     start, end = cfg.period.start, cfg.period.end
@@ -174,11 +167,8 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     label = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, start, end, domain, progress=progress)
     stat = static.read_static(cfg.data.static_dir, domain)
 
-    coords = {"time": times, "lat": domain.lat, "lon": domain.lon}
-
     def on_grid(da: xr.DataArray) -> np.ndarray:
         da = da.reindex(time=times)  # days without a file -> NaN
-        da = da.assign_coords(lat=domain.lat, lon=domain.lon) if da.shape[1:] == domain.shape else da
         return da.transpose("time", "lat", "lon").values.astype(np.float32)
 
     bsa, bsa_flag = fill_gaps(on_grid(alb["albedo_bsa"]), times, cfg.cube.max_gap_days)
@@ -206,12 +196,16 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
             "silt": (("lat", "lon"), stat["silt"].values.astype(np.float32)),
             "land_mask": (("lat", "lon"), np.isfinite(stat["elevation"].values).astype(np.int8)),
         },
-        coords=coords,
+        coords={"time": times, "lat": domain.lat, "lon": domain.lon},
     )
     if "platform" in alb.coords:
         plat = alb["platform"].reindex(time=times).values.astype(object)
         ds = ds.assign_coords(platform=("time", np.where(pd.isna(plat), "none", plat).astype(str)))
         ds["platform"].attrs["long_name"] = "AVHRR platform"
+    return ds
+
+
+def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain) -> xr.Dataset:
     for name, attrs in CUBE_ATTRS.items():
         ds[name].attrs.update(attrs)
     lat_lon_attrs(ds)
@@ -225,17 +219,72 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
         geospatial_bounds=domain.bounds_str(),
         max_gap_days=cfg.cube.max_gap_days,
     )
+    return ds
+
+
+def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None,
+               overwrite: bool = False) -> Path:
+    """Read every input through :mod:`glass_sm.io`, harmonize to 0.05 deg and write ``data/cube.zarr``.
+
+    The domain is processed in (lat, lon) tiles of ``cube.build_tile`` cells (all days of a tile at once, since
+    gap filling works along time), each written into its region of the zarr store, so memory is bounded by one
+    tile whatever the domain; a domain of one tile is written in one go.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+    progress : bool
+        Show progress bars while reading the daily files.
+    path : path-like, optional
+        Output zarr store (default ``results/<run>/data/cube.zarr``).
+    overwrite : bool
+        Rebuild an existing cube.
+
+    Returns
+    -------
+    pathlib.Path of the zarr store.
+    """
+    path = Path(path) if path is not None else cfg.results / "data" / "cube.zarr"
+    if path.exists() and not overwrite:
+        return path
+    domain = Domain.from_config(cfg)
     tc, sc = cfg.cube.time_chunk, cfg.cube.space_chunk
-    encoding = {}
-    for name, var in ds.data_vars.items():
-        chunks = tuple(min(c, n) for c, n in zip((tc, sc, sc)[-var.ndim:] if var.ndim == 3 else (sc, sc),
-                                                 var.shape))
-        encoding[name] = {"chunks": chunks}
+    edge = cfg.cube.build_tile
+    if edge % sc:
+        raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
+    tiles = build_tiles(domain, edge)
     partial = path.with_name(path.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_zarr(partial, mode="w", encoding=encoding, consolidated=True)
+
+    def encoding_of(ds: xr.Dataset) -> dict:
+        t = min(tc, ds.sizes["time"])
+        y, x = min(sc, domain.nrows), min(sc, domain.ncols)
+        return {name: {"chunks": (t, y, x) if var.ndim == 3 else (y, x)} for name, var in ds.data_vars.items()}
+
+    if len(tiles) == 1:
+        ds = _finish_attrs(assemble_tile(cfg, domain, progress), cfg, domain)
+        ds.to_zarr(partial, mode="w", encoding=encoding_of(ds), consolidated=True)
+    else:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        for k, tile in enumerate(tqdm(tiles, desc="cube tiles", disable=not progress, unit="tile")):
+            ds = assemble_tile(cfg, tile, progress=False)
+            if k == 0:  # lay out the whole store from the first tile: same variables, full coordinates
+                import dask.array as da  # noqa: PLC0415
+
+                full = xr.Dataset(coords={"time": ds.time, "lat": domain.lat, "lon": domain.lon})
+                if "platform" in ds.coords:
+                    full = full.assign_coords(platform=ds["platform"])
+                for name, var in ds.data_vars.items():
+                    shape = (ds.sizes["time"],) + domain.shape if var.ndim == 3 else domain.shape
+                    full[name] = (var.dims, da.zeros(shape, dtype=var.dtype, chunks=-1))
+                full = _finish_attrs(full, cfg, domain)
+                full.to_zarr(partial, mode="w", encoding=encoding_of(full), consolidated=True, compute=False)
+            rs, cs = tile.slices_in(domain)
+            region = ds.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])
+            region.to_zarr(partial, region={"lat": rs, "lon": cs}, mode="r+")
     if path.exists():
         shutil.rmtree(path)
     os.replace(partial, path)
