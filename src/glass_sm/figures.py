@@ -1465,21 +1465,12 @@ def paper_tables(tables: Path, is_twin: bool, cube: xr.Dataset | None = None) ->
     if sq is not None:
         out["paper_table_sequence_length"] = sq[[c for c in ("model", "window", "reference", "n", "r2", "rmse",
                                                             "rmse_lo", "rmse_hi", "ubrmse", "bias") if c in sq]]
-    at = _read(tables, "attention_summary.csv")
-    if at is not None:
-        out["paper_table_attention"] = at
-    vs = _read(tables, "validation_summary.csv")
-    if vs is not None:
-        out["paper_table_insitu"] = vs
-    ic = _read(tables, "intercomparison.csv")
-    if ic is not None:
-        out["paper_table_intercomparison"] = ic
-    ts = _read(tables, "trends_summary.csv")
-    if ts is not None:
-        out["paper_table_trends"] = ts
-    br = _read(tables, "breaks.csv")
-    if br is not None:
-        out["paper_table_breaks"] = br
+    for name, source in (("attention", "attention_summary"), ("insitu", "validation_summary"),
+                         ("intercomparison", "intercomparison"), ("trends", "trends_summary"),
+                         ("breaks", "breaks")):  # copied as the stages wrote them
+        table = _read(tables, f"{source}.csv")
+        if table is not None:
+            out[f"paper_table_{name}"] = table
     for k, t in out.items():
         t = t.copy()
         if "data" not in t:
