@@ -46,7 +46,7 @@ from glass_sm import config, production  # noqa: E402
 from glass_sm.models import build_model, count_flops, load_checkpoint  # noqa: E402
 from glass_sm.models.checkpoint import save_production_checkpoint  # noqa: E402
 from glass_sm.paths import RunPaths  # noqa: E402
-from glass_sm.samples import FeatureSpec, Normalizer, make_toy_cube  # noqa: E402
+from glass_sm.data.samples import FeatureSpec, Normalizer, make_toy_cube  # noqa: E402
 
 N_CORES = os.cpu_count() or 1
 

@@ -1,6 +1,6 @@
 """Writers of small test files in the *real* products' layouts (``book/design.md``), for reader tests.
 
-These deliberately do not use :mod:`glass_sm.synthetic`: a reader test must not depend on the twin writer it
+These deliberately do not use :mod:`glass_sm.twin`: a reader test must not depend on the twin writer it
 is meant to check. Each writer takes physical values (NaN = missing) and packs them the way the producer does.
 
 - :func:`write_glass_hdf`: a GLASS AVHRR HDF4 file (GLASS02B05 albedo or GLASS08B31 LST), sub-tile (with

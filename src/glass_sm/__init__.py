@@ -1,7 +1,7 @@
 """glass_sm: a reproducible compendium for the GLASS-AVHRR daily 0.05 deg soil-moisture product.
 
 Zhang et al. (2025), ESSD 17, 5181-5207, https://doi.org/10.5194/essd-17-5181-2025.
-By default every stage runs on an embedded *synthetic twin* (see :mod:`glass_sm.synthetic`);
+By default every stage runs on an embedded *synthetic twin* (see :mod:`glass_sm.twin`);
 results obtained on the twin are labelled as such and are not the paper's results.
 """
 

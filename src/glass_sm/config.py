@@ -89,7 +89,7 @@ class PeriodConfig:
 
 @dataclass
 class TwinConfig:
-    """The synthetic twin (see :mod:`glass_sm.synthetic` for the physics and the source of each default)."""
+    """The synthetic twin (see :mod:`glass_sm.twin` for the physics and the source of each default)."""
 
     enabled: bool = P(True, "generate the twin's input files before building the cube")
     n_stations: int = P(12, "number of ISMN-like in situ stations")

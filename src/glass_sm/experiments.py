@@ -7,7 +7,7 @@ predictions they return.
 
 Protocol (every choice is a parameter of ``params/<run>.yaml``, see :mod:`glass_sm.config`)
 -------------------------------------------------------------------------------------------
-* **Identical samples.** Every model of a comparison is trained on the same :class:`~glass_sm.samples.Samples`
+* **Identical samples.** Every model of a comparison is trained on the same :class:`~glass_sm.data.samples.Samples`
   (same training, validation and test windows, same normalization). The torch models use the shared loop
   :func:`glass_sm.training.train_torch_model` (AdamW, ``training.*``, early stopping on the validation MSE with
   the best epoch's weights restored); XGBoost is fitted on the same windows flattened to ``L * F`` columns with
@@ -16,7 +16,7 @@ Protocol (every choice is a parameter of ``params/<run>.yaml``, see :mod:`glass_
   uses ``run.seed`` too, so the intervals of two models on the same test set come from the *same* resamples
   (paired). Same parameters, cube and seed on the same CPU and thread count give identical metric tables.
   Timings (train seconds, windows per second) vary from run to run and are kept in separate tables.
-* **Metrics** (:func:`glass_sm.metrics.summary`): R2, R, RMSE, ubRMSE, bias (m3 m-3 except R2 and R), with
+* **Metrics** (:func:`glass_sm.evaluation.metrics.summary`): R2, R, RMSE, ubRMSE, bias (m3 m-3 except R2 and R), with
   95 % percentile-bootstrap intervals (``training.n_boot`` resamples), on the test windows, against the
   GLASS-MODIS-like label and, on the synthetic twin, against the hidden truth ``sm_true``.
 * **Threads.** ``training.torch_threads`` (0: torch's default) is applied by :func:`set_torch_threads`; with
@@ -48,11 +48,11 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from glass_sm import metrics as M
+from glass_sm.evaluation import metrics as M
 from glass_sm.models import build_model, count_flops
 from glass_sm.models.xgb import XGBoostRegressor
 from glass_sm.paths import RunPaths
-from glass_sm.samples import DAY, PIXEL, Samples, WindowBatches, build_samples
+from glass_sm.data.samples import DAY, PIXEL, Samples, WindowBatches, build_samples
 from glass_sm.training import (
     TrainingResult,
     measure_inference_rate,
@@ -223,7 +223,7 @@ def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epoc
     name : str
         Registry key.
     samples : Samples
-        From :func:`glass_sm.samples.build_samples` (or ``with_window``).
+        From :func:`glass_sm.data.samples.build_samples` (or ``with_window``).
     cfg : glass_sm.config.Config
         ``models.*`` (hyperparameters) and ``training.*`` (epochs, batch size, lr, weight decay, patience,
         ``max_batches_per_epoch``, ``eval_batch_size``).
@@ -300,7 +300,7 @@ def _truth_da(truth) -> xr.DataArray | None:
 
 
 def evaluate(pred: np.ndarray, ref: np.ndarray, n_boot: int, seed: int, ci: bool = True) -> dict:
-    """:func:`glass_sm.metrics.summary` restricted to :data:`METRIC_NAMES` (``n`` and ``_lo``/``_hi`` kept)."""
+    """:func:`glass_sm.evaluation.metrics.summary` restricted to :data:`METRIC_NAMES` (``n`` and ``_lo``/``_hi`` kept)."""
     s = M.summary(pred, ref, ci=ci, n_boot=n_boot, seed=seed)
     out = {"n": s["n"]}
     for m in METRIC_NAMES:
@@ -374,7 +374,7 @@ def paired_difference(pred_a, pred_b, ref, metric: str = "rmse", n_boot: int = 5
     pred_a, pred_b, ref : array_like
         Two estimates and the reference, m3 m-3, same shape; a pair is dropped where any of the three is NaN.
     metric : str
-        Name in :data:`glass_sm.metrics.METRICS`.
+        Name in :data:`glass_sm.evaluation.metrics.METRICS`.
     n_boot : int
         Resamples.
     seed : int
@@ -625,7 +625,7 @@ def run_split_strategies(cube: xr.Dataset, cfg, strategies: Sequence[str] | None
                          reuse: dict | None = None) -> SplitStrategyResult:
     """Repeat the comparison for several split strategies (random, site-independent, year-independent).
 
-    Each strategy gets its own samples (:func:`glass_sm.samples.build_samples` with ``split=...``, the rest of
+    Each strategy gets its own samples (:func:`glass_sm.data.samples.build_samples` with ``split=...``, the rest of
     ``cfg.samples`` unchanged, so the window, features and subsampling caps are identical); the models of each
     strategy share that strategy's samples.
 
@@ -1299,7 +1299,7 @@ def plot_density_scatter(predictions: pd.DataFrame, metrics: pd.DataFrame, model
     Each panel is annotated with R2, RMSE and bias read from ``metrics`` (:attr:`ComparisonResult.metrics`).
     Drawn by :func:`glass_sm.figures.fig_model_density`, the same function stage 06 uses.
     """
-    from glass_sm.figures import fig_model_density  # noqa: PLC0415 (matplotlib only when plotting)
+    from glass_sm.figures.paper import fig_model_density  # noqa: PLC0415 (matplotlib only when plotting)
 
     return fig_model_density(predictions, metrics, models=list(models), references=references, label=data_label,
                              gridsize=gridsize, lim=lim)

@@ -78,6 +78,8 @@ from glass_sm import config as _config
 from glass_sm.paths import RunPaths
 
 __all__ = [
+    "open_product",
+    "PRODUCT_GLOB",
     "FLAG_BITS",
     "Tile",
     "TileSource",
@@ -277,12 +279,12 @@ class CubeTileSource:
         model.check_cube(self.ds)
 
     def read_features(self, rows, cols, time, normalizer) -> np.ndarray:
-        from glass_sm.samples import feature_array  # noqa: PLC0415
+        from glass_sm.data.samples import feature_array  # noqa: PLC0415
 
         return feature_array(self.ds, normalizer, rows, cols, time)
 
     def read_gap_flags(self, rows, cols, time) -> np.ndarray:
-        from glass_sm.samples import FeatureSpec, Normalizer, feature_array  # noqa: PLC0415
+        from glass_sm.data.samples import FeatureSpec, Normalizer, feature_array  # noqa: PLC0415
 
         n_days = len(range(*time.indices(len(self.time))))
         out = np.zeros((n_days, len(rows)), np.uint8)
@@ -462,6 +464,46 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
 def product_path(folder: str | os.PathLike, year: int) -> Path:
     """``<folder>/GLASS_AVHRR_SM_<YYYY>.nc``."""
     return Path(folder) / f"{PRODUCT_NAME}_{year}.nc"
+
+
+PRODUCT_GLOB = "GLASS_AVHRR_SM_[0-9][0-9][0-9][0-9].nc"  #: the daily year files of the product
+
+
+def open_product(folder: str | os.PathLike, name: str = "GLASS-AVHRR", variable: str = "sm",
+                 engine: str = "netcdf4") -> xr.DataArray:
+    """The daily product ``<folder>/GLASS_AVHRR_SM_<YYYY>.nc`` as one lazy ``(time, lat, lon)`` DataArray, m3 m-3.
+
+    Parameters
+    ----------
+    folder : path-like
+        ``results/<run>/product`` (the annual means in ``annual/`` are not read).
+    name : str
+        Name given to the returned DataArray (the product's label in tables and legends).
+    variable : str
+        Variable to return (``sm`` or ``sm_flag``).
+    engine : str
+        xarray backend.
+
+    Raises
+    ------
+    FileNotFoundError
+        No year file in ``folder`` (stage 04 has not run), naming the folder and the pattern.
+    KeyError
+        The files lack ``variable`` (the variables found are listed).
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob(PRODUCT_GLOB))
+    if not files:
+        raise FileNotFoundError(f"no product file {PRODUCT_GLOB} in {folder}: run stage 04 "
+                                "(notebooks/04_global_production.ipynb) first")
+    ds = xr.open_mfdataset([str(f) for f in files], engine=engine, combine="by_coords",
+                           data_vars="minimal", coords="minimal", compat="override")
+    if variable not in ds:
+        raise KeyError(f"product files in {folder} lack variable '{variable}' (found {sorted(ds.data_vars)})")
+    da = ds[variable]
+    da.attrs.setdefault("units", "m3 m-3")
+    da.name = name
+    return da
 
 
 def annual_path(folder: str | os.PathLike, year: int) -> Path:
@@ -914,7 +956,7 @@ def global_land_pixels(south_limit: float = -60.0) -> dict:
     from rasterio import features  # noqa: PLC0415
     from rasterio.transform import from_origin  # noqa: PLC0415
 
-    from glass_sm import plots  # noqa: PLC0415
+    from glass_sm.figures import style as plots  # noqa: PLC0415
     from glass_sm.grid import NCOLS, NROWS, RES  # noqa: PLC0415
 
     plots.offline_cartopy()

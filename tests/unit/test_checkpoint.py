@@ -10,7 +10,7 @@ import torch
 from glass_sm import config
 from glass_sm.models import CheckpointMismatchError, LoadedModel, build_model, load_checkpoint
 from glass_sm.models.checkpoint import save_production_checkpoint, same_units
-from glass_sm.samples import FeatureSpec, Normalizer, make_toy_cube
+from glass_sm.data.samples import FeatureSpec, Normalizer, make_toy_cube
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,10 +1,10 @@
-"""glass_sm.cube gap filling: closed forms and invariants."""
+"""glass_sm.data.cube gap filling: closed forms and invariants."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from glass_sm.cube import doy_climatology, fill_gaps
+from glass_sm.data.cube import doy_climatology, fill_gaps
 
 
 def test_short_gap_linear_interpolation_and_flags():

@@ -12,8 +12,8 @@ import torch
 
 from glass_sm import config
 from glass_sm import experiments as ex
-from glass_sm import metrics as M
-from glass_sm.samples import build_samples, make_toy_cube
+from glass_sm.evaluation import metrics as M
+from glass_sm.data.samples import build_samples, make_toy_cube
 
 TINY = {
     "run.seed": 3,

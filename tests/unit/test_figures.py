@@ -1,4 +1,4 @@
-"""glass_sm.figures: every paper figure draws from small synthetic inputs, offline, with units on its axes."""
+"""glass_sm.figures.paper: every paper figure draws from small synthetic inputs, offline, with units on its axes."""
 
 import socket
 
@@ -11,7 +11,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from glass_sm import figures, plots  # noqa: E402
+from glass_sm.figures import paper as figures  # noqa: E402
+from glass_sm.figures import style as plots  # noqa: E402
 from glass_sm.grid import Domain  # noqa: E402
 
 UNIT_MARKERS = ("m$^3$ m$^{-3}$", "(1)", "(K)", "(m)", "(days)", "(count)", "decade", "(year)", "(date)")

@@ -1,10 +1,10 @@
-"""Closed forms and invariants of glass_sm.metrics (pytesmo-style)."""
+"""Closed forms and invariants of glass_sm.evaluation.metrics (pytesmo-style)."""
 
 import numpy as np
 import pytest
 
-from glass_sm import metrics
-from glass_sm.metrics import bias, bootstrap_ci, n_valid, r, r2, rmse, summary, ubrmse
+from glass_sm.evaluation import metrics
+from glass_sm.evaluation.metrics import bias, bootstrap_ci, n_valid, r, r2, rmse, summary, ubrmse
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""glass_sm.plots: maps render offline (no Natural Earth download) and figures are saved."""
+"""glass_sm.figures.style: maps render offline (no Natural Earth download) and figures are saved."""
 
 import socket
 
 import numpy as np
 import pytest
 
-from glass_sm import plots
+from glass_sm.figures import style as plots
 from glass_sm.grid import Domain
 
 

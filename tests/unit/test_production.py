@@ -18,7 +18,7 @@ from glass_sm import config, production
 from glass_sm.models import build_model, load_checkpoint
 from glass_sm.models.checkpoint import save_production_checkpoint
 from glass_sm.production import CubeTileSource, FLAG_BITS, Tile, make_tiles, run_production
-from glass_sm.samples import FeatureSpec, Normalizer, make_toy_cube
+from glass_sm.data.samples import FeatureSpec, Normalizer, make_toy_cube
 
 REPO = Path(__file__).resolve().parents[2]
 WINDOW = 5

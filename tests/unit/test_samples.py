@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glass_sm import config
-from glass_sm import samples as S
+from glass_sm.data import samples as S
 
 OVERRIDES = {"samples.block_size": 2, "samples.window": 10, "run.seed": 3}
 

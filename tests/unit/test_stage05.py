@@ -1,4 +1,4 @@
-"""glass_sm.stage05: the stage-05 glue (product files, multi-product in situ table, paper columns, wet-bias classes,
+"""glass_sm.stages.s05_validation: the stage-05 glue (product files, multi-product in situ table, paper columns, wet-bias classes,
 the twin's check of triple collocation, held-out pixels, residual series and trend tables), on small synthetic
 inputs whose answers are known."""
 
@@ -10,7 +10,8 @@ import pytest
 import xarray as xr
 from scipy.signal import lfilter
 
-from glass_sm import stage05, trends
+from glass_sm.stages import s05_validation as stage05
+from glass_sm.evaluation import trends
 
 DAYS = pd.date_range("1998-01-01", "2001-12-31", freq="D")
 LAT = np.array([40.375, 40.325, 40.275])

@@ -1,4 +1,4 @@
-"""Tests of the synthetic twin (glass_sm.synthetic) and the NOAA platform history (glass_sm.platforms).
+"""Tests of the synthetic twin (glass_sm.twin) and the NOAA platform history (glass_sm.platforms).
 
 One smoke-size twin is generated per module (``twin`` fixture, ~5 s) and checked file by file with the real
 readers' libraries (pyhdf, rasterio, netCDF4, ismn); physics checks use the in-memory simulation.
@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glass_sm import config, synthetic
+from glass_sm import config
+from glass_sm import twin as gtwin
 from glass_sm.grid import block_mean
 from glass_sm.platforms import NOAA_PLATFORMS, equator_crossing_time, platform_of, transition_dates
 
@@ -27,14 +28,14 @@ def _cfg(root, **over):
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
     cfg = _cfg(tmp_path_factory.mktemp("twin"))
-    return cfg, synthetic.generate_twin(cfg, progress=False)
+    return cfg, gtwin.generate_twin(cfg, progress=False)
 
 
 @pytest.fixture(scope="module")
 def sim(twin):
     cfg, _ = twin
-    s = synthetic.simulate_truth(cfg)
-    return cfg, s, synthetic.simulate_avhrr(cfg, s)
+    s = gtwin.simulate_truth(cfg)
+    return cfg, s, gtwin.simulate_avhrr(cfg, s)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -61,30 +62,30 @@ def test_platform_history():
 def test_saxton_rawls_textbook_values():
     # Saxton & Rawls (2006) Table 3 (OM 2.5 %), wilting point / field capacity / saturation, m3 m-3:
     # loam about 0.12-0.14 / 0.26-0.28 / 0.46; sand 0.05 / 0.10 / 0.46; clay 0.30 / 0.42 / 0.50
-    loam = synthetic.hydraulic_limits(0.40, 0.20)
+    loam = gtwin.hydraulic_limits(0.40, 0.20)
     assert 0.11 <= loam["theta_wp"] <= 0.145
     assert 0.25 <= loam["theta_fc"] <= 0.29
     assert 0.42 <= loam["theta_s"] <= 0.48
-    sand = synthetic.hydraulic_limits(0.88, 0.05)
-    clay = synthetic.hydraulic_limits(0.25, 0.50)
+    sand = gtwin.hydraulic_limits(0.88, 0.05)
+    clay = gtwin.hydraulic_limits(0.25, 0.50)
     assert sand["theta_fc"] == pytest.approx(0.10, abs=0.03)
     assert clay["theta_wp"] == pytest.approx(0.30, abs=0.03)
     assert sand["ksat"] > loam["ksat"] > clay["ksat"]
     S = np.array([0.92, 0.65, 0.40, 0.20, 0.30, 0.10])  # sand, sandy loam, loam, silt loam, clay loam, clay
     C = np.array([0.05, 0.10, 0.20, 0.15, 0.35, 0.60])
-    h = synthetic.hydraulic_limits(S, C)
+    h = gtwin.hydraulic_limits(S, C)
     assert np.all((0 <= h["theta_r"]) & (h["theta_r"] < h["theta_wp"]))
     assert np.all((h["theta_wp"] < h["theta_fc"]) & (h["theta_fc"] < h["theta_s"]))
     with pytest.raises(ValueError, match="fractions"):
-        synthetic.hydraulic_limits(0.8, 0.4)
+        gtwin.hydraulic_limits(0.8, 0.4)
 
 
 def test_bucket_step_balance_and_bounds():
-    lim = synthetic.hydraulic_limits(np.full(5, 0.4), np.full(5, 0.2))
+    lim = gtwin.hydraulic_limits(np.full(5, 0.4), np.full(5, 0.2))
     theta = np.array([lim["theta_r"][0], 0.15, 0.27, 0.35, lim["theta_s"][0]])
     precip = np.array([0.0, 5.0, 0.0, 40.0, 80.0])
     pet = np.full(5, 6.0)
-    new, et, drain, runoff = synthetic.bucket_step(theta, precip, pet, lim, 50.0)
+    new, et, drain, runoff = gtwin.bucket_step(theta, precip, pet, lim, 50.0)
     infil = precip - runoff
     np.testing.assert_allclose((new - theta) * 50.0, infil - et - drain, atol=1e-9)   # water balance
     assert np.all((new >= lim["theta_r"]) & (new <= lim["theta_s"]))
@@ -95,7 +96,7 @@ def test_bucket_step_balance_and_bounds():
 def test_smooth_fields_variance_and_correlation():
     rng = np.random.default_rng(0)
     x = np.array([0.0, 5.0, 50.0, 300.0])
-    g = synthetic.smooth_fields(rng, 4000, x, np.zeros_like(x), length_km=50.0, dtype=np.float64)
+    g = gtwin.smooth_fields(rng, 4000, x, np.zeros_like(x), length_km=50.0, dtype=np.float64)
     assert g.std(axis=0) == pytest.approx(np.ones(4), abs=0.05)
     r = np.corrcoef(g.T)
     assert r[0, 1] > 0.95 and 0.3 < r[0, 2] < 0.9 and abs(r[0, 3]) < 0.2
@@ -123,12 +124,12 @@ def test_albedo_darker_when_wet(sim):
     rs, cs = s["grids"].out_in_sim
     theta, fveg = s["theta"][:, rs, cs], s["f_veg"][:, rs, cs]
     # model: at fixed vegetation cover, albedo falls as the soil wets
-    wet = synthetic.albedo_model(0.35, 0.45, 0.3, 0.4)
-    dry = synthetic.albedo_model(0.10, 0.45, 0.3, 0.4)
+    wet = gtwin.albedo_model(0.35, 0.45, 0.3, 0.4)
+    dry = gtwin.albedo_model(0.10, 0.45, 0.3, 0.4)
     assert wet < dry
     # simulation: soil albedo retrieved on cloud-free days, vegetation removed, anti-correlates with theta
     ok = np.isfinite(av["wsa_sw"]) & (fveg < 0.8)
-    soil = (av["wsa_sw"] - fveg * synthetic.ALBEDO_VEG_SW) / (1 - fveg)
+    soil = (av["wsa_sw"] - fveg * gtwin.ALBEDO_VEG_SW) / (1 - fveg)
     assert np.corrcoef(soil[ok], theta[ok])[0, 1] < -0.5
     assert not np.isfinite(av["wsa_sw"][s["weather"]["cloudy"][:, rs, cs]]).any()   # cloudy -> missing
     assert (av["bsa_sw"][ok] >= 0).all() and (av["bsa_sw"][ok] <= 1).all()
@@ -138,7 +139,7 @@ def test_lst_cooler_when_wet(sim):
     _, s, av = sim
     lim = {"theta_wp": 0.12, "theta_fc": 0.27}
     args = dict(t_air=295.0, dtr=12.0, rs=25.0, limits=lim, f_veg=0.3, hour=13.7)
-    assert synthetic.lst_model(theta=0.30, **args) < synthetic.lst_model(theta=0.13, **args) - 3.0
+    assert gtwin.lst_model(theta=0.30, **args) < gtwin.lst_model(theta=0.13, **args) - 3.0
     # simulation: at given radiation, vegetation and air-temperature range, wetter days have a smaller
     # LST - T_air excess (multiple regression over the clear-sky retrievals)
     rs, cs = s["grids"].out_in_sim
@@ -162,7 +163,7 @@ def test_platform_step_visible_in_lst_files(twin, sim):
     resid = []
     for t in range(i - 45, i + 45):
         f = SD(str(Path(cfg.data.avhrr_dir) / "lst" / f"{dates[t].year}" /
-                   synthetic.avhrr_filename("lst", dates[t])))
+                   gtwin.avhrr_filename("lst", dates[t])))
         sds = f.select("LST")
         raw, scale = sds.get().astype(float), sds.attributes()["scale_factor"]
         assert f.attributes()["Satellite"] == ("NOAA-14" if t < i else "NOAA-16")
@@ -218,7 +219,7 @@ def test_glass_modis_geotiffs(twin, sim):
     assert min(days) == pd.Timestamp(cfg.period.label_start)            # labels absent before label_start
     assert len(days) == (pd.Timestamp(cfg.period.end) - pd.Timestamp(cfg.period.label_start)).days + 1
     out = s["grids"].out
-    _, _, _, idx = synthetic.modis_grid(out, cfg.twin.modis_pixel_m)
+    _, _, _, idx = gtwin.modis_grid(out, cfg.twin.modis_pixel_m)
     rs, cs = s["grids"].out_in_sim
     errs = []
     for k in (0, 300, 700):
@@ -338,30 +339,30 @@ def test_stations_readable_by_ismn(twin, sim, tmp_path):
 def test_same_seed_same_bytes_other_seed_differs(twin, tmp_path):
     cfg1, f1 = twin
     cfg2 = _cfg(tmp_path)
-    f2 = synthetic.generate_twin(cfg2, progress=False)
+    f2 = gtwin.generate_twin(cfg2, progress=False)
     picks = [("albedo", 0), ("albedo", -1), ("lst", 400), ("glass_modis", 10), ("era5land", 2), ("esa_cci", 4),
              ("static", 0), ("stations", 0)]
     for key, i in picks:
         assert f1[key][i].read_bytes() == f2[key][i].read_bytes(), f"{key}[{i}] differs"
     assert f1["truth"].read_bytes() == f2["truth"].read_bytes()
-    other = synthetic.simulate_truth(_cfg(tmp_path, **{"run.seed": cfg1.run.seed + 1}))
-    same = synthetic.simulate_truth(cfg1)
+    other = gtwin.simulate_truth(_cfg(tmp_path, **{"run.seed": cfg1.run.seed + 1}))
+    same = gtwin.simulate_truth(cfg1)
     assert not np.allclose(other["theta"], same["theta"])
 
 
 def test_manifest_skips_and_detects_changes(twin, tmp_path):
     cfg, files = twin
-    again = synthetic.generate_twin(cfg, progress=False)
+    again = gtwin.generate_twin(cfg, progress=False)
     assert again["regenerated"] is False
     doc = json.loads(files["manifest"].read_text())
-    assert doc["hash"] == synthetic.twin_hash(cfg) and doc["counts"]["albedo"] == len(files["albedo"])
-    assert synthetic.twin_hash(_cfg(tmp_path, **{"twin.label_noise": 0.03})) != doc["hash"]
+    assert doc["hash"] == gtwin.twin_hash(cfg) and doc["counts"]["albedo"] == len(files["albedo"])
+    assert gtwin.twin_hash(_cfg(tmp_path, **{"twin.label_noise": 0.03})) != doc["hash"]
     assert not list(Path(cfg.data.avhrr_dir).rglob("*.partial"))
     with pytest.raises(ValueError, match="real"):                # never writes over real-data folders
-        synthetic.generate_twin(_cfg(tmp_path, **{"data.source": "real", "twin.enabled": False}))
+        gtwin.generate_twin(_cfg(tmp_path, **{"data.source": "real", "twin.enabled": False}))
     # a small twin in another folder: a missing file forces a regeneration
     small = _cfg(tmp_path, **{"period.start": "2000-12-01", "period.end": "2001-01-31", "twin.n_stations": 2})
-    first = synthetic.generate_twin(small, progress=False)
+    first = gtwin.generate_twin(small, progress=False)
     first["lst"][5].unlink()
-    redo = synthetic.generate_twin(small, progress=False)
+    redo = gtwin.generate_twin(small, progress=False)
     assert redo["regenerated"] is True and redo["lst"][5].exists()

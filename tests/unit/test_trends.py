@@ -1,4 +1,4 @@
-"""Closed forms and calibration of glass_sm.trends (Sen's slope, Mann-Kendall, anomalies, break tests)."""
+"""Closed forms and calibration of glass_sm.evaluation.trends (Sen's slope, Mann-Kendall, anomalies, break tests)."""
 
 import numpy as np
 import pandas as pd
@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from glass_sm import trends
+from glass_sm.evaluation import trends
 from glass_sm.platforms import transition_dates
-from glass_sm.trends import (anomalies, break_test, breaks_at_transitions, climatology, lag1_autocorrelation,
+from glass_sm.evaluation.trends import (anomalies, break_test, breaks_at_transitions, climatology, lag1_autocorrelation,
                              mann_kendall, sens_slope, trend_map)
 
 

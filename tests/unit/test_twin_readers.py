@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from glass_sm import config, synthetic
+from glass_sm import config, twin
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, esa_cci, glass_avhrr, glass_modis, ismn, static
 
@@ -19,9 +19,9 @@ SMOKE = Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
     cfg = config.load(SMOKE, {"run.results_dir": str(tmp_path_factory.mktemp("twin_io"))})
-    synthetic.generate_twin(cfg, progress=False)
-    s = synthetic.simulate_truth(cfg)
-    av = synthetic.simulate_avhrr(cfg, s)
+    twin.generate_twin(cfg, progress=False)
+    s = twin.simulate_truth(cfg)
+    av = twin.simulate_avhrr(cfg, s)
     return cfg, Domain.from_config(cfg), s, av
 
 
@@ -85,7 +85,7 @@ def test_cci_and_ismn_readers(twin):
 
 
 def test_cube_built_by_tiles_equals_cube_built_at_once(twin, tmp_path):
-    from glass_sm import cube
+    from glass_sm.data import cube
 
     cfg = twin[0]
     whole = cube.build_cube(cfg, progress=False, path=tmp_path / "whole.zarr")

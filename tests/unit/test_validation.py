@@ -1,4 +1,4 @@
-"""glass_sm.validation: in situ validation on REAL ISMN stations, product intercomparison, triple collocation.
+"""glass_sm.evaluation.validation: in situ validation on REAL ISMN stations, product intercomparison, triple collocation.
 
 The in situ tests read the real ISMN sample stations shipped with the ``ismn`` source distribution
 (``ismn_testdata`` fixture) and build a product around them from their own daily means plus a known offset and
@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from glass_sm import metrics
+from glass_sm.evaluation import metrics
 from glass_sm.grid import Domain, block_mean, upsample_repeat
-from glass_sm.validation import (compare_products, locate_stations, regrid_like, summarize_sites, summary_table,
+from glass_sm.evaluation.validation import (compare_products, locate_stations, regrid_like, summarize_sites, summary_table,
                                  tc_at_stations, triple_collocation, validate_against_ismn)
 
 OFFSET = 0.05  # m3 m-3 added to the station series to make the product

@@ -5,7 +5,7 @@ The contract (``book/design.md``, "Production checkpoints"): ``results/<run>/mod
 whose ``extra`` holds the preprocessing, so the exact inputs of training can be rebuilt from a cube:
 
 ``features`` (names in the order of the last window axis), ``units`` (per feature), ``normalizer``
-(:meth:`glass_sm.samples.Normalizer.to_dict`), ``window`` (L, days), ``window_mode`` (``'past'`` or
+(:meth:`glass_sm.data.samples.Normalizer.to_dict`), ``window`` (L, days), ``window_mode`` (``'past'`` or
 ``'centred'``), ``add_doy``, ``include_filled_flags``, ``train_period``, ``split``, ``metrics``, ``source``.
 
 Siblings: ``<stem>.json`` (the same metadata without weights, written by ``save_checkpoint``) and ``<stem>.md``
@@ -84,7 +84,7 @@ class LoadedModel:
         Registry key (``'atlstm'``).
     hparams : dict
         Hyperparameters it was built with.
-    normalizer : glass_sm.samples.Normalizer
+    normalizer : glass_sm.data.samples.Normalizer
         Feature statistics fitted on the training split (``normalizer.spec`` lists the features and units).
     features : list of str
         Feature names in window order (``normalizer.names``).
@@ -113,7 +113,7 @@ class LoadedModel:
 
     @property
     def spec(self):
-        """The :class:`glass_sm.samples.FeatureSpec` of the inputs."""
+        """The :class:`glass_sm.data.samples.FeatureSpec` of the inputs."""
         return self.normalizer.spec
 
     @property
@@ -123,7 +123,7 @@ class LoadedModel:
     @property
     def offsets(self) -> np.ndarray:
         """Day offsets of the window relative to the target day (``-(L-1)..0`` for ``'past'``)."""
-        from glass_sm.samples import window_offsets  # noqa: PLC0415
+        from glass_sm.data.samples import window_offsets  # noqa: PLC0415
 
         return window_offsets(self.window, self.window_mode)
 
@@ -179,7 +179,7 @@ class LoadedModel:
         CheckpointMismatchError
             Naming the feature and what differs (missing, units, statistics).
         """
-        from glass_sm.samples import DEFAULT_UNITS  # noqa: PLC0415
+        from glass_sm.data.samples import DEFAULT_UNITS  # noqa: PLC0415
 
         self.check_consistency()
         spec = self.spec
@@ -286,7 +286,7 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedModel:
     CheckpointMismatchError
         The checkpoint lacks the normalizer or contradicts itself (features, window).
     """
-    from glass_sm.samples import Normalizer  # noqa: PLC0415
+    from glass_sm.data.samples import Normalizer  # noqa: PLC0415
     from glass_sm.training import CHECKPOINT_FORMAT  # noqa: PLC0415 (training imports the models package)
 
     path = Path(path)
@@ -400,7 +400,7 @@ def save_production_checkpoint(
         Its registry key.
     hparams : dict
         Hyperparameters it was built with.
-    normalizer : glass_sm.samples.Normalizer
+    normalizer : glass_sm.data.samples.Normalizer
         Statistics fitted on the training split (features in window order, with units).
     features : list of str, optional
         Feature names in window order (default and required to equal ``normalizer.names``).

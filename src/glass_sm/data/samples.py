@@ -1187,8 +1187,8 @@ def make_toy_cube(n_lat: int = 6, n_lon: int = 5, start: str | dt.date = "1998-0
             "platform": xr.Variable(("time",), platform, {"long_name": "AVHRR platform of the day"}),
         },
         coords={"time": time.values, "lat": dom.lat, "lon": dom.lon},
-        attrs={"title": "toy cube (glass_sm.samples.make_toy_cube)", "source": "synthetic twin",
-               "history": "made in memory by glass_sm.samples.make_toy_cube", "Conventions": "CF-1.8"},
+        attrs={"title": "toy cube (glass_sm.data.samples.make_toy_cube)", "source": "synthetic twin",
+               "history": "made in memory by glass_sm.data.samples.make_toy_cube", "Conventions": "CF-1.8"},
     )
     ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     lat_lon_attrs(ds)

@@ -1,11 +1,11 @@
 """Stage 05 helpers: the glue between the validation/trend functions and the notebook's tables.
 
-:mod:`glass_sm.validation` and :mod:`glass_sm.trends` hold the science (collocation, metrics, triple
+:mod:`glass_sm.evaluation.validation` and :mod:`glass_sm.evaluation.trends` hold the science (collocation, metrics, triple
 collocation, Sen/Mann-Kendall, break tests). This module holds what stage 05 adds on top, kept small and pure so
 that it is unit-tested:
 
 * :func:`open_product` - the stage-04 product (one CF NetCDF per year) as one DataArray;
-* :func:`validate_products` - :func:`~glass_sm.validation.validate_against_ismn` for several products, one
+* :func:`validate_products` - :func:`~glass_sm.evaluation.validation.validate_against_ismn` for several products, one
   table with a ``product`` column; :func:`with_paper_values` puts the paper's reported medians beside ours;
 * :func:`aridity_class`, :func:`sm_class`, :func:`bias_by_class` - the wet-bias table by climate class;
 * :func:`collocate_at_stations`, :func:`true_error_sd` - the twin's check of triple collocation (the error
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from glass_sm import trends as _trends
-from glass_sm import validation as _validation
+from glass_sm.evaluation import trends as _trends
+from glass_sm.evaluation import validation as _validation
 
 __all__ = [
     "PRODUCT_GLOB",
@@ -107,7 +107,7 @@ def open_product(folder, name: str = "GLASS-AVHRR", engine: str = "netcdf4") -> 
 
 
 def validate_products(products: Mapping[str, xr.DataArray], stations, **kwargs) -> pd.DataFrame:
-    """:func:`glass_sm.validation.validate_against_ismn` for each product; one table, ``product`` column first.
+    """:func:`glass_sm.evaluation.validation.validate_against_ismn` for each product; one table, ``product`` column first.
 
     Parameters
     ----------
@@ -140,11 +140,11 @@ def with_paper_values(summary: pd.DataFrame, paper: pd.DataFrame = PAPER_REPORTE
     Parameters
     ----------
     summary : pandas.DataFrame
-        :func:`glass_sm.validation.summarize_sites` grouped by ``['product', 'period']`` (index or columns).
+        :func:`glass_sm.evaluation.validation.summarize_sites` grouped by ``['product', 'period']`` (index or columns).
     paper : pandas.DataFrame
         Rows ``product, period, metric, value, source`` (default :data:`PAPER_REPORTED`).
     data_label : str
-        What our numbers are computed on (e.g. ``glass_sm.plots.TWIN_LABEL``), written in a ``data`` column.
+        What our numbers are computed on (e.g. ``glass_sm.figures.style.TWIN_LABEL``), written in a ``data`` column.
 
     Returns
     -------
@@ -226,7 +226,7 @@ def collocate_at_stations(products: Mapping[str, xr.DataArray], stations, start=
     ----------
     products : mapping name -> xarray.DataArray
         Daily soil moisture, m3 m-3 (any grid; each read at its own nearest pixel, as
-        :func:`glass_sm.validation.tc_at_stations` does).
+        :func:`glass_sm.evaluation.validation.tc_at_stations` does).
     stations : (pandas.DataFrame, dict)
         ``(table, daily)`` of :func:`glass_sm.io.ismn.read_ismn`.
     start, end : date-like, optional
@@ -267,7 +267,7 @@ def true_error_sd(frame: pd.DataFrame, truth: str, columns: Sequence[str], min_n
     .. math:: \\sigma_{\\varepsilon_x}^2 = \\mathrm{var}(x) (1 - \\rho^2_{x\\theta}), \\qquad
               \\rho_{x\\theta} = \\operatorname{corr}(x, \\theta)
 
-    (sample moments with ``ddof=1``, as in :func:`glass_sm.validation.triple_collocation`).
+    (sample moments with ``ddof=1``, as in :func:`glass_sm.evaluation.validation.triple_collocation`).
 
     Parameters
     ----------
@@ -360,7 +360,7 @@ def rescaled_residual(series: pd.Series, reference: pd.Series, deseasonalize: bo
 
     .. math:: e(t) = x(t) - (a + b\,y(t)), \qquad (a, b) = \arg\min \sum_t \big(x(t) - a - b\,y(t)\big)^2
 
-    over the days both are valid, with x and y first deseasonalized (:func:`glass_sm.trends.anomalies`) when
+    over the days both are valid, with x and y first deseasonalized (:func:`glass_sm.evaluation.trends.anomalies`) when
     ``deseasonalize``. A plain difference x - y keeps :math:`(b - 1)\,y`: with a gain error, every real step of
     the soil would show up in it; the residual keeps only what does not scale with the reference (e.g. a
     calibration step of the series' own inputs). An own step on the very date of a large real step of the
@@ -392,7 +392,7 @@ def rescaled_residual(series: pd.Series, reference: pd.Series, deseasonalize: bo
 
 
 def trend_table(maps: Mapping[str, xr.Dataset]) -> pd.DataFrame:
-    """Per-pixel trend maps of :func:`glass_sm.trends.trend_map` as one long table.
+    """Per-pixel trend maps of :func:`glass_sm.evaluation.trends.trend_map` as one long table.
 
     Returns
     -------

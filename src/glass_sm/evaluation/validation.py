@@ -5,7 +5,7 @@ ERA5-Land at 0.1 deg, ESA CCI at 0.25 deg, GLASS-MODIS ...):
 
 * **In situ** (:func:`validate_against_ismn`): each ISMN sensor is collocated with the product's nearest pixel
   (the cell whose centre is within half a cell of the station in latitude and longitude) and scored on the days
-  both have, with the metrics and bootstrap intervals of :mod:`glass_sm.metrics`. Every sensor gets a row;
+  both have, with the metrics and bootstrap intervals of :mod:`glass_sm.evaluation.metrics`. Every sensor gets a row;
   one that cannot be scored says why in ``status``. :func:`summarize_sites` gives the paper's median table.
 * **Product vs product** (:func:`compare_products`): the second product is put on the first one's grid
   (:func:`regrid_like`) and per-pixel bias, r, RMSE and ubRMSE maps are computed on common days;
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from glass_sm import metrics as _metrics
+from glass_sm.evaluation import metrics as _metrics
 
 __all__ = [
     "PERIOD_SPLIT",
@@ -304,7 +304,7 @@ def validate_against_ismn(product: xr.DataArray, ismn_path=None, depth=(0.0, 0.0
 
     For each sensor the product's nearest pixel (centre within half a cell in latitude and longitude) is read,
     both series are put on calendar days (UTC) and the days where both are valid are scored with
-    :func:`glass_sm.metrics.summary` (estimate = product, reference = station):
+    :func:`glass_sm.evaluation.metrics.summary` (estimate = product, reference = station):
 
     .. math::
         \\mathrm{bias} = \\overline{p - s}, \\quad
@@ -602,7 +602,7 @@ def compare_products(a: xr.DataArray, b: xr.DataArray, min_pairs: int = 30, meth
         \\mathrm{ubRMSE} = \\sqrt{\\overline{[(a - b) - \\mathrm{bias}]^2}},\\quad
         r = \\frac{\\overline{(a - \\bar a)(b - \\bar b)}}{\\sigma_a \\sigma_b}
 
-    (the same definitions as :mod:`glass_sm.metrics`, evaluated per pixel along time).
+    (the same definitions as :mod:`glass_sm.evaluation.metrics`, evaluated per pixel along time).
 
     Parameters
     ----------
@@ -806,7 +806,7 @@ def tc_at_stations(product: xr.DataArray, reference: xr.DataArray, ismn_path=Non
     min_n : int
         Fewest complete triplets (days) for a sensor to be scored.
     anomalies : bool
-        Apply triple collocation to deseasonalized anomalies (:func:`glass_sm.trends.anomalies` of each series)
+        Apply triple collocation to deseasonalized anomalies (:func:`glass_sm.evaluation.trends.anomalies` of each series)
         instead of raw values, so that errors in the seasonal cycle, often shared by products, do not
         violate the independence assumption; the error variances then describe the anomalies.
     names : (str, str, str)
@@ -820,7 +820,7 @@ def tc_at_stations(product: xr.DataArray, reference: xr.DataArray, ismn_path=Non
         ``err_sd_<name>`` (m3 m-3), ``rho2_<name>``, ``snr_db_<name>``, plus ``status`` (``'ok'``,
         ``'outside product'``, ``'outside reference'``, ``'read error: ...'``, ``'too few days (n=..)'``).
     """
-    from glass_sm.trends import anomalies as _anom  # noqa: PLC0415
+    from glass_sm.evaluation.trends import anomalies as _anom  # noqa: PLC0415
 
     table, daily = _load_station_data(ismn_path, stations, depth, start, end, progress, read_kwargs)
     lat, lon = table["lat"].to_numpy(), table["lon"].to_numpy()

@@ -29,7 +29,10 @@ import xarray as xr
 
 from glass_sm.grid import Domain, lat_lon_attrs
 
-__all__ = ["fill_gaps", "doy_climatology", "build_tiles", "assemble_tile", "build_cube", "open_cube", "CUBE_ATTRS"]
+__all__ = ["fill_gaps", "doy_climatology", "build_tiles", "assemble_tile", "build_cube", "open_cube", "CUBE_ATTRS",
+           "MAX_LOAD_BYTES", "maybe_load"]
+
+MAX_LOAD_BYTES = 1.5e9  #: arrays up to this size (bytes) are loaded into memory for fast numpy reductions
 
 CUBE_ATTRS = {
     "albedo_bsa": dict(long_name="shortwave black-sky albedo (AVHRR, GLASS02B05), gaps filled",
@@ -214,7 +217,7 @@ def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain) -> xr.Dataset:
         title="glass-sm harmonized 0.05 deg analysis-ready cube",
         source="glass-sm synthetic twin" if cfg.is_twin else "real data (see params)",
         Conventions="CF-1.8",
-        history=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d} built by glass_sm.cube.build_cube",
+        history=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d} built by glass_sm.data.cube.build_cube",
         references="Zhang et al. (2025), ESSD 17, 5181-5207, doi:10.5194/essd-17-5181-2025",
         geospatial_bounds=domain.bounds_str(),
         max_gap_days=cfg.cube.max_gap_days,
@@ -295,5 +298,11 @@ def open_cube(path: str | os.PathLike) -> xr.Dataset:
     """Open a cube written by :func:`build_cube` (lazily, with dask)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"cube not found: {path} (run stage 01 / glass_sm.cube.build_cube first)")
+        raise FileNotFoundError(f"cube not found: {path} (run stage 01 / glass_sm.data.cube.build_cube first)")
     return xr.open_zarr(path, consolidated=True)
+
+
+def maybe_load(obj, max_bytes: float = MAX_LOAD_BYTES):
+    """``obj.load()`` when it fits in ``max_bytes`` (demo and smoke runs: fast numpy reductions), else ``obj``
+    unchanged (lazy, dask: a large domain is reduced chunk by chunk)."""
+    return obj.load() if obj.nbytes <= max_bytes else obj

@@ -1505,8 +1505,8 @@ def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
         nc.title = "glass-sm synthetic twin: hidden truth"
         nc.source = "glass-sm synthetic twin"
         nc.Conventions = "CF-1.8"
-        nc.history = f"glass_sm.synthetic (twin version {TWIN_VERSION}), seed {cfg.run.seed}"
-        nc.references = "Zhang et al. (2025), ESSD 17, 5181-5207; see glass_sm.synthetic for the physics"
+        nc.history = f"glass_sm.twin (twin version {TWIN_VERSION}), seed {cfg.run.seed}"
+        nc.references = "Zhang et al. (2025), ESSD 17, 5181-5207; see glass_sm.twin for the physics"
     return _commit(tmp, path)
 
 

@@ -32,7 +32,7 @@ import xarray as xr  # noqa: E402
 from matplotlib.colors import LogNorm, TwoSlopeNorm  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
 
-from glass_sm import plots  # noqa: E402
+from glass_sm.figures import style as plots  # noqa: E402
 
 __all__ = [
     "SM_UNITS",
@@ -1184,7 +1184,7 @@ def fig_trend_maps(trends: Mapping[str, xr.Dataset], alpha: float = 0.05, period
     """Sen's slope of annual means per decade for each product, stippled where the Mann-Kendall p < ``alpha``.
 
     ``trends``: ``{product: Dataset with slope (m3 m-3 decade-1) and p_value (1) on (lat, lon)}``, e.g. from
-    :func:`glass_sm.trends.trend_map`. Diverging ``RdBu`` (drying red, wetting blue) with symmetric limits.
+    :func:`glass_sm.evaluation.trends.trend_map`. Diverging ``RdBu`` (drying red, wetting blue) with symmetric limits.
     ``note`` is printed under the title (e.g. that a short record makes the slopes illustrative only).
     """
     import cartopy.crs as ccrs  # noqa: PLC0415

@@ -1,0 +1,1 @@
+"""Interpretation of trained models: attention by lag, permutation importance."""
