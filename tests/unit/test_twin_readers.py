@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from glass_sm import config, twin
+from glass_sm import config, twin as gtwin
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, esa_cci, glass_avhrr, glass_modis, ismn, static
 
@@ -19,9 +19,9 @@ SMOKE = Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
     cfg = config.load(SMOKE, {"run.results_dir": str(tmp_path_factory.mktemp("twin_io"))})
-    twin.generate_twin(cfg, progress=False)
-    s = twin.simulate_truth(cfg)
-    av = twin.simulate_avhrr(cfg, s)
+    gtwin.generate_twin(cfg, progress=False)
+    s = gtwin.simulate_truth(cfg)
+    av = gtwin.simulate_avhrr(cfg, s)
     return cfg, Domain.from_config(cfg), s, av
 
 
