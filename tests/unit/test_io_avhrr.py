@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -196,10 +195,8 @@ def global_lst_file(tmp_path_factory):
     offset = (980, 1600)  # rows/cols of the block in the global grid
     qc = np.zeros(block.shape, np.uint8)
     qc[0, 0] = 1
-    t = time.perf_counter()
     fx.write_glass_hdf(fx.glass_path(root, "lst", DAY), "lst", {"LST": block}, qc=qc, global_offset=offset,
                        upper_left=None)
-    assert time.perf_counter() - t < 5.0
     return root, block, offset
 
 
@@ -211,25 +208,19 @@ def test_global_file_reads_only_the_domain(global_lst_file):
     assert np.allclose(lst.lat.values, dom.lat) and np.allclose(lst.lon.values, dom.lon)
     corner = read_glass_lst(root, DAY, DAY, Domain(r0, c0, 2, 2), progress=False).values[0]
     assert np.isnan(corner[0, 0]) and np.isfinite(corner[1, 1])  # QC bit 0 on the global QC SDS
-    # per-file cost of the hyperslab read stays small although the file holds the global field
-    t = time.perf_counter()
-    for _ in range(20):
-        read_glass_lst(root, DAY, DAY, dom, progress=False)
-    assert (time.perf_counter() - t) / 20 < 0.05
 
 
-def test_read_cost_per_file(tmp_path):
+def test_read_many_files(tmp_path):
+    """120 daily files read into one (time, lat, lon) array (the per-file cost is measured by `make bench`, not
+    asserted here: timed tests fail on a loaded machine)."""
     days = pd.date_range(DAY, periods=120)
     bsa = np.full(TILE.shape, 0.2)
     for d in days:
         fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", d), "albedo",
                            {"ABD_BSA_shortwave": bsa, "ABD_WSA_shortwave": bsa})
-    read_glass_albedo(tmp_path, days[0], days[0], TILE, progress=False)  # warm-up
-    t = time.perf_counter()
     ds = read_glass_albedo(tmp_path, days[0], days[-1], TILE, progress=False)
-    per_file = (time.perf_counter() - t) / len(days)
     assert ds.albedo_bsa.shape == (120, 20, 40)
-    assert per_file < 0.004, f"{per_file * 1e3:.2f} ms per file"  # target 2 ms; slack for loaded CI machines
+    np.testing.assert_allclose(ds.albedo_bsa.values, 0.2, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (
+    raise_duplicates,
     CorruptFileError,
     DataError,
     EmptyDataError,
@@ -116,6 +117,10 @@ def list_era5land_files(paths_or_dir) -> list[Path]:
                 found = sorted(q.name for q in p.iterdir())
                 raise MissingFileError(f"holds no netCDF/GRIB file ({', '.join('*' + s for s in _SUFFIXES)}); "
                                        f"found: {found_list(found)}", file=p)
+            by_name: dict[str, list[Path]] = {}
+            for q in files:
+                by_name.setdefault(q.name, []).append(q)
+            raise_duplicates(by_name, "ERA5-Land file names", p)
             return files
         paths = [p]
     else:

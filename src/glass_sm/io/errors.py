@@ -56,6 +56,8 @@ __all__ = [
     "TimeGapError",
     "GridMismatchError",
     "CorruptFileError",
+    "DuplicateFileError",
+    "raise_duplicates",
     "check_units",
     "canonical_units",
     "found_list",
@@ -129,6 +131,25 @@ class TimeGapError(DataError, ValueError):
 
 class GridMismatchError(DataError, ValueError):
     """The file's grid does not cover the domain, or has another resolution / alignment."""
+
+
+class DuplicateFileError(DataError, ValueError):
+    """The same file (same name, or the same day, version and production date) was found at several paths.
+
+    Which copy is right cannot be decided from the name: the error lists every path, so the user removes or
+    renames the stale copies (nothing is chosen silently by directory-listing order).
+    """
+
+
+def raise_duplicates(paths_by_key: dict, what: str, root: str | os.PathLike | None = None) -> None:
+    """Raise :class:`DuplicateFileError` when any key maps to more than one path (all duplicates listed)."""
+    dups = {k: sorted(map(str, v)) for k, v in paths_by_key.items() if len(v) > 1}
+    if not dups:
+        return
+    lines = [f"{k}: " + " | ".join(v) for k, v in sorted(dups.items(), key=lambda kv: str(kv[0]))]
+    shown = "; ".join(lines[:5]) + (f"; ... ({len(lines) - 5} more)" if len(lines) > 5 else "")
+    raise DuplicateFileError(f"{len(dups)} {what} found at more than one path (contents may differ); keep one copy "
+                             f"of each: {shown}", file=root)
 
 
 class CorruptFileError(DataError, OSError):

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (
+    raise_duplicates,
     CorruptFileError,
     EmptyDataError,
     GridMismatchError,
@@ -68,6 +69,7 @@ def find_esa_cci_files(directory: str | os.PathLike, start: dt.date, end: dt.dat
         raise MissingFileError("folder not found (set data.esa_cci_dir)", file=directory, variable="sm")
     daily: dict[dt.date, tuple[tuple, Path]] = {}
     yearly: dict[int, tuple[tuple, Path]] = {}
+    same: dict[str, list[Path]] = {}
     for path in sorted(directory.rglob("ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-*.nc")):
         if m := _DAILY_RE.match(path.name):
             try:
@@ -76,14 +78,19 @@ def find_esa_cci_files(directory: str | os.PathLike, start: dt.date, end: dt.dat
                 continue
             if start <= day <= end:
                 ver = tuple(int(x) for x in m.group(2).split("."))
-                if day not in daily or ver > daily[day][0]:
+                if day in daily and ver == daily[day][0]:
+                    same.setdefault(f"{day} v{m.group(2)}", [daily[day][1]]).append(path)
+                elif day not in daily or ver > daily[day][0]:
                     daily[day] = (ver, path)
         elif m := _YEARLY_RE.match(path.name):
             year = int(m.group(1))
             if start.year <= year <= end.year:
                 ver = tuple(int(x) for x in m.group(2).split("."))
-                if year not in yearly or ver > yearly[year][0]:
+                if year in yearly and ver == yearly[year][0]:
+                    same.setdefault(f"{year} v{m.group(2)}", [yearly[year][1]]).append(path)
+                elif year not in yearly or ver > yearly[year][0]:
                     yearly[year] = (ver, path)
+    raise_duplicates(same, "ESA CCI SM files", directory)
     files = [p for _, (_, p) in sorted(yearly.items())]
     files += [p for d, (_, p) in sorted(daily.items()) if d.year not in yearly]
     return files

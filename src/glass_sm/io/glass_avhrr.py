@@ -54,6 +54,7 @@ from tqdm import tqdm
 
 from glass_sm.grid import NCOLS, NROWS, Domain, lat_lon_attrs
 from glass_sm.io.errors import (
+    raise_duplicates,
     CorruptFileError,
     DataError,
     EmptyDataError,
@@ -156,8 +157,9 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
     pattern = re.compile(rf"^{short}\.V(\d+)\.A(\d{{4}})(\d{{3}})\.(\d+)\.hdf$", re.IGNORECASE)
     first, last = days[0], days[-1]
     best: dict[pd.Timestamp, tuple[tuple[int, int], str]] = {}
+    same: dict[tuple, list[str]] = {}
     n_seen = 0
-    for folder, _dirs, names in os.walk(root):
+    for folder, _dirs, names in sorted(os.walk(root)):
         for name in names:
             m = pattern.match(name)
             if not m:
@@ -171,8 +173,14 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
             if doy < 1 or day.year != year or day < first or day > last:
                 continue
             rank = (int(m.group(1)), int(m.group(4)))
-            if day not in best or rank > best[day][0]:
-                best[day] = (rank, os.path.join(folder, name))
+            path = os.path.join(folder, name)
+            if day in best and rank == best[day][0]:
+                same.setdefault((day, rank), [best[day][1]]).append(path)
+            elif day not in best or rank > best[day][0]:
+                best[day] = (rank, path)
+    # the same day, version and production date at two paths: which copy is right is undecidable -> error
+    raise_duplicates({f"{d:%Y-%m-%d} V{r[0]} {r[1]}": p for (d, r), p in same.items() if best[d][0] == r},
+                     f"{short} files", root)
     series = pd.Series([best[d][1] if d in best else None for d in days], index=days, name=short, dtype=object)
     if not best:
         seen = f"{n_seen} {short} file(s) outside the period" if n_seen else f"no {short}.V*.A<YYYY><DDD>.*.hdf file"

@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (
+    raise_duplicates,
     CorruptFileError,
     EmptyDataError,
     GridMismatchError,
@@ -112,7 +113,7 @@ def find_glass_modis_files(directory: str | os.PathLike, start: dt.date | None =
             "folder not found (expected <YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif files; set data.glass_modis_dir)",
             file=directory, variable="sm_label",
         )
-    found: dict[dt.date, Path] = {}
+    found: dict[dt.date, list[Path]] = {}
     for path in sorted(directory.rglob("GLASS_MODIS_SM.A*")):
         m = _NAME_RE.match(path.name)
         if not m or not path.is_file():
@@ -126,10 +127,9 @@ def find_glass_modis_files(directory: str | os.PathLike, start: dt.date | None =
             continue
         if (start and day < start) or (end and day > end):
             continue
-        if day in found and found[day].parent.name == str(year):
-            continue
-        found[day] = path
-    return dict(sorted(found.items()))
+        found.setdefault(day, []).append(path)
+    raise_duplicates({f"{d:%Y-%m-%d}": v for d, v in found.items()}, "GLASS-MODIS SM days", directory)
+    return {d: v[0] for d, v in sorted(found.items())}
 
 
 # ----------------------------------------------------------------------------------------------------------
