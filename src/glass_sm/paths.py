@@ -64,6 +64,11 @@ class RunPaths:
         return self.product / "annual"
 
     @property
+    def scratch(self) -> Path:
+        """Per-tile scratch of a production run in progress (``product/.work/<year>/``)."""
+        return self.product / ".work"
+
+    @property
     def provenance(self) -> Path:
         return self.root / "provenance"
 
@@ -95,6 +100,11 @@ class RunPaths:
     def checkpoint_history(self) -> Path:
         """The production model's training history (per epoch)."""
         return self.models / f"{FINAL_MODEL}_history.csv"
+
+    @property
+    def bench_machine(self) -> Path:
+        """The machine description written by ``make bench`` beside its table (``tables/bench.json``)."""
+        return self.tables / "bench.json"
 
     def model_file(self, stem: str, suffix: str = ".pt") -> Path:
         """``models/<stem><suffix>`` (e.g. the stage-02 comparison checkpoints ``compare_site_lstm.pt``)."""
