@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import xarray as xr
+
 from glass_sm import config
 from glass_sm.contract import STAGES
 from glass_sm.figures import style
@@ -47,6 +49,16 @@ class StageContext:
     def savefig(self, fig, name: str) -> list[Path]:
         """Save ``fig`` as ``figures/<name>.<fmt>`` for each of ``figures.formats`` at ``figures.dpi``."""
         return style.savefig(fig, self.paths.figures, name, self.cfg.figures.formats, self.cfg.figures.dpi)
+
+    def open_truth(self) -> xr.Dataset | None:
+        """The twin's hidden truth (``data.truth_path``: ``sm_true`` and the climate fields) or None.
+
+        None for real data or when the file does not exist; evaluation only, never a model input.
+        """
+        path = self.cfg.data.truth_path
+        if not self.is_twin or not path or not Path(path).exists():
+            return None
+        return xr.open_dataset(path, engine="netcdf4")
 
     def describe(self) -> str:
         """One line: run name, grid, period, data label."""
