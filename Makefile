@@ -5,9 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PARAMS ?= params/demo.yaml
-RUN = $(shell $(PY) -m glass_sm.config run-name $(PARAMS) 2>/dev/null || basename $(PARAMS) .yaml)
-RESULTS = results/$(RUN)
-NOTEBOOKS := 01_data_preparation 02_model_comparison 03_atlstm_training 04_global_production 05_validation 06_paper_figures
+RESULTS = $(shell $(PY) -m glass_sm.config results $(PARAMS) 2>/dev/null || echo results/$$(basename $(PARAMS) .yaml))
 
 .PHONY: install all smoke test test-slow book bench clean help stages chromium
 .DEFAULT_GOAL := help
@@ -17,6 +15,7 @@ help:
 	@echo "make test   environment (if needed) + the test suite (no long runs)"
 	@echo "make smoke  every stage on params/smoke.yaml (seconds to minutes)"
 	@echo "make book   build the Jupyter Book from results/<run>/ (offline)"
+	@echo "make stages every stale stage on $(PARAMS) (python tools/pipeline.py $(PARAMS) --dry-run says which, why)"
 	@echo "make bench  production throughput benchmark (prints ratios)"
 	@echo "make clean  remove results/ and book build (keeps .venv)"
 
@@ -44,28 +43,25 @@ test-slow: $(STAMP)
 smoke: $(STAMP)
 	$(MAKE) stages PARAMS=params/smoke.yaml
 
-# Stages 01-03, the benchmark (quoted by stage 04; re-run only when the production checkpoint changes), stages
-# 04-06, the book. Each stage re-runs only when stale (see glass_sm.pipeline).
+# Stages 01-03, the benchmark (quoted by stage 04; re-run only when the production checkpoint's content changed),
+# stages 04-06, the book. A stage re-runs only when its notebook, the parameters it reads, the package modules it
+# imports or an upstream stage changed, by content hash (see tools/pipeline.py).
 all: $(STAMP)
-	$(PY) -m glass_sm.pipeline $(PARAMS) --stages 01 02 03
-	$(MAKE) --no-print-directory $(RESULTS)/tables/bench.csv PARAMS=$(PARAMS)
-	$(PY) -m glass_sm.pipeline $(PARAMS) --stages 04 05 06
+	$(PY) tools/pipeline.py $(PARAMS) --stages 01 02 03
+	$(PY) tools/bench.py $(PARAMS) --if-checkpoint-changed
+	$(PY) tools/pipeline.py $(PARAMS) --stages 04 05 06
 	$(MAKE) --no-print-directory book PARAMS=$(PARAMS)
 	@echo "make all: done. Book: book/_build/html/index.html  Figures: $(RESULTS)/figures/  Tables: $(RESULTS)/tables/"
 
-# Run each stage notebook through papermill; a stage re-runs only when its
-# notebook, the params file or the package changed (file-based dependencies).
+# Run each stale stage notebook through papermill (tools/pipeline.py).
 stages: $(STAMP)
-	$(PY) -m glass_sm.pipeline $(PARAMS)
+	$(PY) tools/pipeline.py $(PARAMS)
 
 book: $(STAMP)
-	$(PY) -m glass_sm.book $(PARAMS)
+	$(PY) tools/book.py $(PARAMS)
 
 bench: $(STAMP)
-	$(PY) scripts/bench.py $(PARAMS)
-
-$(RESULTS)/tables/bench.csv: $(RESULTS)/models/atlstm_final.pt
-	$(PY) scripts/bench.py $(PARAMS)
+	$(PY) tools/bench.py $(PARAMS)
 
 clean:
 	rm -rf results book/_build book/chapters

@@ -3,8 +3,8 @@
 ``ismn_testdata``: the real ISMN sample stations shipped in the ``ismn`` package's source distribution
 (``tests/test_data`` of ismn 1.5.4, TU Wien, MIT licence). They are fetched once from PyPI with pip into a cache
 outside the repository (``$GLASS_SM_CACHE/ismn_sdist`` or ``~/.cache/glass_sm/ismn_sdist``) and extracted
-there; nothing is copied into the repository. Tests that use the fixture are skipped, with the reason, only
-when the package registry cannot be reached.
+there; nothing is copied into the repository. Every test that uses the fixture is marked ``network`` (deselect
+them with ``-m "not network"``) and is skipped, with the reason, when the package registry cannot be reached.
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ _NETWORK_ERRORS = (
 def _sdist_cache() -> Path:
     base = os.environ.get("GLASS_SM_CACHE")
     return Path(base) / "ismn_sdist" if base else Path.home() / ".cache" / "glass_sm" / "ismn_sdist"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark ``network`` every test that needs the package registry (it uses the ``ismn_testdata`` fixture)."""
+    for item in items:
+        if "ismn_testdata" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.network)
 
 
 @pytest.fixture(scope="session")

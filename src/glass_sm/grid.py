@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-__all__ = ["RES", "NROWS", "NCOLS", "Domain", "block_mean", "upsample_repeat", "lat_lon_attrs"]
+__all__ = ["RES", "NROWS", "NCOLS", "Domain", "block_mean", "upsample_repeat", "lat_lon_attrs", "nearest_index"]
 
 RES = 0.05
 NROWS = 3600
@@ -175,3 +175,43 @@ def block_mean(a: np.ndarray, factor: int, min_valid: int = 1) -> np.ndarray:
 def upsample_repeat(a: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour upsampling of the last two axes by an integer factor."""
     return np.repeat(np.repeat(a, factor, axis=-2), factor, axis=-1)
+
+
+def nearest_index(coord, x) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest coordinate for each x, and whether x lies within half a cell of it.
+
+    Works for ascending or descending, regular or irregular coordinates; the half-cell of an edge cell is the
+    half of its only neighbouring spacing (a single-cell axis accepts only exact matches).
+
+    Parameters
+    ----------
+    coord : array_like
+        Cell centres of one axis (degrees).
+    x : array_like
+        Points on that axis (degrees).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Positional index into ``coord`` (int) and ``inside`` (bool) for each point.
+    """
+    coord = np.asarray(coord, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    n = coord.size
+    if n == 0:
+        return np.zeros(x.shape, int), np.zeros(x.shape, bool)
+    order = np.argsort(coord, kind="stable")
+    c = coord[order]
+    pos = np.clip(np.searchsorted(c, x), 1, max(1, n - 1)) if n > 1 else np.zeros(x.shape, int)
+    if n > 1:
+        left, right = c[pos - 1], c[pos]
+        pick = np.where(np.abs(x - left) <= np.abs(right - x), pos - 1, pos)
+    else:
+        pick = pos
+    spacing = np.diff(c)
+    half_lo = np.concatenate([[spacing[0] if n > 1 else 0.0], spacing]) / 2  # towards lower neighbour
+    half_hi = np.concatenate([spacing, [spacing[-1] if n > 1 else 0.0]]) / 2  # towards upper neighbour
+    dist = x - c[pick]
+    tol = np.where(dist < 0, half_lo[pick], half_hi[pick]) * (1 + 1e-9) + 1e-12
+    inside = np.isfinite(x) & (np.abs(dist) <= tol)
+    return order[pick], inside

@@ -1,7 +1,7 @@
-"""Stage 04: seamless daily production, tile by tile and year by year, resumable, with Dask.
+"""Stage 04's engine: seamless daily production, tile by tile and year by year, resumable, with Dask.
 
-The trained AtLSTM is applied to every land pixel and every day of the period, and the result is written as
-a CF-1.8 NetCDF product like the paper's Zenodo record.
+The trained AtLSTM is applied to every land pixel and every day of the period; :mod:`glass_sm.product` writes the
+result as a CF-1.8 NetCDF product like the paper's Zenodo record (file format, flags, readers).
 
 Work decomposition
 ------------------
@@ -17,70 +17,64 @@ when ``production.scheduler_address`` is set (so a ``dask-jobqueue`` cluster on 
 the calling process (``production.scheduler = 'synchronous'``, for tests).
 
 When all land tiles of a year exist, the driver assembles them, tile by tile, into the year file and the
-annual-mean file (written to hidden temporary names and renamed), then deletes the year's scratch. A finished
-year is skipped unless ``production.overwrite``; after a kill, finished tiles are never recomputed. The scratch
-folder carries a manifest (checkpoint SHA-256, grid, tiles, days); scratch from another checkpoint or grid is
-discarded, never mixed in.
+annual-mean file (:func:`glass_sm.product.assemble_year`), then deletes the year's scratch. Every land pixel gets
+a value every day; ``sm_flag`` says how (:data:`glass_sm.product.FLAG_BITS`).
 
-Seamless values, flags and the period edges
--------------------------------------------
-Every land pixel (``land_mask == 1``) gets a value every day. ``sm_flag`` (uint8 bit field) says how:
-
-==== ===================================================================================================
-bit  meaning
-==== ===================================================================================================
-1    albedo of the day was gap-filled in the cube (``albedo_filled``)
-2    LST of the day was gap-filled in the cube (``lst_filled``)
-4    *padded window*: the window reaches before the first (or, centred windows, after the last) day of
-     the cube; the missing days repeat the first (last) available day. With ``past`` windows of ``L`` days
-     this flags the first ``L - 1`` days of the period (spin-up).
-8    the prediction fell outside ``[0, 1]`` m3 m-3 and was clipped
-16   an input of the window was missing (NaN) and was replaced by its training mean (0 after normalising)
-==== ===================================================================================================
-
-Files (``results/<run>/product/``)
-----------------------------------
-``GLASS_AVHRR_SM_<YYYY>.nc``
-    ``sm(time, lat, lon)`` daily surface soil moisture, m3 m-3, int16 with ``scale_factor = 1e-4``,
-    ``add_offset = 0``, ``_FillValue = -32768`` (or float32 with ``production.encoding``), zlib level 4 with
-    shuffle, chunks ``(32, c, c)`` with ``c`` the largest divisor of the tile edge up to 64 (tiles never split a
-    chunk); ``sm_flag(time, lat, lon)``; latitude descending. ``xarray.open_mfdataset("product/*.nc")`` opens
-    the whole record.
-``annual/GLASS_AVHRR_SM_annual_mean_<YYYY>.nc``
-    ``sm(time=1, lat, lon)`` mean of the year's days, with ``time_bnds`` and ``cell_methods = "time: mean"``.
-
-The bytes are deterministic: no wall-clock time is written (``history`` names the software and the
-checkpoint, not a date), paths in the ``params`` attribute are relative to the run folder, and tiles are
-always assembled in the same order, so a resumed run writes files byte-identical to an uninterrupted one.
+What is redone, and what is guaranteed
+--------------------------------------
+* A finished year (both files present) is skipped only while what made it is unchanged: its files record the
+  checkpoint SHA-256, the cube's fingerprint (:func:`store_fingerprint`) and the value-changing production
+  parameters (:func:`glass_sm.product.production_stamp`). When one differs, or a file cannot be read, the year is
+  re-produced with a :class:`ProductionWarning` saying why; the reason of every year produced is the ``reason``
+  column of the ``production_timing`` table. ``production.overwrite`` re-produces every requested year.
+* The year's scratch folder carries the same record plus the grid and days (``MANIFEST.json``); scratch made
+  under anything else is discarded, never mixed in. After a kill, finished tiles are not recomputed; a scratch
+  tile that does not load (truncated, garbage, wrong shape, failed checksum) is discarded and recomputed with a
+  warning naming it. Tiles are written under per-process temporary names and renamed; the year files under
+  temporary names removed on any error, so no half-written file ever has a final name.
+* One production per results folder at a time: the run holds ``product/.production.lock`` (pid, host, start
+  time). A second run fails at once naming the holder; a lock whose process is gone (same host) is taken over
+  with a warning; the lock is released on return, error or interrupt.
+* The timing row of a year is written as soon as the year is finished, so a kill keeps the rows of the years
+  already done.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import shutil
+import sys
+import threading
 import time as _time
 import uuid
 import warnings
+import zipfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-import xarray as xr
-import yaml
+import torch
+from distributed import Client, LocalCluster, as_completed
+from tqdm import tqdm  # text bars (not tqdm.auto widgets): readable in executed notebooks and logs
 
-import glass_sm
 from glass_sm import config as _config
-from glass_sm.paths import RunPaths
+from glass_sm.contract import read_table, write_table
+from glass_sm.data.cube import store_fingerprint
+from glass_sm.lock import LockedError, hold_lock
+from glass_sm.models.checkpoint import load_checkpoint
+from glass_sm.paths import RunPaths, atomic_write
+from glass_sm.product import (FLAG_BITS, FLAG_FILL, PRODUCT_GLOB, PRODUCT_NAME, VALID_MAX, VALID_MIN, annual_path,
+                              assemble_year, global_attrs, open_product, product_path, production_stamp, read_stamp,
+                              stamp_changes)
+from glass_sm.tiling import (CubeTileSource, Tile, TileSource, chunk_edge, make_tiles, tile_memory_bytes,
+                             year_days)
 
 __all__ = [
-    "open_product",
-    "PRODUCT_GLOB",
-    "FLAG_BITS",
     "Tile",
     "TileSource",
     "CubeTileSource",
@@ -90,213 +84,65 @@ __all__ = [
     "tile_memory_bytes",
     "produce_tile",
     "predict_tile",
-    "assemble_year",
     "run_production",
+    "check_production_params",
+    "store_fingerprint",
+    "production_lock",
+    "ProductionWarning",
+    "ProductionLockedError",
+    "LOCK_NAME",
+    # the product's files, re-exported from glass_sm.product (their one home)
+    "open_product",
+    "PRODUCT_GLOB",
+    "FLAG_BITS",
     "product_path",
     "annual_path",
-    "measure_product_bytes",
-    "global_land_pixels",
-    "paper_scale_estimate",
 ]
 
 log = logging.getLogger(__name__)
 
-PRODUCT_NAME = "GLASS_AVHRR_SM"
-FLAG_BITS = {
-    "albedo_gap_filled": 1,
-    "lst_gap_filled": 2,
-    "window_padded_at_period_edge": 4,
-    "clipped_to_valid_range": 8,
-    "input_missing_replaced_by_training_mean": 16,
-}
-"""Bits of ``sm_flag`` (CF ``flag_masks`` / ``flag_meanings``)."""
-FLAG_FILL = 255
-SM_SCALE = 1e-4
-INT16_FILL = -32768
-FLOAT_FILL = -9999.0
-VALID_MIN, VALID_MAX = 0.0, 1.0
-SCRATCH_FORMAT = 1
-SPIN_UP_DOC = ("windows reaching outside the cube's days are padded by repeating the first (last) available day; "
-               "such days carry sm_flag bit 4 (with past windows of L days: the first L-1 days of the period)")
+SCRATCH_FORMAT = 2  #: version of the scratch layout (``MANIFEST.json``, ``<tile>.npz``)
+LOCK_NAME = ".production.lock"  #: the results folder's production lock, in ``product/``
+COUNT_KEYS = ("n_workers", "threads_per_worker", "torch_threads", "tile_size", "batch_size", "model_batch")
+"""``production`` settings that count something and must be >= 1 (``torch_threads`` may also be None)."""
+
+
+class ProductionWarning(UserWarning):
+    """Stage 04 did something the user must know about: re-produced a finished year, discarded scratch, or took
+    over a stale lock (the message says which and why)."""
+
+
+class ProductionLockedError(LockedError):
+    """Another production holds the results folder's lock (the message names its pid, host and start time)."""
+
+
+def _warn(message: str) -> None:
+    """A :class:`ProductionWarning` in the run's output (a notebook cell's stderr), attributed to the first caller
+    outside this module; not also logged, which would print it twice."""
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, ProductionWarning, stacklevel=level)
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Tiles and days
+# Parameters
 # ----------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, order=True)
-class Tile:
-    """A block of cells ``[row0, row1) x [col0, col1)`` of the source grid (rows north to south)."""
+def check_production_params(pc) -> None:
+    """Refuse counts below 1 (:data:`COUNT_KEYS`) before any work or cluster starts.
 
-    row0: int
-    row1: int
-    col0: int
-    col1: int
-
-    @property
-    def name(self) -> str:
-        """File-name-safe id, e.g. ``r0040_c0020``."""
-        return f"r{self.row0:04d}_c{self.col0:04d}"
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.row1 - self.row0, self.col1 - self.col0)
-
-    @property
-    def slices(self) -> tuple[slice, slice]:
-        return slice(self.row0, self.row1), slice(self.col0, self.col1)
-
-
-def make_tiles(nrows: int, ncols: int, tile_size: int) -> list[Tile]:
-    """Cut an ``nrows x ncols`` grid into tiles of at most ``tile_size`` cells a side, row-major.
-
-    Every cell belongs to exactly one tile; the last row and column of tiles may be smaller.
+    Raises
+    ------
+    glass_sm.config.ConfigError
+        Naming the key, e.g. ``production.n_workers must be >= 1, got 0`` (a cluster without workers would
+        wait forever).
     """
-    if tile_size < 1:
-        raise ValueError(f"production.tile_size must be >= 1 cell, got {tile_size}")
-    if nrows < 1 or ncols < 1:
-        raise ValueError(f"empty grid {nrows} x {ncols}")
-    return [Tile(r, min(r + tile_size, nrows), c, min(c + tile_size, ncols))
-            for r in range(0, nrows, tile_size) for c in range(0, ncols, tile_size)]
-
-
-def chunk_edge(tile_size: int, max_edge: int = 64, min_edge: int = 16) -> int:
-    """Spatial chunk edge of the product: the largest divisor of ``tile_size`` <= ``max_edge`` (so a tile never
-    splits a chunk), or ``min(tile_size, max_edge)`` when that divisor would be below ``min_edge``."""
-    best = max(d for d in range(1, min(tile_size, max_edge) + 1) if tile_size % d == 0)
-    return best if best >= min(min_edge, tile_size) else min(tile_size, max_edge)
-
-
-def year_days(time: pd.DatetimeIndex, year: int) -> tuple[int, int]:
-    """Positions ``[a, b)`` of ``year``'s days in ``time``; raises ValueError when there are none."""
-    years = np.asarray(time.year)
-    idx = np.flatnonzero(years == year)
-    if idx.size == 0:
-        raise ValueError(f"year {year} is outside the source's days {time[0].date()}..{time[-1].date()}")
-    return int(idx[0]), int(idx[-1]) + 1
-
-
-def tile_memory_bytes(tile_size: int, window: int, n_features: int, batch_size: int, days: int = 366) -> int:
-    """Upper bound of the array memory of one task, bytes; it depends on the tile, never on the domain.
-
-    Inputs ``(days + L - 1, cells, F)`` float32 twice (read + pixel-major copy), one gathered batch
-    ``(batch_size + days, L, F)``, the outputs ``(days, cells)`` float32 + flags, and per-cell masks.
-    """
-    cells = tile_size * tile_size
-    inputs = (days + window - 1) * cells * n_features * 4
-    batch = (batch_size + days) * window * n_features * 4
-    outputs = days * cells * (4 + 1 + 4)
-    masks = (days + window) * cells * 2
-    return int(2 * inputs + batch + outputs + masks)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Where the inputs come from
-# ----------------------------------------------------------------------------------------------------------
-@runtime_checkable
-class TileSource(Protocol):
-    """Anything that can hand production the inputs of one tile and a range of days.
-
-    The cube implementation is :class:`CubeTileSource`; a real-data source can read the GLASS HDF4, ERA5-Land
-    and static files per tile instead and plug in here unchanged. Sources are pickled to Dask workers, so
-    they should hold paths, not open files.
-
-    Attributes
-    ----------
-    lat, lon : numpy.ndarray
-        Cell centres of the source grid, degrees (latitude descending).
-    time : pandas.DatetimeIndex
-        Consecutive days available.
-    source : str
-        ``'synthetic twin'`` or ``'real data'`` (goes into the product's ``source`` attribute).
-    """
-
-    lat: np.ndarray
-    lon: np.ndarray
-    time: pd.DatetimeIndex
-    source: str
-
-    def land_mask(self) -> np.ndarray:
-        """``(nlat, nlon)`` bool, True on land."""
-
-    def check(self, model) -> None:
-        """Raise :class:`glass_sm.models.CheckpointMismatchError` if the inputs do not fit the model."""
-
-    def read_features(self, rows: np.ndarray, cols: np.ndarray, time: slice, normalizer) -> np.ndarray:
-        """Normalised features ``(T, P, F)`` float32 of cells ``(rows, cols)`` and days ``time``; NaN if missing."""
-
-    def read_gap_flags(self, rows: np.ndarray, cols: np.ndarray, time: slice) -> np.ndarray:
-        """``(T, P)`` uint8 with :data:`FLAG_BITS` ``albedo_gap_filled`` / ``lst_gap_filled`` set."""
-
-
-class CubeTileSource:
-    """:class:`TileSource` reading the analysis-ready cube (``data/cube.zarr``, ``book/design.md``).
-
-    Parameters
-    ----------
-    cube : path-like or xarray.Dataset
-        A zarr store path (opened lazily without Dask in each process, so a tile reads only the chunks it
-        touches) or an open Dataset (pickled with the task: keep it small, e.g. a test cube).
-    """
-
-    def __init__(self, cube):
-        if isinstance(cube, xr.Dataset):
-            self.path, self._ds = None, cube
-        else:
-            self.path, self._ds = Path(cube), None
-            if not self.path.exists():
-                raise FileNotFoundError(f"cube not found: {self.path} (run stage 01 first)")
-        ds = self.ds
-        for v in ("land_mask",):
-            if v not in ds.variables:
-                raise KeyError(f"cube {self.path or '(in memory)'} lacks '{v}'; found {sorted(ds.data_vars)}")
-        self.lat = np.asarray(ds["lat"].values, np.float64)
-        self.lon = np.asarray(ds["lon"].values, np.float64)
-        self.time = pd.DatetimeIndex(ds["time"].values)
-        src = str(ds.attrs.get("source", ""))
-        self.source = "synthetic twin" if "twin" in src.lower() else "real data"
-        self.flag_vars = [v for v in ("albedo_filled", "lst_filled") if v in ds.variables]
-
-    @property
-    def ds(self) -> xr.Dataset:
-        if self._ds is None:
-            with warnings.catch_warnings():  # a store without consolidated metadata is fine, just slower to open
-                warnings.simplefilter("ignore", RuntimeWarning)
-                self._ds = xr.open_zarr(self.path, consolidated=None, chunks=None)
-        return self._ds
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        if self.path is not None:
-            state["_ds"] = None  # reopened lazily in the worker
-        return state
-
-    def land_mask(self) -> np.ndarray:
-        if getattr(self, "_mask", None) is None:
-            self._mask = np.nan_to_num(np.asarray(self.ds["land_mask"].transpose("lat", "lon").values)) == 1
-        return self._mask
-
-    def check(self, model) -> None:
-        model.check_cube(self.ds)
-
-    def read_features(self, rows, cols, time, normalizer) -> np.ndarray:
-        from glass_sm.data.samples import feature_array  # noqa: PLC0415
-
-        return feature_array(self.ds, normalizer, rows, cols, time)
-
-    def read_gap_flags(self, rows, cols, time) -> np.ndarray:
-        from glass_sm.data.samples import FeatureSpec, Normalizer, feature_array  # noqa: PLC0415
-
-        n_days = len(range(*time.indices(len(self.time))))
-        out = np.zeros((n_days, len(rows)), np.uint8)
-        if not self.flag_vars:
-            return out
-        identity = Normalizer(FeatureSpec([], list(self.flag_vars)), np.zeros(len(self.flag_vars)),
-                              np.ones(len(self.flag_vars)))
-        raw = feature_array(self.ds, identity, rows, cols, time)
-        for j, v in enumerate(self.flag_vars):
-            bit = FLAG_BITS["albedo_gap_filled" if v.startswith("albedo") else "lst_gap_filled"]
-            out |= np.where(np.nan_to_num(raw[:, :, j]) > 0, bit, 0).astype(np.uint8)
-        return out
+    for key in COUNT_KEYS:
+        value = getattr(pc, key)
+        if key == "torch_threads" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise _config.ConfigError(f"production.{key} must be >= 1, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -319,8 +165,6 @@ def _tune_malloc() -> None:
         return
     _MALLOC_TUNED = True
     try:
-        import ctypes  # noqa: PLC0415
-
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 64 << 20)
@@ -336,8 +180,6 @@ def _get_model(checkpoint):
     path, sha = checkpoint
     key = (str(path), sha)
     if key not in _MODEL_CACHE:
-        from glass_sm.models.checkpoint import load_checkpoint  # noqa: PLC0415
-
         lm = load_checkpoint(path)
         if lm.sha256 != sha:
             raise RuntimeError(f"checkpoint {path} changed during production (sha256 {lm.sha256[:12]} != "
@@ -354,8 +196,6 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
     view of a pixel-major copy of ``x``, copied to a contiguous ``(windows, L, F)`` block one batch of pixels at
     a time (about ``batch_size`` windows), then fed to the model ``model_batch`` windows per call.
     """
-    import torch  # noqa: PLC0415
-
     T, P, F = x.shape
     L = T - n_out + 1
     out = np.empty((P, n_out), np.float32)
@@ -378,7 +218,8 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
 def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir: str | os.PathLike,
                  batch_size: int = 8192, model_batch: int = 256, torch_threads: int | None = None) -> dict:
     """Compute one tile x year and write ``<work_dir>/<tile>.npz`` (``sm`` float32 and ``sm_flag`` uint8,
-    ``(days, tile rows, tile cols)``, NaN / 255 off land), atomically. Returns timing and size statistics.
+    ``(days, tile rows, tile cols)``, NaN / 255 off land), atomically under a per-process temporary name.
+    Returns timing and size statistics.
 
     Parameters
     ----------
@@ -397,8 +238,6 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
     torch_threads : int, optional
         ``torch.set_num_threads`` for this task (None: leave as is).
     """
-    import torch  # noqa: PLC0415
-
     t_start = _time.perf_counter()
     _tune_malloc()
     if torch_threads:  # in every task: OpenMP thread counts are per calling thread (Dask worker threads)
@@ -446,12 +285,7 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
     fl = np.full((n_out, ny, nx), FLAG_FILL, np.uint8)
     sm[:, r_in, c_in] = pred
     fl[:, r_in, c_in] = flags
-    work_dir = Path(work_dir)
-    path = work_dir / f"{tile.name}.npz"
-    tmp = work_dir / f".{tile.name}.{os.getpid()}.partial.npz"
-    with open(tmp, "wb") as fh:
-        np.savez(fh, sm=sm, sm_flag=fl)
-    os.replace(tmp, path)
+    _write_scratch(Path(work_dir) / f"{tile.name}.npz", sm, fl)
     t_end = _time.perf_counter()
     return {"tile": tile.name, "year": year, "pixels": int(len(rows)), "pixel_days": int(len(rows) * n_out),
             "read_s": t_read - t_start, "infer_s": t_infer - t_read, "total_s": t_end - t_start,
@@ -459,255 +293,75 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Year files
+# Scratch tiles
 # ----------------------------------------------------------------------------------------------------------
-def product_path(folder: str | os.PathLike, year: int) -> Path:
-    """``<folder>/GLASS_AVHRR_SM_<YYYY>.nc``."""
-    return Path(folder) / f"{PRODUCT_NAME}_{year}.nc"
+SCRATCH_VARS = (("sm", np.dtype(np.float32)), ("sm_flag", np.dtype(np.uint8)))
 
 
-PRODUCT_GLOB = "GLASS_AVHRR_SM_[0-9][0-9][0-9][0-9].nc"  #: the daily year files of the product
-
-
-def open_product(folder: str | os.PathLike, name: str = "GLASS-AVHRR", variable: str = "sm",
-                 engine: str = "netcdf4") -> xr.DataArray:
-    """The daily product ``<folder>/GLASS_AVHRR_SM_<YYYY>.nc`` as one lazy ``(time, lat, lon)`` DataArray, m3 m-3.
-
-    Parameters
-    ----------
-    folder : path-like
-        ``results/<run>/product`` (the annual means in ``annual/`` are not read).
-    name : str
-        Name given to the returned DataArray (the product's label in tables and legends).
-    variable : str
-        Variable to return (``sm`` or ``sm_flag``).
-    engine : str
-        xarray backend.
-
-    Raises
-    ------
-    FileNotFoundError
-        No year file in ``folder`` (stage 04 has not run), naming the folder and the pattern.
-    KeyError
-        The files lack ``variable`` (the variables found are listed).
-    """
-    folder = Path(folder)
-    files = sorted(folder.glob(PRODUCT_GLOB))
-    if not files:
-        raise FileNotFoundError(f"no product file {PRODUCT_GLOB} in {folder}: run stage 04 "
-                                "(notebooks/04_global_production.ipynb) first")
-    ds = xr.open_mfdataset([str(f) for f in files], engine=engine, combine="by_coords",
-                           data_vars="minimal", coords="minimal", compat="override")
-    if variable not in ds:
-        raise KeyError(f"product files in {folder} lack variable '{variable}' (found {sorted(ds.data_vars)})")
-    da = ds[variable]
-    da.attrs.setdefault("units", "m3 m-3")
-    da.name = name
-    return da
-
-
-def annual_path(folder: str | os.PathLike, year: int) -> Path:
-    """``<folder>/annual/GLASS_AVHRR_SM_annual_mean_<YYYY>.nc``."""
-    return Path(folder) / "annual" / f"{PRODUCT_NAME}_annual_mean_{year}.nc"
-
-
-def _days_since_epoch(times: pd.DatetimeIndex) -> np.ndarray:
-    return ((times.values.astype("datetime64[D]") - np.datetime64("1970-01-01", "D"))
-            .astype(np.int64).astype(np.int32))
-
-
-def _define_file(path: Path, lat, lon, times: pd.DatetimeIndex, encoding: str, chunks: tuple, attrs: dict,
-                 annual: bool = False, time_bnds: np.ndarray | None = None):
-    import netCDF4  # noqa: PLC0415
-
-    nc = netCDF4.Dataset(path, "w", format="NETCDF4")
-    nc.createDimension("time", len(times))
-    nc.createDimension("lat", len(lat))
-    nc.createDimension("lon", len(lon))
-    tv = nc.createVariable("time", "i4", ("time",))
-    tv.setncatts({"standard_name": "time", "long_name": "time", "units": "days since 1970-01-01 00:00:00",
-                  "calendar": "proleptic_gregorian", "axis": "T"})
-    if annual:
-        nc.createDimension("nv", 2)
-        tv.setncattr("bounds", "time_bnds")
-        bv = nc.createVariable("time_bnds", "i4", ("time", "nv"))
-        bv[:] = time_bnds
-    tv[:] = _days_since_epoch(times)
-    for name, vals, std, units, axis in (("lat", lat, "latitude", "degrees_north", "Y"),
-                                         ("lon", lon, "longitude", "degrees_east", "X")):
-        v = nc.createVariable(name, "f8", (name,))
-        v.setncatts({"standard_name": std, "long_name": std, "units": units, "axis": axis})
-        v[:] = vals
-    dims = ("time", "lat", "lon")
-    if encoding == "int16":
-        sm = nc.createVariable("sm", "i2", dims, zlib=True, complevel=4, shuffle=True, chunksizes=chunks,
-                               fill_value=np.int16(INT16_FILL))
-        sm.setncatts({"scale_factor": np.float32(SM_SCALE), "add_offset": np.float32(0.0),
-                      "valid_range": np.array([0, int(round(VALID_MAX / SM_SCALE))], np.int16)})
-    else:
-        sm = nc.createVariable("sm", "f4", dims, zlib=True, complevel=4, shuffle=True, chunksizes=chunks,
-                               fill_value=np.float32(FLOAT_FILL))
-        sm.setncattr("valid_range", np.array([VALID_MIN, VALID_MAX], np.float32))
-    sm.setncatts({"standard_name": "volume_fraction_of_condensed_water_in_soil",
-                  "long_name": ("annual mean of daily surface (0-5 cm) soil moisture" if annual
-                                else "daily surface (0-5 cm) soil moisture"),
-                  "units": "m3 m-3"})
-    if annual:
-        sm.setncattr("cell_methods", "time: mean")
-    sm.set_auto_maskandscale(False)
-    fl = None
-    if not annual:
-        fl = nc.createVariable("sm_flag", "u1", dims, zlib=True, complevel=4, shuffle=True, chunksizes=chunks,
-                               fill_value=np.uint8(FLAG_FILL))
-        fl.setncatts({"long_name": "quality flags of sm", "standard_name": "status_flag",
-                      "flag_masks": np.array(list(FLAG_BITS.values()), np.uint8),
-                      "flag_meanings": " ".join(FLAG_BITS), "valid_range": np.array([0, 31], np.uint8),
-                      "comment": SPIN_UP_DOC})
-        fl.set_auto_maskandscale(False)
-    nc.setncatts(attrs)
-    return nc, sm, fl
-
-
-def _encode(sm: np.ndarray, encoding: str) -> np.ndarray:
-    if encoding == "int16":
-        out = np.full(sm.shape, INT16_FILL, np.int16)
-        ok = np.isfinite(sm)
-        out[ok] = np.rint(sm[ok] / SM_SCALE).astype(np.int16)
-        return out
-    return np.where(np.isfinite(sm), sm, np.float32(FLOAT_FILL)).astype(np.float32)
-
-
-def assemble_year(year: int, tiles: list[Tile], land_tiles: set, work_dir: Path, folder: Path, lat, lon,
-                  times: pd.DatetimeIndex, encoding: str, chunks: tuple, attrs: dict) -> tuple[Path, Path]:
-    """Write the year file and the annual-mean file from the year's tile scratch files, tile by tile.
-
-    Tiles without land are not written (the file's fill value); only one tile is in memory at a time. Both
-    files are written under hidden ``.partial`` names and renamed, the annual file first, so the presence of
-    the daily file means the year is complete.
-    """
-    out, ann = product_path(folder, year), annual_path(folder, year)
-    ann.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.partial")
-    tmp_ann = ann.with_name(f".{ann.name}.partial")
-    first = int(_days_since_epoch(times[:1])[0])
-    bnds = np.array([[first, first + len(times)]], np.int32)
-    ann_attrs = {**attrs, "title": attrs["title"] + ", annual mean",
-                 "comment": f"mean of the {len(times)} daily values of {year} produced in this run"}
-    nc, sm_v, fl_v = _define_file(tmp_out, lat, lon, times, encoding, chunks, attrs)
+def _write_scratch(path: Path, sm: np.ndarray, fl: np.ndarray) -> None:
+    """Write a scratch tile under a temporary name unique to this process and thread, then rename it: two writers
+    (a retried Dask task, a second production) never share a temporary file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
     try:
-        nca, sma_v, _ = _define_file(tmp_ann, lat, lon, times[:1], encoding, (1, chunks[1], chunks[2]),
-                                     ann_attrs, annual=True, time_bnds=bnds)
-        try:
-            for tile in tiles:
-                if tile not in land_tiles:
-                    continue
-                with np.load(work_dir / f"{tile.name}.npz") as z:
-                    sm, fl = z["sm"], z["sm_flag"]
-                rs, cs = tile.slices
-                sm_v[:, rs, cs] = _encode(sm, encoding)
-                fl_v[:, rs, cs] = fl
-                ok = np.isfinite(sm)
-                n = ok.sum(axis=0)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(ok, sm, 0).sum(axis=0, dtype=np.float64) / n
-                mean[n == 0] = np.nan
-                sma_v[0:1, rs, cs] = _encode(mean.astype(np.float32)[None], encoding)
-        finally:
-            nca.close()
-    finally:
-        nc.close()
-    os.replace(tmp_ann, ann)
-    os.replace(tmp_out, out)
-    return out, ann
+        with open(tmp, "wb") as fh:
+            np.savez(fh, sm=sm, sm_flag=fl)  # through a handle: np.savez would append .npz to the name
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-EXECUTION_KEYS = ("years", "scheduler_address", "n_workers", "threads_per_worker", "overwrite", "scheduler",
-                  "torch_threads")
-"""``production`` settings left out of the files' ``params`` attribute: they decide how the work is scheduled,
-not the values, so a run resumed with other workers writes the same bytes."""
+def _scratch_problem(path: Path, shape: tuple) -> str | None:
+    """What is wrong with a scratch tile, from its zip directory and array headers only (values not read); None
+    when it is complete with ``sm`` float32 and ``sm_flag`` uint8 of ``shape``. A damaged value is caught when
+    the tile is read for assembly (zip checksum)."""
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(zf.namelist())
+            if names != sorted(f"{v}.npy" for v, _ in SCRATCH_VARS):
+                return f"holds {names}, not sm and sm_flag"
+            for var, dtype in SCRATCH_VARS:
+                info = zf.getinfo(f"{var}.npy")
+                if info.header_offset + info.compress_size > size:
+                    return f"truncated: {size} bytes"
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        return f"{var}: unknown .npy version {version}"
+                    got_shape, _, got_dtype = read_header(fh)
+                    header_bytes = fh.tell()
+                if tuple(got_shape) != tuple(shape) or got_dtype != dtype:
+                    return f"{var} is {got_dtype} {tuple(got_shape)}, expected {dtype} {tuple(shape)}"
+                if info.file_size != header_bytes + int(np.prod(shape)) * dtype.itemsize:
+                    return f"{var} holds {info.file_size} bytes, expected {header_bytes + np.prod(shape) * dtype.itemsize}"
+    except Exception as e:  # noqa: BLE001 (any failure to read our own scratch means: damaged)
+        return f"{type(e).__name__}: {e}"
+    return None
 
 
-def _params_yaml(cfg) -> str:
-    """The resolved parameters as YAML, with paths inside the run folder written relative to it and the
-    scheduling settings (:data:`EXECUTION_KEYS`) left out."""
-    d = _config.to_dict(cfg)
-    root = str(cfg.results)
-
-    def rel(v):
-        if isinstance(v, str) and (v == root or v.startswith(root + os.sep)):
-            return "{results}" + v[len(root):]
-        if isinstance(v, list):
-            return [rel(x) for x in v]
-        return v
-
-    for sec, vals in d.items():
-        if isinstance(vals, dict):
-            d[sec] = {k: rel(v) for k, v in vals.items()}
-    d["run"]["results_dir"] = "{results_dir}"
-    for key in EXECUTION_KEYS:  # how the work was scheduled does not change the values
-        d["production"].pop(key, None)
-    d["source_file"] = os.path.basename(d["source_file"]) if d.get("source_file") else None
-    return yaml.safe_dump(d, sort_keys=False)
+def _load_scratch(path: Path, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(sm, sm_flag)`` of a scratch tile; :class:`_DamagedScratch` (with the reason) when it does not load."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = [z[var] for var, _ in SCRATCH_VARS]
+    except Exception as e:  # noqa: BLE001
+        raise _DamagedScratch(f"{type(e).__name__}: {e}") from e
+    for (var, dtype), a in zip(SCRATCH_VARS, arrays):
+        if a.shape != tuple(shape) or a.dtype != dtype:
+            raise _DamagedScratch(f"{var} is {a.dtype} {a.shape}, expected {dtype} {tuple(shape)}")
+    return arrays[0], arrays[1]
 
 
-def _global_attrs(cfg, lm, source: TileSource, times: pd.DatetimeIndex) -> dict:
-    twin = source.source == "synthetic twin"
-    tag = "synthetic twin" if twin else "real data"
-    return {
-        "title": f"GLASS-AVHRR-like seamless daily 0.05 degree surface soil moisture (glass-sm, {tag})",
-        "source": f"AtLSTM applied to AVHRR albedo/LST, ERA5-Land, terrain, soil texture ({tag})",
-        "references": ("Zhang et al. (2025), GLASS-AVHRR soil moisture, Earth Syst. Sci. Data 17, 5181-5207, "
-                       "https://doi.org/10.5194/essd-17-5181-2025"),
-        "history": (f"glass_sm.production.run_production (glass-sm {glass_sm.__version__}): model "
-                    f"'{lm.name}' from {Path(lm.path).name if lm.path else 'memory'} applied tile by tile"),
-        "Conventions": "CF-1.8",
-        "crs": "EPSG:4326 (WGS 84 latitude/longitude), cell centres",
-        "product_version": glass_sm.__version__,
-        "checkpoint_sha256": lm.sha256,
-        "model": lm.name,
-        "window_days": np.int32(lm.window),
-        "window_mode": lm.window_mode,
-        "spin_up": SPIN_UP_DOC,
-        "time_coverage_start": str(times[0].date()),
-        "time_coverage_end": str(times[-1].date()),
-        "geospatial_lat_min": float(source.lat.min() - 0.025), "geospatial_lat_max": float(source.lat.max() + 0.025),
-        "geospatial_lon_min": float(source.lon.min() - 0.025), "geospatial_lon_max": float(source.lon.max() + 0.025),
-        "params": _params_yaml(cfg),
-    }
-
-
-def measure_product_bytes(folder: str | os.PathLike) -> dict:
-    """Sizes of the written year files: ``files``, ``bytes``, ``pixel_days`` (land x days), ``bytes_per_pixel_day``."""
-    folder = Path(folder)
-    files = sorted(folder.glob(f"{PRODUCT_NAME}_*.nc"))
-    total, pd_count = 0, 0
-    for f in files:
-        total += f.stat().st_size
-        with xr.open_dataset(f, mask_and_scale=False) as ds:
-            flag = ds["sm_flag"].isel(time=0).values
-            pd_count += int((flag != FLAG_FILL).sum()) * ds.sizes["time"]
-    return {"files": len(files), "bytes": total, "pixel_days": pd_count,
-            "bytes_per_pixel_day": total / pd_count if pd_count else float("nan")}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The driver
-# ----------------------------------------------------------------------------------------------------------
-@dataclass
-class _YearState:
-    year: int
-    work_dir: Path
-    todo: int
-    bar: object
-    t0: float
-    pixel_days: int = 0
-    compute_s: float = 0.0
-    resumed: int = 0
-    tiles_done: int = 0
+class _DamagedScratch(Exception):
+    """A scratch tile that does not load (the message says why)."""
 
 
 def _prepare_scratch(work_dir: Path, manifest: dict) -> None:
-    """Create the year's scratch folder; discard it when its manifest differs (other checkpoint or grid)."""
+    """Create the year's scratch folder; discard it, with a warning, when its manifest differs (scratch made with
+    another checkpoint, cube, production parameters or grid)."""
     mpath = work_dir / "MANIFEST.json"
     if work_dir.exists():
         try:
@@ -715,29 +369,88 @@ def _prepare_scratch(work_dir: Path, manifest: dict) -> None:
         except (OSError, ValueError):
             old = None
         if old != manifest:
-            log.warning("discarding scratch %s written for another checkpoint/grid", work_dir)
+            what = ("no readable MANIFEST.json" if not isinstance(old, dict) else "another " + ", ".join(
+                sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))))
+            _warn(f"discarding scratch {work_dir}: it was made with {what}")
             shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    for stale in work_dir.glob(".*.partial.npz"):
+    for stale in work_dir.glob(".*.partial"):  # temporary tiles of a killed run (the lock excludes live writers)
         stale.unlink(missing_ok=True)
     if not mpath.exists():
-        tmp = work_dir / ".MANIFEST.json.partial"
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.replace(tmp, mpath)
+        with atomic_write(mpath) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The driver
+# ----------------------------------------------------------------------------------------------------------
+def production_lock(folder: str | os.PathLike):
+    """Hold ``<folder>/.production.lock`` for the duration of a ``with`` block (:func:`glass_sm.lock.hold_lock`).
+
+    A lock whose process is gone is taken over with a :class:`ProductionWarning` (its finished tiles are resumed).
+
+    Raises
+    ------
+    ProductionLockedError
+        Another production holds the results folder, naming the holder and the lock file.
+    """
+    return hold_lock(Path(folder) / LOCK_NAME, "production", ProductionLockedError, _warn)
+
+
+# ----------------------------------------------------------------------------------------------------------
+NOT_PRODUCED = "not produced yet"
+
+
+@dataclass
+class _YearState:
+    year: int
+    work_dir: Path
+    todo: int
+    bar: object
+    t0: float
+    reason: str = NOT_PRODUCED
+    pixel_days: int = 0
+    compute_s: float = 0.0
+    resumed: int = 0
+    tiles_done: int = 0
+
+
+def _why_produce(folder: Path, year: int, stamp: dict, overwrite: bool) -> str | None:
+    """Why ``year`` must be produced now, or None when its files are finished and made with ``stamp``."""
+    if overwrite:
+        return "production.overwrite is true"
+    daily, ann = product_path(folder, year), annual_path(folder, year)
+    if not daily.exists():
+        return NOT_PRODUCED
+    if not ann.exists():
+        return f"{ann.name} is missing"
+    changes: list[str] = []
+    for f in (daily, ann):
+        try:
+            recorded = read_stamp(f)
+        except OSError as e:
+            return f"{f.name} is unreadable ({e.__cause__ or e})"
+        changes += [c for c in stamp_changes(recorded, stamp) if c not in changes]
+    return "; ".join(changes) or None
+
+
+def _remove_product_temporaries(folder: Path) -> None:
+    """Temporary year files of a killed run (the lock excludes a live writer)."""
+    for d in (folder, folder / "annual"):
+        for tmp in d.glob(f".{PRODUCT_NAME}_*.partial"):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_timing(paths: RunPaths, rows: list[dict]) -> None:
+    """Add the years just produced to the ``production_timing`` table (replacing earlier rows of those years)."""
     if not rows:
         return
-    path = paths.table("production_timing")
     new = pd.DataFrame(rows)
-    if path.exists():
-        old = pd.read_csv(path)
+    if paths.table("production_timing").exists():
+        old = read_table(paths, "production_timing")
         old = old[~old["year"].isin(new["year"])]
         new = pd.concat([old, new], ignore_index=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    new.sort_values("year").to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_table(paths, "production_timing", new.sort_values("year"))
 
 
 def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years: list[int] | None = None,
@@ -766,8 +479,19 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
     list of Path
         The year files ``product/GLASS_AVHRR_SM_<YYYY>.nc`` of the requested years (existing ones included).
 
+    Warns
+    -----
+    ProductionWarning
+        A finished year is re-produced because its checkpoint, cube or production parameters changed (or a file
+        is unreadable); scratch of another run is discarded; a damaged scratch tile is recomputed; a stale lock
+        is taken over. Each message names the file and the reason.
+
     Raises
     ------
+    glass_sm.config.ConfigError
+        A count of :data:`COUNT_KEYS` below 1 (before any work).
+    ProductionLockedError
+        Another production is writing this results folder.
     glass_sm.models.CheckpointMismatchError
         The cube does not provide the checkpoint's features in the same units and ranges.
 
@@ -779,13 +503,17 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
     with ``production.torch_threads`` (default 1) torch threads. Memory per thread is about
     :func:`tile_memory_bytes` plus the model.
     """
-    from tqdm import tqdm  # noqa: PLC0415 (text bars: readable in executed notebooks and logs)
-
-    from glass_sm.models.checkpoint import load_checkpoint  # noqa: PLC0415
-
-    pc = cfg.production
+    check_production_params(cfg.production)
     paths = RunPaths.from_config(cfg)
-    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else paths.models / "atlstm_final.pt"
+    paths.product.mkdir(parents=True, exist_ok=True)
+    with production_lock(paths.product):
+        return _produce(cfg, paths, checkpoint_path, years, progress, client, source)
+
+
+def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, source) -> list[Path]:
+    """:func:`run_production` once the lock is held."""
+    pc = cfg.production
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else paths.checkpoint
     source = source if source is not None else CubeTileSource(paths.cube)
     lm = load_checkpoint(checkpoint_path)
     source.check(lm)
@@ -797,13 +525,20 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
         raise ValueError(f"years {missing} are outside the source's days {source.time[0].date()}.."
                          f"{source.time[-1].date()}")
     folder = paths.product
-    folder.mkdir(parents=True, exist_ok=True)
+    _remove_product_temporaries(folder)
+    fingerprint = source.fingerprint() if callable(getattr(source, "fingerprint", None)) else ""
+    stamp = production_stamp(cfg, lm.sha256, fingerprint)
     outputs = [product_path(folder, y) for y in years]
-    todo_years = [y for y in years if pc.overwrite or not (product_path(folder, y).exists()
-                                                           and annual_path(folder, y).exists())]
+    reasons = {}
     for y in years:
-        if y not in todo_years:
-            shutil.rmtree(folder / ".work" / str(y), ignore_errors=True)  # leftovers of a kill after assembly
+        why = _why_produce(folder, y, stamp, pc.overwrite)
+        if why is None:
+            shutil.rmtree(paths.scratch / str(y), ignore_errors=True)  # leftovers of a kill after assembly
+            continue
+        reasons[y] = why
+        if why != NOT_PRODUCED and not pc.overwrite:
+            _warn(f"{product_path(folder, y).name}: re-producing {y} because {why}")
+    todo_years = [y for y in years if y in reasons]
     if not todo_years:
         return outputs
 
@@ -817,8 +552,6 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
     synchronous = client == "synchronous" or (client is None and pc.scheduler == "synchronous")
     own_cluster = None
     if not synchronous and client is None:
-        from distributed import Client, LocalCluster  # noqa: PLC0415
-
         if pc.scheduler_address:
             client = Client(pc.scheduler_address)
             own_cluster = client
@@ -828,21 +561,36 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
             client = Client(cluster)
             own_cluster = (client, cluster)
     torch_threads = pc.torch_threads or 1  # per task; parallelism comes from Dask threads/workers
+    args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads)
 
     def start_year(year: int) -> tuple[_YearState, list[Tile]]:
         a, b = year_days(source.time, year)
         times = source.time[a:b]
-        work_dir = folder / ".work" / str(year)
-        manifest = {"format": SCRATCH_FORMAT, "checkpoint_sha256": lm.sha256, "tile_size": pc.tile_size,
+        work_dir = paths.scratch / str(year)
+        manifest = {"format": SCRATCH_FORMAT, **stamp, "tile_size": pc.tile_size,
                     "lat": [float(source.lat[0]), float(source.lat[-1]), len(source.lat)],
                     "lon": [float(source.lon[0]), float(source.lon[-1]), len(source.lon)],
                     "days": [str(times[0].date()), str(times[-1].date())],
                     "cube_days": [str(source.time[0].date()), str(source.time[-1].date())]}
         _prepare_scratch(work_dir, manifest)
-        todo = [t for t in land_tiles if not (work_dir / f"{t.name}.npz").exists()]
-        bar = tqdm(total=len(land_tiles), initial=len(land_tiles) - len(todo), desc=f"{PRODUCT_NAME} {year}",
+        todo = []
+        for t in land_tiles:
+            f = work_dir / f"{t.name}.npz"
+            if f.exists():
+                problem = _scratch_problem(f, (b - a, *t.shape))
+                if problem is None:
+                    continue
+                _warn(f"discarding damaged scratch tile {f} ({problem}); it is recomputed")
+                f.unlink(missing_ok=True)
+            todo.append(t)
+        resumed = len(land_tiles) - len(todo)
+        reason = reasons[year]
+        if resumed:
+            reason = (f"resumed ({resumed} of {len(land_tiles)} tiles from an interrupted run)"
+                      + ("" if reason == NOT_PRODUCED else f"; {reason}"))
+        bar = tqdm(total=len(land_tiles), initial=resumed, desc=f"{PRODUCT_NAME} {year}",
                    unit="tile", disable=not progress, leave=True, mininterval=1.0)
-        st = _YearState(year, work_dir, len(todo), bar, _time.perf_counter(), resumed=len(land_tiles) - len(todo))
+        st = _YearState(year, work_dir, len(todo), bar, _time.perf_counter(), reason=reason, resumed=resumed)
         return st, todo
 
     def tile_done(st: _YearState, res: dict) -> None:
@@ -854,32 +602,52 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
         st.bar.set_postfix_str(f"{rate:,.0f} pixel-days/s")
 
     timing_rows = []
+    t_run = _time.perf_counter()
+
+    def write_timing() -> None:
+        run_wall = _time.perf_counter() - t_run  # years overlap in Dask: the run's rate is the honest one
+        for r in timing_rows:
+            r.update(run_wall_s=round(run_wall, 3),
+                     run_pixel_days=sum(x["computed_pixel_days"] for x in timing_rows))
+        _write_timing(paths, timing_rows)
 
     def finish_year(st: _YearState) -> None:
         a, b = year_days(source.time, st.year)
         times = source.time[a:b]
         t_asm = _time.perf_counter()
-        attrs = _global_attrs(cfg, lm, source, times)
+        attrs = global_attrs(cfg, lm, source, times, cube_fingerprint=fingerprint)
         chunks = (min(32, len(times)), min(ce, len(source.lat)), min(ce, len(source.lon)))
-        out, ann = assemble_year(st.year, tiles, land_set, st.work_dir, folder, source.lat, source.lon, times,
+
+        def read_tile(tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+            path, shape = st.work_dir / f"{tile.name}.npz", (len(times), *tile.shape)
+            try:
+                return _load_scratch(path, shape)
+            except _DamagedScratch as e:
+                _warn(f"discarding damaged scratch tile {path} ({e}); it is recomputed")
+                path.unlink(missing_ok=True)
+            res = produce_tile(source, lm, tile, st.year, st.work_dir, **args)
+            st.pixel_days += res["pixel_days"]
+            st.compute_s += res["total_s"]
+            return _load_scratch(path, shape)
+
+        out, ann = assemble_year(st.year, tiles, land_set, read_tile, folder, source.lat, source.lon, times,
                                  pc.encoding, chunks, attrs)
         shutil.rmtree(st.work_dir, ignore_errors=True)
         now = _time.perf_counter()
         st.bar.close()
         land_px = int(mask.sum())
         timing_rows.append({
-            "year": st.year, "land_pixels": land_px, "days": len(times), "pixel_days": land_px * len(times),
-            "tiles": len(land_tiles), "tiles_resumed": st.resumed, "computed_pixel_days": st.pixel_days,
-            "wall_s": round(now - st.t0, 3), "task_s": round(st.compute_s, 3),
-            "assemble_s": round(now - t_asm, 3),
+            "year": st.year, "reason": st.reason, "land_pixels": land_px, "days": len(times),
+            "pixel_days": land_px * len(times), "tiles": len(land_tiles), "tiles_resumed": st.resumed,
+            "computed_pixel_days": st.pixel_days, "wall_s": round(now - st.t0, 3),
+            "task_s": round(st.compute_s, 3), "assemble_s": round(now - t_asm, 3),
             "pixel_days_per_s": round(st.pixel_days / max(now - st.t0, 1e-9), 1),
             "bytes_daily": out.stat().st_size, "bytes_annual": ann.stat().st_size,
             "scheduler": "synchronous" if synchronous else "distributed", "torch_threads": torch_threads,
             "cores": os.cpu_count(),
         })
+        write_timing()  # now: a kill later in the run keeps this year's row
 
-    args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads)
-    t_run = _time.perf_counter()
     try:
         if synchronous:
             for year in todo_years:
@@ -890,11 +658,7 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
         else:
             _run_distributed(client, source, ckpt_ref, todo_years, start_year, tile_done, finish_year, args)
     finally:
-        run_wall = _time.perf_counter() - t_run  # years overlap in Dask: the run's rate is the honest one
-        for r in timing_rows:
-            r.update(run_wall_s=round(run_wall, 3),
-                     run_pixel_days=sum(x["computed_pixel_days"] for x in timing_rows))
-        _write_timing(paths, timing_rows)
+        write_timing()
         if own_cluster is not None:
             for obj in (own_cluster if isinstance(own_cluster, tuple) else (own_cluster,)):
                 obj.close()
@@ -904,8 +668,8 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
 def _run_distributed(client, source, ckpt_ref, years, start_year, tile_done, finish_year, args,
                      years_in_flight: int = 2) -> None:
     """Submit the tiles of at most ``years_in_flight`` years; assemble a year as soon as its tiles are done."""
-    from distributed import as_completed  # noqa: PLC0415
-
+    if not client.scheduler_info().get("workers"):
+        _warn("the Dask cluster has no worker yet: the tiles wait until one joins")
     queue = deque(years)
     active: dict[int, tuple] = {}
     ac = as_completed()
@@ -939,69 +703,3 @@ def _run_distributed(client, source, ckpt_ref, years, start_year, tile_done, fin
         for f in list(ac.futures):
             f.cancel()
         raise
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Paper-scale arithmetic
-# ----------------------------------------------------------------------------------------------------------
-def global_land_pixels(south_limit: float = -60.0) -> dict:
-    """Land cells of the global 0.05 deg grid: Natural Earth 1:50m land polygons rasterized at the cell centres
-    (offline, from the shipped shapefiles).
-
-    Returns
-    -------
-    dict
-        ``all_land`` and ``land_north_of_<limit>`` (Antarctica excluded), cells.
-    """
-    from rasterio import features  # noqa: PLC0415
-    from rasterio.transform import from_origin  # noqa: PLC0415
-
-    from glass_sm.figures import style as plots  # noqa: PLC0415
-    from glass_sm.grid import NCOLS, NROWS, RES  # noqa: PLC0415
-
-    plots.offline_cartopy()
-    import cartopy.io.shapereader as shpreader  # noqa: PLC0415
-
-    path = shpreader.natural_earth(resolution="50m", category="physical", name="land")
-    geoms = list(shpreader.Reader(path).geometries())
-    mask = features.rasterize(((g, 1) for g in geoms), out_shape=(NROWS, NCOLS),
-                              transform=from_origin(-180, 90, RES, RES), fill=0, dtype="uint8")
-    lat = 90 - (np.arange(NROWS) + 0.5) * RES
-    return {"all_land": int(mask.sum()), f"land_north_of_{abs(south_limit):g}S": int(mask[lat > south_limit].sum())}
-
-
-def paper_scale_estimate(land_pixels: int, days: int, rate_pixel_days_per_s: float, cores: int,
-                         bytes_per_pixel_day: float, gpu_rate_pixel_days_per_s: float | None = None) -> pd.DataFrame:
-    """Cost of the paper-scale production at measured rates, as a table (quantity, value, unit, how).
-
-    Parameters
-    ----------
-    land_pixels : int
-        Land cells of the 0.05 deg grid.
-    days : int
-        Days of the record (1982-2021: 14610).
-    rate_pixel_days_per_s : float
-        Measured end-to-end production rate on ``cores`` CPU cores, pixel-days/s.
-    cores : int
-        Cores the rate was measured on.
-    bytes_per_pixel_day : float
-        Measured size of the written daily files per land pixel-day, bytes.
-    gpu_rate_pixel_days_per_s : float, optional
-        Measured rate on one GPU (None: not measured, GPU-hours left empty).
-    """
-    pixel_days = float(land_pixels) * days
-    per_core = rate_pixel_days_per_s / cores
-    rows = [
-        ("land pixels", land_pixels, "cells", "0.05 deg cells on land"),
-        ("days", days, "days", "length of the record"),
-        ("pixel-days", pixel_days, "pixel-days", "land pixels x days"),
-        ("measured rate", rate_pixel_days_per_s, "pixel-days/s", f"end to end on {cores} CPU cores"),
-        ("core-hours", pixel_days / per_core / 3600, "core-h", "pixel-days / (rate / cores) / 3600"),
-        ("wall time on 1000 cores", pixel_days / (per_core * 1000) / 3600, "h", "perfect scaling assumed"),
-        ("GPU-hours", (pixel_days / gpu_rate_pixel_days_per_s / 3600) if gpu_rate_pixel_days_per_s else np.nan,
-         "GPU-h", "pixel-days / measured GPU rate / 3600" if gpu_rate_pixel_days_per_s else
-         "not measured: no GPU on this machine"),
-        ("bytes per pixel-day", bytes_per_pixel_day, "B", "measured on the written daily files"),
-        ("daily product volume", pixel_days * bytes_per_pixel_day / 1e12, "TB", "pixel-days x bytes per pixel-day"),
-    ]
-    return pd.DataFrame(rows, columns=["quantity", "value", "unit", "how"])

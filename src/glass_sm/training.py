@@ -1,25 +1,21 @@
-"""Seeded training loop, prediction and checkpoints for the torch models of :mod:`glass_sm.models`.
+"""Seeded training loop and batched prediction for the models of :mod:`glass_sm.models`.
 
 Training is deterministic on CPU: :func:`set_seed` seeds Python, NumPy and torch and turns on torch's
 deterministic algorithms, so the same seed, data and model give the same loss history and predictions to the
 last bit (on the same machine, torch build and thread count).
 
-A checkpoint is one ``torch.save`` file holding only tensors and plain Python values, so it loads with
-``torch.load(path, weights_only=True)`` (no arbitrary code runs), plus a sibling ``.json`` with the same
-metadata for humans and for tools that do not import torch.
+Checkpoints (the format, :func:`~glass_sm.models.checkpoint.save_checkpoint`, loading) live in
+:mod:`glass_sm.models.checkpoint`.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import math
-import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,25 +24,17 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-import glass_sm
-from glass_sm.models.registry import MODEL_REGISTRY, build_model
 from glass_sm.models.xgb import XGBoostRegressor
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "LOSSES",
     "TrainingResult",
-    "load_model_weights",
     "measure_inference_rate",
     "predict",
     "predict_with_attention",
-    "save_checkpoint",
     "set_seed",
     "train_torch_model",
 ]
-
-CHECKPOINT_FORMAT = 1
-"""Version of the checkpoint layout written by :func:`save_checkpoint`."""
 
 LOSSES: dict[str, type[nn.Module]] = {"mse": nn.MSELoss, "huber": nn.HuberLoss, "l1": nn.L1Loss}
 """Training losses by name."""
@@ -95,17 +83,49 @@ class TrainingResult:
     stopped_early: bool
 
 
-def _as_loader(data, batch_size: int, shuffle: bool, seed: int) -> DataLoader | None:
-    """A DataLoader as given, or one over ``(X, y)`` arrays (shuffled with its own seeded generator)."""
-    if data is None or isinstance(data, DataLoader):
+def _as_loader(data, batch_size: int, shuffle: bool, seed: int, what: str) -> DataLoader | None:
+    """A DataLoader as given, or one over ``(X, y)`` arrays (shuffled with its own seeded generator).
+
+    Raises ValueError when ``data`` holds no window (``what``: 'training' or 'validation', for the message).
+    """
+    if data is None:
+        return None
+    if isinstance(data, DataLoader):
+        if _is_empty(data):
+            raise ValueError(f"no {what} windows (the {what} DataLoader is empty)")
         return data
     X, y = data
+    if len(y) == 0:
+        raise ValueError(f"no {what} windows (X has shape {np.shape(X)})")
     dataset = TensorDataset(
         torch.as_tensor(np.asarray(X, dtype=np.float32)),
         torch.as_tensor(np.asarray(y, dtype=np.float32).reshape(-1)),
     )
     generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _check_settings(*, epochs, batch_size, lr, weight_decay, patience, max_batches_per_epoch) -> None:
+    """Raise ValueError for a training setting outside its range (``not`` comparisons also catch NaN)."""
+    if not epochs >= 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}: a run of no epochs would return an untrained model")
+    if not batch_size >= 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    for name, value in (("patience", patience), ("max_batches_per_epoch", max_batches_per_epoch)):
+        if value is not None and not value >= 1:
+            raise ValueError(f"{name} must be >= 1 or None, got {value}")
+
+
+def _is_empty(loader: DataLoader) -> bool:
+    """Whether a DataLoader yields no window (its length when it has one, else a first batch)."""
+    try:
+        return len(loader.dataset) == 0
+    except TypeError:  # an iterable dataset without a length
+        return next(iter(loader), None) is None
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -198,15 +218,19 @@ def train_torch_model(
     Raises
     ------
     ValueError
-        Unknown ``loss``.
+        Unknown ``loss``; a setting that would train nothing or nonsense (``epochs`` < 1, ``batch_size`` < 1,
+        ``lr`` <= 0, ``weight_decay`` < 0, ``patience`` or ``max_batches_per_epoch`` < 1); no training windows
+        (or an empty ``val``). Checked before the model is touched.
     FloatingPointError
         The training loss became NaN or infinite.
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss '{loss}'; valid: {', '.join(LOSSES)}")
+    _check_settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                    max_batches_per_epoch=max_batches_per_epoch)
     set_seed(seed)
-    train_loader = _as_loader(train, batch_size, shuffle=True, seed=seed)
-    val_loader = _as_loader(val, batch_size, shuffle=False, seed=seed)
+    train_loader = _as_loader(train, batch_size, shuffle=True, seed=seed, what="training")
+    val_loader = _as_loader(val, batch_size, shuffle=False, seed=seed, what="validation")
     device = _device(model)
     criterion = LOSSES[loss]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -341,99 +365,3 @@ def measure_inference_rate(model, X, batch_size: int = 4096, repeats: int = 3) -
         predict(model, X, batch_size)
         best = min(best, time.perf_counter() - start)
     return len(X) / best
-
-
-def _plain(value, where: str = "extra"):
-    """``value`` as JSON-compatible Python types (NumPy scalars and arrays converted); TypeError otherwise."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {str(key): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
-    raise TypeError(f"{where}: {type(value).__name__} is not a plain value (str, int, float, bool, list, dict)")
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, name: str, hparams: dict, extra: dict | None = None
-) -> Path:
-    """Write a torch model's weights and how to rebuild it, loadable with ``torch.load(weights_only=True)``.
-
-    The file holds a dict: ``format`` (int), ``name`` (registry key), ``n_features``, ``window``, ``hparams``
-    (dict), ``extra`` (dict, e.g. normalisation statistics or scores), ``torch_version``, ``glass_sm_version``
-    and ``state_dict`` (CPU tensors). A sibling ``<path stem>.json`` repeats everything but the weights, plus
-    ``n_parameters``. Both are written atomically (temporary file, then rename).
-
-    Parameters
-    ----------
-    path : path-like
-        Checkpoint file, conventionally ``results/<run>/models/<name>.pt``.
-    model : torch.nn.Module
-        Model of the registry.
-    name : str
-        Its key in :data:`~glass_sm.models.MODEL_REGISTRY`.
-    hparams : dict
-        Hyperparameters it was built with (``build_model(name, n_features, window, **hparams)``).
-    extra : dict, optional
-        Plain metadata (str, int, float, bool, None, lists and dicts of them; NumPy values are converted).
-
-    Returns
-    -------
-    Path
-        The checkpoint file.
-    """
-    path = Path(path)
-    if not isinstance(model, MODEL_REGISTRY.get(name, ())):
-        raise ValueError(f"model is a {type(model).__name__}, not the registry's '{name}' ({list(MODEL_REGISTRY)})")
-    metadata = {
-        "format": CHECKPOINT_FORMAT,
-        "name": name,
-        "n_features": int(model.n_features),
-        "window": int(model.window),
-        "hparams": _plain(dict(hparams), "hparams"),
-        "extra": _plain(dict(extra or {})),
-        "torch_version": str(torch.__version__),
-        "glass_sm_version": glass_sm.__version__,
-    }
-    state_dict = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-    n_parameters = sum(p.numel() for p in model.parameters())
-    _atomic_write(path, lambda tmp: torch.save({**metadata, "state_dict": state_dict}, tmp))
-    text = json.dumps({**metadata, "n_parameters": n_parameters}, indent=2, allow_nan=True) + "\n"
-    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
-    return path
-
-
-def load_model_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a :func:`save_checkpoint` file (``torch.load(weights_only=True)``, registry build).
-
-    Parameters
-    ----------
-    path : path-like
-        Checkpoint file.
-    map_location : str or torch.device
-        Device of the returned model.
-
-    Returns
-    -------
-    torch.nn.Module
-        The model in eval mode.
-    """
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    model = build_model(checkpoint["name"], checkpoint["n_features"], checkpoint["window"], **checkpoint["hparams"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(map_location).eval()

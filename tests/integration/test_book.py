@@ -26,11 +26,15 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nbformat
 import pytest
+from matplotlib.figure import Figure
 
-from glass_sm import book, config
+import book
+import pipeline
+from glass_sm import config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = pipeline.find_repo(Path(__file__))
 RUN = "booktest"
 STAGE = "01_data_preparation"
 
@@ -39,11 +43,6 @@ STAGE = "01_data_preparation"
 # A tiny fake run and its book
 # ----------------------------------------------------------------------------------------------------------
 def _png_figure() -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(3, 2))
     ax = fig.add_subplot()
     ax.plot([1982, 2000, 2021], [0.12, 0.31, 0.22])
@@ -55,8 +54,6 @@ def _png_figure() -> str:
 
 def write_fake_executed_notebook(path: Path) -> Path:
     """An nbformat notebook shaped like a papermill-executed stage: title, parameters, outputs, math."""
-    import nbformat
-
     v4 = nbformat.v4
     nb = v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -87,7 +84,8 @@ def write_fake_executed_notebook(path: Path) -> Path:
 
 def copy_book_sources(dest: Path) -> Path:
     """The repository's book/ without its generated folders."""
-    shutil.copytree(REPO / "book", dest, ignore=shutil.ignore_patterns("_build", "chapters", ".ipynb_checkpoints"))
+    shutil.copytree(REPO / "book", dest,
+                    ignore=shutil.ignore_patterns("_build", "chapters", ".ipynb_checkpoints", "__pycache__"))
     return dest
 
 
@@ -101,7 +99,7 @@ def built_book(tmp_path_factory):
     book_dir = copy_book_sources(root / "book")
     messages = []
     t0 = time.perf_counter()
-    index = book.build_book(params, strict=True, book_dir=book_dir, log=messages.append)
+    index = book.build_book(params, strict=True, book_dir=book_dir, log=messages.append, repo=REPO)
     seconds = time.perf_counter() - t0
     print(f"\nbook build (1 chapter + narrative pages): {seconds:.1f} s")
     return {"index": index, "html": index.parent, "book": book_dir, "messages": messages, "seconds": seconds}
@@ -151,46 +149,6 @@ def test_pages_reference_nothing_outside_the_build(built_book):
         assert not re.search(r"<script[^>]*mathjax", text, re.I), f"{page.relative_to(html)} still loads MathJax"
     math = (html / "intro.html").read_text()
     assert 'class="math"' in math and "data:image/svg+xml;base64," in math  # formulas rendered at build time
-
-
-def test_toc_leaves_out_missing_pages(tmp_path):
-    (tmp_path / "intro.md").write_text("# Intro\n")
-    (tmp_path / "chapters").mkdir()
-    (tmp_path / "chapters" / "01_a.ipynb").write_text("{}")
-    template = {
-        "format": "jb-book",
-        "root": "intro",
-        "parts": [
-            {"caption": "Stages", "chapters": [{"file": "chapters/01_a"}, {"file": "chapters/02_b"}]},
-            {"caption": "Empty", "chapters": [{"file": "real_data"}]},
-        ],
-    }
-    toc = book.filtered_toc(template, tmp_path, log=lambda m: None)
-    assert toc["parts"] == [{"caption": "Stages", "chapters": [{"file": "chapters/01_a"}]}]
-    assert len(template["parts"]) == 2  # the template itself is untouched
-
-
-def test_progress_bars_are_shown_in_their_final_state():
-    import nbformat
-
-    v4 = nbformat.v4
-    nb = v4.new_notebook()
-    nb.cells = [v4.new_code_cell("run()", outputs=[
-        v4.new_output("stream", name="stderr", text="\rweather:   0%|          | 0/10"),
-        v4.new_output("stream", name="stderr", text="\rweather: 100%|##########| 10/10\n"),
-        v4.new_output("stream", name="stdout", text="done\n"),
-        v4.new_output("stream", name="stderr", text="\r"),
-    ])]
-    outputs = book.tidy_streams(nb).cells[0].outputs
-    assert [(o.name, o.text) for o in outputs] == [("stderr", "weather: 100%|##########| 10/10\n"),
-                                                   ("stdout", "done\n")]
-
-
-@pytest.mark.parametrize("tex", [r"\lvert x \rvert \ge \tfrac{1}{2}", "a\n + b \\label{eq}", r"\theta_{\rm fc}"])
-def test_math_renders_offline(tex):
-    svg, width, height, depth = book.render_math_svg(tex)
-    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
-    assert width > 0 and height > 0 and depth >= 0
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -57,3 +57,14 @@ def test_block_mean_ignores_nan_and_closed_form():
 def test_template_has_cf_coords():
     t = Domain.from_bounds(40.0, 40.4, -100.0, -99.6).template()
     assert t.lat.attrs["units"] == "degrees_north" and t.lon.attrs["standard_name"] == "longitude"
+
+
+def test_nearest_index_regular_descending_and_outside():
+    from glass_sm.grid import nearest_index
+
+    lat = np.array([40.375, 40.325, 40.275])  # descending, 0.05 deg
+    idx, inside = nearest_index(lat, [40.38, 40.31, 40.2501, 40.24, np.nan])
+    assert idx[:3].tolist() == [0, 1, 2]
+    assert inside.tolist() == [True, True, True, False, False]
+    # ties go to the lower coordinate value, ascending or descending alike
+    assert nearest_index([0.0, 1.0], [0.5])[0][0] == nearest_index([1.0, 0.0], [0.5])[0][0] ^ 1

@@ -226,6 +226,43 @@ def test_failing_station_is_reported_and_others_continue(ismn_testdata, cache, t
     assert len(skipped) == 1 and "skipped by the ismn metadata scan" in skipped["note"].iloc[0]
 
 
+def test_non_utf8_byte_in_a_real_static_csv_keeps_the_station(ismn_testdata, cache, tmp_path):
+    """Issue 13: one Latin-1 byte in ARM-1's static_variables.csv made the library's scan drop the station."""
+    data = tmp_path / "archive"
+    shutil.copytree(ismn_testdata / HEADER, data)
+    csv = data / "COSMOS" / "ARM-1" / "COSMOS_COSMOS_ARM-1_static_variables.csv"
+    raw = csv.read_bytes()
+    i = raw.index(b"Harmonized World Soil Database")  # line 2, as an 'é' in Latin-1 would do
+    csv.write_bytes(raw[:i] + b"\xe9" + raw[i:])
+    st, daily = read_ismn(data, depth=(0.0, 0.25), cache_dir=cache, progress=False)
+    _, intact = read_ismn(ismn_testdata / HEADER, depth=(0.0, 0.25), cache_dir=cache, progress=False)
+    assert set(st.index) == {ARM1, "COSMOS/Barrow-ARM/Cosmic-ray-Probe/0-0.21m"}
+    note = st.loc[ARM1, "note"]
+    assert str(csv) in note and f"byte 0xe9 at offset {i} (line 2)" in note and not note.startswith("read failed")
+    pd.testing.assert_series_equal(daily[ARM1], intact[ARM1])  # the values do not depend on the static csv
+    assert (st.loc[ARM1, "lat"], st.loc[ARM1, "lon"]) == (36.6054, -97.4878)
+
+
+def test_impossible_good_value_in_a_real_file_is_dropped(ismn_testdata, cache, tmp_path):
+    """Issue 13: a value of 55 m3 m-3 flagged G was averaged into the daily mean."""
+    data = tmp_path / "archive"
+    shutil.copytree(ismn_testdata / HEADER, data)
+    arm = data / ARM1_FILE
+    b = arm.read_bytes()
+    line = b"2017/08/10 05:00   0.1470 G M"
+    assert b.count(line) == 1
+    arm.write_bytes(b.replace(line, b"2017/08/10 05:00  55.0000 G M"))
+    _, raw = raw_records(ismn_testdata / HEADER / ARM1_FILE)
+    good = raw[raw["flag"] == "G"]["value"]
+    st, daily = read_ismn(data, depth=(0.0, 0.2), cache_dir=cache, progress=False)
+    assert st.loc[ARM1, "n_out_of_range"] == 1 and st.loc[ARM1, "n_hourly"] == len(good) - 1
+    assert "1 hourly value(s) outside the physical range [0, 1]" in st.loc[ARM1, "note"]
+    day = good["2017-08-10"].drop(pd.Timestamp("2017-08-10 05:00"))
+    assert daily[ARM1].loc["2017-08-10"] == pytest.approx(day.mean(), rel=1e-12)
+    intact, _ = read_ismn(ismn_testdata / HEADER, depth=(0.0, 0.2), cache_dir=cache, progress=False)
+    assert intact.loc[ARM1, "n_out_of_range"] == 0 and intact.loc[ARM1, "note"] == ""
+
+
 def test_metadata_cache_reused_and_refreshed(ismn_testdata, cache, tmp_path):
     data = tmp_path / "archive"
     shutil.copytree(ismn_testdata / HEADER, data)

@@ -1,6 +1,5 @@
-"""Training loop, prediction, checkpoints: learning, determinism, early stopping, weights-only round trips."""
-
-import json
+"""glass_sm.training: learning, determinism, early stopping, prediction (the checkpoint format is tested in
+tests/unit/models/test_checkpoint.py)."""
 
 import numpy as np
 import pytest
@@ -9,11 +8,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from glass_sm.models import build_model
 from glass_sm.training import (
-    load_model_weights,
     measure_inference_rate,
     predict,
     predict_with_attention,
-    save_checkpoint,
     set_seed,
     train_torch_model,
 )
@@ -136,33 +133,32 @@ def test_bad_inputs_are_loud(data):
         train_torch_model(_built("lstm"), (X, y_nan), epochs=1, progress=False)
 
 
-@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "transformer"])
-def test_checkpoint_round_trip_weights_only(name, data, tmp_path):
-    _, (X_val, _) = data
-    hparams = {**SMALL[name], "dropout": 0.0}
-    model = _built(name, **hparams)
-    extra = {"feature_mean": np.array([0.1, 0.2, 0.3]), "val_rmse": np.float32(0.04), "features": ["lst"]}
-    path = save_checkpoint(tmp_path / f"{name}.pt", model, name, hparams, extra)
-
-    payload = torch.load(path, weights_only=True)
-    assert (payload["name"], payload["window"], payload["n_features"]) == (name, WINDOW, N_FEATURES)
-    assert payload["extra"]["feature_mean"] == pytest.approx([0.1, 0.2, 0.3])
-    metadata = json.loads(path.with_suffix(".json").read_text())
-    assert metadata["hparams"] == hparams and metadata["n_parameters"] > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.pt"]  # no temporaries
-
-    loaded = load_model_weights(path)
-    assert type(loaded) is type(model) and not loaded.training
-    np.testing.assert_array_equal(predict(loaded, X_val), predict(model, X_val))
-
-
-def test_checkpoint_checks(tmp_path):
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"epochs": -3}, r"epochs must be >= 1, got -3"),
+    ({"epochs": 0}, r"epochs must be >= 1, got 0"),
+    ({"batch_size": 0}, r"batch_size must be >= 1, got 0"),
+    ({"lr": 0.0}, r"lr must be > 0, got 0\.0"),
+    ({"lr": float("nan")}, r"lr must be > 0, got nan"),
+    ({"weight_decay": -1e-4}, r"weight_decay must be >= 0"),
+    ({"patience": 0}, r"patience must be >= 1 or None, got 0"),
+    ({"max_batches_per_epoch": 0}, r"max_batches_per_epoch must be >= 1 or None, got 0"),
+])
+def test_a_run_that_would_train_nothing_is_refused(data, kwargs, pattern):
+    """Issue 13: `training.epochs: -3` gave an untrained model (empty history) and no error; the loop itself
+    refuses such settings, whoever calls it (the parameters are also range-checked at load)."""
     model = _built("lstm")
-    with pytest.raises(ValueError, match="not the registry's 'atlstm'"):
-        save_checkpoint(tmp_path / "m.pt", model, "atlstm", SMALL["lstm"])
-    with pytest.raises(TypeError, match=r"extra\['when'\]"):
-        save_checkpoint(tmp_path / "m.pt", model, "lstm", SMALL["lstm"], {"when": object()})
-    assert not list(tmp_path.iterdir())
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match=pattern):
+        train_torch_model(model, data[0], data[1], **{"epochs": 1, "progress": False, **kwargs})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_no_training_windows_is_refused(data):
+    X, y = data[0]
+    with pytest.raises(ValueError, match="no training windows"):
+        train_torch_model(_built("lstm"), (X[:0], y[:0]), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="no validation windows"):
+        train_torch_model(_built("lstm"), (X, y), (X[:0], y[:0]), epochs=1, progress=False)
 
 
 def test_predict_with_attention(data):

@@ -12,25 +12,29 @@ Steps (schema in ``book/design.md``):
 4. GLASS-MODIS SM: mean of the fine pixels in each 0.05 deg cell (labels; NaN before 2000-02-24 and in gaps).
 5. DEM and sand/clay/silt -> 0.05 deg.
 
-The cube is written to ``<cube>.partial`` and renamed when complete, so an interrupted build never leaves a cube
-that looks finished.
+The cube is written to a temporary sibling and renamed when complete (:func:`glass_sm.paths.atomic_write`), so an
+interrupted build never leaves a cube that looks finished.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
-import shutil
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
+from tqdm import tqdm
 
 from glass_sm.grid import Domain, lat_lon_attrs
+from glass_sm.io import era5land, glass_avhrr, glass_modis, static
+from glass_sm.paths import RunPaths, atomic_write
 
 __all__ = ["fill_gaps", "doy_climatology", "build_tiles", "assemble_tile", "build_cube", "open_cube", "CUBE_ATTRS",
-           "MAX_LOAD_BYTES", "maybe_load"]
+           "MAX_LOAD_BYTES", "maybe_load", "store_fingerprint", "dataset_fingerprint", "ZARR_METADATA_FILES"]
 
 MAX_LOAD_BYTES = 1.5e9  #: arrays up to this size (bytes) are loaded into memory for fast numpy reductions
 
@@ -130,10 +134,12 @@ def fill_gaps(values: np.ndarray, times: pd.DatetimeIndex, max_gap_days: int) ->
 
 
 def _dates(cfg) -> pd.DatetimeIndex:
+    """Every day of the period."""
     return pd.date_range(cfg.period.start, cfg.period.end, freq="D")
 
 
 def _check_memory(domain: Domain, ntime: int, limit_gb: float = 8.0) -> None:
+    """Refuse a tile whose ~10 float32 arrays of ``ntime`` days would exceed ``limit_gb`` GB."""
     gb = domain.size * ntime * 4 * 10 / 1e9
     if gb > limit_gb:
         raise MemoryError(
@@ -157,8 +163,6 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
 
     Gap filling works per pixel in time; its last fallback (the day's mean over pixels) uses the tile's pixels.
     """
-    from glass_sm.io import era5land, glass_avhrr, glass_modis, static  # noqa: PLC0415
-
     times = _dates(cfg)
     _check_memory(domain, len(times))
     start, end = cfg.period.start, cfg.period.end
@@ -170,9 +174,9 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
     label = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, start, end, domain, progress=progress)
     stat = static.read_static(cfg.data.static_dir, domain)
 
-    def on_grid(da: xr.DataArray) -> np.ndarray:
-        da = da.reindex(time=times)  # days without a file -> NaN
-        return da.transpose("time", "lat", "lon").values.astype(np.float32)
+    def on_grid(arr: xr.DataArray) -> np.ndarray:
+        arr = arr.reindex(time=times)  # days without a file -> NaN
+        return arr.transpose("time", "lat", "lon").values.astype(np.float32)
 
     bsa, bsa_flag = fill_gaps(on_grid(alb["albedo_bsa"]), times, cfg.cube.max_gap_days)
     wsa, _ = fill_gaps(on_grid(alb["albedo_wsa"]), times, cfg.cube.max_gap_days)
@@ -209,6 +213,7 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
 
 
 def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain) -> xr.Dataset:
+    """CF attributes of the variables, coordinates and the store (:data:`CUBE_ATTRS`)."""
     for name, attrs in CUBE_ATTRS.items():
         ds[name].attrs.update(attrs)
     lat_lon_attrs(ds)
@@ -247,7 +252,7 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     -------
     pathlib.Path of the zarr store.
     """
-    path = Path(path) if path is not None else cfg.results / "data" / "cube.zarr"
+    path = Path(path) if path is not None else RunPaths.from_config(cfg).cube
     if path.exists() and not overwrite:
         return path
     domain = Domain.from_config(cfg)
@@ -256,42 +261,38 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     if edge % sc:
         raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
     tiles = build_tiles(domain, edge)
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     def encoding_of(ds: xr.Dataset) -> dict:
         t = min(tc, ds.sizes["time"])
         y, x = min(sc, domain.nrows), min(sc, domain.ncols)
         return {name: {"chunks": (t, y, x) if var.ndim == 3 else (y, x)} for name, var in ds.data_vars.items()}
 
-    if len(tiles) == 1:
-        ds = _finish_attrs(assemble_tile(cfg, domain, progress), cfg, domain)
-        ds.to_zarr(partial, mode="w", encoding=encoding_of(ds), consolidated=True)
-    else:
-        from tqdm import tqdm  # noqa: PLC0415
-
-        for k, tile in enumerate(tqdm(tiles, desc="cube tiles", disable=not progress, unit="tile")):
-            ds = assemble_tile(cfg, tile, progress=False)
-            if k == 0:  # lay out the whole store from the first tile: same variables, full coordinates
-                import dask.array as da  # noqa: PLC0415
-
-                full = xr.Dataset(coords={"time": ds.time, "lat": domain.lat, "lon": domain.lon})
-                if "platform" in ds.coords:
-                    full = full.assign_coords(platform=ds["platform"])
-                for name, var in ds.data_vars.items():
-                    shape = (ds.sizes["time"],) + domain.shape if var.ndim == 3 else domain.shape
-                    full[name] = (var.dims, da.zeros(shape, dtype=var.dtype, chunks=-1))
-                full = _finish_attrs(full, cfg, domain)
-                full.to_zarr(partial, mode="w", encoding=encoding_of(full), consolidated=True, compute=False)
-            rs, cs = tile.slices_in(domain)
-            region = ds.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])
-            region.to_zarr(partial, region={"lat": rs, "lon": cs}, mode="r+")
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(partial, path)
+    with atomic_write(path) as partial:
+        if len(tiles) == 1:
+            ds = _finish_attrs(assemble_tile(cfg, domain, progress), cfg, domain)
+            ds.to_zarr(partial, mode="w", encoding=encoding_of(ds), consolidated=True)
+        else:
+            for k, tile in enumerate(tqdm(tiles, desc="cube tiles", disable=not progress, unit="tile")):
+                ds = assemble_tile(cfg, tile, progress=False)
+                if k == 0:  # lay out the whole store from the first tile: same variables, full coordinates
+                    full = _empty_store(ds, domain)
+                    full = _finish_attrs(full, cfg, domain)
+                    full.to_zarr(partial, mode="w", encoding=encoding_of(full), consolidated=True, compute=False)
+                rs, cs = tile.slices_in(domain)
+                region = ds.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])
+                region.to_zarr(partial, region={"lat": rs, "lon": cs}, mode="r+")
     return path
+
+
+def _empty_store(tile: xr.Dataset, domain: Domain) -> xr.Dataset:
+    """A lazy all-zero dataset over ``domain`` with the variables, dtypes and time axis of one assembled tile."""
+    full = xr.Dataset(coords={"time": tile.time, "lat": domain.lat, "lon": domain.lon})
+    if "platform" in tile.coords:
+        full = full.assign_coords(platform=tile["platform"])
+    for name, var in tile.data_vars.items():
+        shape = (tile.sizes["time"],) + domain.shape if var.ndim == 3 else domain.shape
+        full[name] = (var.dims, da.zeros(shape, dtype=var.dtype, chunks=-1))
+    return full
 
 
 def open_cube(path: str | os.PathLike) -> xr.Dataset:
@@ -306,3 +307,44 @@ def maybe_load(obj, max_bytes: float = MAX_LOAD_BYTES):
     """``obj.load()`` when it fits in ``max_bytes`` (demo and smoke runs: fast numpy reductions), else ``obj``
     unchanged (lazy, dask: a large domain is reduced chunk by chunk)."""
     return obj.load() if obj.nbytes <= max_bytes else obj
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Identity of a cube (recorded by the product, so that finished years are redone on another cube)
+# ----------------------------------------------------------------------------------------------------------
+ZARR_METADATA_FILES = frozenset({".zmetadata", ".zgroup", ".zarray", ".zattrs", "zarr.json"})
+
+
+def store_fingerprint(path: str | os.PathLike) -> str:
+    """A cheap fingerprint of a zarr store (a folder), 64 hex digits; *not* a content hash.
+
+    SHA-256 over, in sorted order of relative path, the content of each metadata file (:data:`ZARR_METADATA_FILES`:
+    consolidated ``.zmetadata`` or ``zarr.json`` and the per-array ones) and the path and size of every other
+    (chunk) file. Rebuilding the cube from other inputs changes chunk sizes (compressed) or metadata; copying the
+    store does not (file times are not read). A chunk rewritten in place with other values of the same compressed
+    size would go unnoticed; reading every chunk would cost as much as the production's own reads.
+    """
+    root = Path(path)
+    entries = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            entries.append((os.path.relpath(full, root).replace(os.sep, "/"), full, name))
+    h = hashlib.sha256()
+    for rel, full, name in sorted(entries):
+        if name in ZARR_METADATA_FILES:
+            with open(full, "rb") as fh:
+                h.update(f"{rel}\tsha256:{hashlib.sha256(fh.read()).hexdigest()}\n".encode())
+        else:
+            h.update(f"{rel}\t{os.path.getsize(full)}\n".encode())
+    return h.hexdigest()
+
+
+def dataset_fingerprint(ds: xr.Dataset) -> str:
+    """SHA-256 of an in-memory Dataset's variables (names, dtypes, shapes, values) and attributes."""
+    h = hashlib.sha256(repr(sorted(ds.attrs.items())).encode())
+    for name in sorted(map(str, ds.variables)):
+        v = ds[name]
+        h.update(f"{name}\t{v.dtype}\t{v.dims}\t{v.shape}\t{sorted(v.attrs.items())!r}\n".encode())
+        h.update(np.ascontiguousarray(v.values).tobytes())
+    return h.hexdigest()

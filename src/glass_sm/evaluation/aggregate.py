@@ -1,4 +1,5 @@
-"""Aggregation over space and classes: area-weighted domain means and climate classes (one home for each).
+"""Aggregation over space and classes: area-weighted domain means, climate classes and per-class bias (one home
+for each).
 
 Every domain mean of the package is area-weighted (cell area ~ cos(latitude) on a regular lat-lon grid), so a
 series means the same in stage 05's trend and break tests and in stage 06's figures, on a small tile or the globe.
@@ -6,6 +7,7 @@ series means the same in stage 05's trend and break tests and in stage 06's figu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
@@ -13,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 __all__ = ["ARIDITY_EDGES", "ARIDITY_LABELS", "SEASONS", "aridity_class", "season_of", "sm_class",
-           "area_weights", "domain_mean", "domain_mean_series", "monthly_domain_mean"]
+           "bias_by_class", "area_weights", "domain_mean", "domain_mean_series", "monthly_domain_mean"]
 
 ARIDITY_EDGES = (0.0, 0.05, 0.2, 0.5, 0.65, np.inf)
 ARIDITY_LABELS = ("hyper-arid", "arid", "semi-arid", "dry sub-humid", "humid")
@@ -45,6 +47,41 @@ def sm_class(mean_sm, edges: Sequence[float]) -> pd.Categorical:
     edges = [float(e) for e in edges]
     labels = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(edges[:-1], edges[1:])]
     return pd.cut(np.asarray(mean_sm, dtype=np.float64).ravel(), edges, labels=labels, right=False)
+
+
+def bias_by_class(frame: pd.DataFrame, by: str, bias_columns: Mapping[str, str], total: bool = True) -> pd.DataFrame:
+    """Mean, median and mean absolute bias of several estimates per class.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per pixel or station, with the class column ``by`` and one bias column per estimate (m3 m-3).
+    by : str
+        Class column (e.g. the output of :func:`aridity_class`); empty classes are left out.
+    bias_columns : mapping estimate name -> column
+        E.g. ``{'GLASS-AVHRR': 'bias_product', 'ERA5-Land': 'bias_era5'}``.
+    total : bool
+        Append a class ``'all'``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``class_kind`` (= ``by``), ``class``, ``estimate``, ``n`` (rows with a finite bias),
+        ``bias_mean``, ``bias_median``, ``abs_bias_mean`` (m3 m-3).
+    """
+    groups = [(str(k), g) for k, g in frame.groupby(by, observed=True, sort=True)]
+    if total:
+        groups.append(("all", frame))
+    rows = []
+    for cls, sub in groups:
+        for est, col in bias_columns.items():
+            v = pd.to_numeric(sub[col], errors="coerce").dropna()
+            rows.append({"class_kind": by, "class": cls, "estimate": est, "n": int(v.size),
+                         "bias_mean": float(v.mean()) if v.size else np.nan,
+                         "bias_median": float(v.median()) if v.size else np.nan,
+                         "abs_bias_mean": float(v.abs().mean()) if v.size else np.nan})
+    return pd.DataFrame(rows, columns=["class_kind", "class", "estimate", "n", "bias_mean", "bias_median",
+                                       "abs_bias_mean"])
 
 
 def area_weights(lat) -> xr.DataArray:

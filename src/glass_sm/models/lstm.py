@@ -103,6 +103,9 @@ class LSTMRegressor(nn.Module):
     """
 
     default_hparams = {"hidden_size": 64, "num_layers": 2, "dropout": 0.1}
+    hparam_ranges = {"hidden_size": {"ge": 1}, "num_layers": {"ge": 1}, "dropout": {"ge": 0, "lt": 1}}
+    display_name = "LSTM"
+    color = "#56B4E9"  # Okabe-Ito sky blue
 
     def __init__(self, n_features: int, window: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.1):
         super().__init__()
@@ -146,6 +149,9 @@ class BiLSTMRegressor(nn.Module):
     """
 
     default_hparams = {"hidden_size": 64, "num_layers": 2, "dropout": 0.1}
+    hparam_ranges = {"hidden_size": {"ge": 1}, "num_layers": {"ge": 1}, "dropout": {"ge": 0, "lt": 1}}
+    display_name = "Bi-LSTM"
+    color = "#E69F00"  # Okabe-Ito orange
 
     def __init__(self, n_features: int, window: int, hidden_size: int = 64, num_layers: int = 2, dropout: float = 0.1):
         super().__init__()
@@ -198,6 +204,10 @@ class AtLSTMRegressor(nn.Module):
     """
 
     default_hparams = {"hidden_size": 64, "num_layers": 2, "dropout": 0.1, "attention_size": None}
+    hparam_ranges = {"hidden_size": {"ge": 1}, "num_layers": {"ge": 1}, "dropout": {"ge": 0, "lt": 1},
+                     "attention_size": {"ge": 1}}
+    display_name = "AtLSTM"
+    color = "#0072B2"  # Okabe-Ito blue
 
     def __init__(
         self,

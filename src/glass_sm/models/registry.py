@@ -1,13 +1,39 @@
 """The model zoo by name: adding a model is one module plus one line in :data:`MODEL_REGISTRY`.
 
-Every registered class is built as ``cls(n_features, window, **hparams)`` and declares its hyperparameters and
-their defaults in a ``default_hparams`` class attribute; torch models also implement
-``forward_flops(window, n_features)``.
+A registered class is built as ``cls(n_features, window, **hparams)`` and declares, as class attributes:
+
+``default_hparams``
+    Every hyperparameter and its default (the keys :func:`build_model` and ``models.hparams.<name>`` accept;
+    their types are the ``__init__`` annotations, else the defaults' types; their documentation is the class
+    docstring's ``Parameters`` section, shown in the parameter reference).
+``display_name``
+    The name in tables, figures and prose (``'Bi-LSTM'``).
+``color``
+    Its colour in every figure (a Matplotlib colour; the Okabe-Ito palette for the shipped models).
+``hparam_ranges``
+    The valid range of every numeric hyperparameter: ``{"hidden_size": {"ge": 1}, "dropout": {"ge": 0, "lt": 1}}``
+    (bounds ``ge``, ``gt``, ``le``, ``lt``; ``None`` is always allowed where the type allows it), checked by
+    :func:`glass_sm.config.load` and shown in the parameter reference.
+
+Optionally ``check_hparams(hparams)`` (a static method) raises ``ValueError`` for a combination the ranges cannot
+express (the Transformer's ``n_heads`` must divide ``d_model``); :func:`glass_sm.config.load` calls it.
+
+Torch models (``torch.nn.Module`` subclasses) also implement ``forward_flops(window, n_features)``.
+
+Hyperparameters from the parameters
+-----------------------------------
+``models.hparams`` (see :mod:`glass_sm.config`) holds a section ``common`` (settings shared by every model
+that declares the key, e.g. ``hidden_size`` for the three recurrent models, ``num_layers`` and ``dropout`` for
+those and the Transformer) and one section per model (wins over ``common``). :func:`model_hparams` resolves
+them for one model; keys set in neither take the class default when the model is built.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
+import typing
+from typing import Any
 
 from torch import nn
 
@@ -15,7 +41,21 @@ from glass_sm.models.lstm import AtLSTMRegressor, BiLSTMRegressor, LSTMRegressor
 from glass_sm.models.transformer import TransformerRegressor
 from glass_sm.models.xgb import XGBoostRegressor
 
-__all__ = ["MODEL_REGISTRY", "build_model", "count_flops", "default_hparams"]
+__all__ = [
+    "COMMON",
+    "MODEL_REGISTRY",
+    "build_model",
+    "count_flops",
+    "default_hparams",
+    "display_name",
+    "hparam_docs",
+    "hparam_ranges",
+    "hparam_types",
+    "is_torch_model",
+    "model_class",
+    "model_color",
+    "model_hparams",
+]
 
 MODEL_REGISTRY: dict[str, type] = {
     "lstm": LSTMRegressor,
@@ -24,15 +64,28 @@ MODEL_REGISTRY: dict[str, type] = {
     "transformer": TransformerRegressor,
     "xgboost": XGBoostRegressor,
 }
-"""Model classes by the names used in the parameters (``models.names``) and in checkpoints."""
+"""Model classes by the names used in the parameters (``models.names``, ``models.hparams``) and in checkpoints."""
+
+COMMON = "common"
+"""Section of ``models.hparams`` whose keys apply to every model declaring them."""
+
+_SEED = "seed"  # a model declaring this hyperparameter gets the run's seed (see model_hparams)
 
 
 def _closest_hint(word: str, valid) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``valid`` to ``word``, or ``""`` when none is close."""
     close = difflib.get_close_matches(str(word), list(valid), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _model_class(name: str) -> type:
+def model_class(name: str) -> type:
+    """The class registered as ``name``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, naming the valid ones and the closest match.
+    """
     try:
         return MODEL_REGISTRY[name]
     except KeyError:
@@ -42,7 +95,15 @@ def _model_class(name: str) -> type:
 
 
 def default_hparams(name: str) -> dict:
-    """Default hyperparameters of a registered model.
+    """A copy of the ``default_hparams`` of the model registered as ``name`` (a key of :data:`MODEL_REGISTRY`)."""
+    return dict(model_class(name).default_hparams)
+
+
+def hparam_types(name: str) -> dict[str, Any]:
+    """Type of each hyperparameter of a registered model, for checking parameter files.
+
+    The annotation of the ``__init__`` argument when there is one (``int | None``), else the type of the
+    default; ``typing.Any`` when neither says (a ``None`` default without annotation).
 
     Parameters
     ----------
@@ -52,9 +113,40 @@ def default_hparams(name: str) -> dict:
     Returns
     -------
     dict
-        A copy of the class's ``default_hparams``.
+        Hyperparameter -> type, in the order of ``default_hparams``.
     """
-    return dict(_model_class(name).default_hparams)
+    cls = model_class(name)
+    hints = typing.get_type_hints(cls.__init__)
+    return {key: hints.get(key, Any if default is None else type(default))
+            for key, default in cls.default_hparams.items()}
+
+
+def hparam_ranges(name: str) -> dict[str, dict]:
+    """Valid range of each numeric hyperparameter of a registered model: key -> ``{"ge": 1}`` ... (a copy of the
+    class's ``hparam_ranges``; empty for a class that declares none)."""
+    return {key: dict(bounds) for key, bounds in getattr(model_class(name), "hparam_ranges", {}).items()}
+
+
+def hparam_docs(name: str) -> dict[str, str]:
+    """Hyperparameter -> its text in the ``Parameters`` section of the docstring of the model registered as
+    ``name`` (``""`` when undocumented), in the order of ``default_hparams``; ``a, b : float`` documents both."""
+    cls = model_class(name)
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    docs: dict[str, str] = {}
+    current: list[str] = []
+    inside = False
+    for line, underline in zip(lines, lines[1:] + [""]):
+        heading = bool(line.strip()) and set(underline.strip()) == {"-"}
+        if heading:
+            inside = line.strip() == "Parameters"
+            current = []
+        elif inside and line and not line.startswith(" ") and set(line.strip()) != {"-"}:
+            current = [n.strip() for n in line.partition(" : ")[0].split(",")]
+            docs.update({n: "" for n in current})
+        elif inside and line.strip() and current:
+            for n in current:
+                docs[n] = f"{docs[n]} {line.strip()}".strip()
+    return {key: docs.get(key, "") for key in cls.default_hparams}
 
 
 def build_model(name: str, n_features: int, window: int, **hparams):
@@ -81,7 +173,7 @@ def build_model(name: str, n_features: int, window: int, **hparams):
     ValueError
         Unknown model name or hyperparameter, naming the valid ones and the closest match.
     """
-    cls = _model_class(name)
+    cls = model_class(name)
     for key in hparams:
         if key not in cls.default_hparams:
             raise ValueError(
@@ -89,6 +181,63 @@ def build_model(name: str, n_features: int, window: int, **hparams):
                 f"valid: {', '.join(cls.default_hparams)}"
             )
     return cls(n_features, window, **{**cls.default_hparams, **hparams})
+
+
+def model_hparams(name: str, cfg, seed: int | None = None) -> dict:
+    """Hyperparameters of a registered model from the run's parameters (``cfg.models.hparams``).
+
+    For each hyperparameter the class declares, in its order: the value of ``models.hparams.<name>``, else that
+    of ``models.hparams.common``, else nothing (the class default applies when the model is built). A model
+    declaring a ``seed`` hyperparameter (XGBoost's subsampling) gets ``seed``, else ``models.hparams.<name>.seed``,
+    else ``run.seed``.
+
+    Parameters
+    ----------
+    name : str
+        Key of :data:`MODEL_REGISTRY`.
+    cfg : glass_sm.config.Config
+        Uses ``cfg.models.hparams`` and ``cfg.run.seed``.
+    seed : int, optional
+        Seed of a model declaring a ``seed`` hyperparameter (ignored by the others: torch models are seeded by
+        :func:`glass_sm.training.set_seed`).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`build_model` (the ones the parameters set).
+
+    Raises
+    ------
+    ValueError
+        Unknown model name.
+    """
+    cls = model_class(name)
+    table = cfg.models.hparams
+    common, own = table.get(COMMON) or {}, table.get(name) or {}
+    out = {}
+    for key in cls.default_hparams:
+        if key == _SEED and (seed is not None or key not in own):
+            out[key] = int(cfg.run.seed if seed is None else seed)
+        elif key in own:
+            out[key] = own[key]
+        elif key in common:
+            out[key] = common[key]
+    return out
+
+
+def display_name(name: str) -> str:
+    """Display name of a model (``'bilstm'`` -> ``'Bi-LSTM'``); an unregistered name is returned as is."""
+    return getattr(MODEL_REGISTRY.get(name), "display_name", name)
+
+
+def model_color(name: str) -> str | None:
+    """Figure colour of a model (a Matplotlib colour); ``None`` (the axes' colour cycle) when unregistered."""
+    return getattr(MODEL_REGISTRY.get(name), "color", None)
+
+
+def is_torch_model(name: str) -> bool:
+    """Whether a registered model is a torch network (trained by :mod:`glass_sm.training`, has FLOPs)."""
+    return issubclass(model_class(name), nn.Module)
 
 
 def count_flops(model: nn.Module, window: int | None = None, n_features: int | None = None) -> int:

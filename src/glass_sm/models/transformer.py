@@ -68,6 +68,10 @@ class TransformerRegressor(nn.Module):
     """
 
     default_hparams = {"d_model": 64, "n_heads": 4, "num_layers": 2, "dim_feedforward": None, "dropout": 0.1}
+    hparam_ranges = {"d_model": {"ge": 1}, "n_heads": {"ge": 1}, "num_layers": {"ge": 1},
+                     "dim_feedforward": {"ge": 1}, "dropout": {"ge": 0, "lt": 1}}
+    display_name = "Transformer"
+    color = "#CC79A7"  # Okabe-Ito reddish purple
 
     def __init__(
         self,
@@ -91,6 +95,14 @@ class TransformerRegressor(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
         self.head = RegressionHead(d_model, d_model, dropout)
+
+    @staticmethod
+    def check_hparams(hparams: dict) -> None:
+        """Raise ValueError when ``n_heads`` does not divide ``d_model`` (each head attends over ``d_model /
+        n_heads`` dimensions)."""
+        d_model, n_heads = hparams["d_model"], hparams["n_heads"]
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict soil moisture, m3 m-3, shape ``(batch,)``, from ``x`` of shape ``(batch, L, n_features)``."""

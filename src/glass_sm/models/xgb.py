@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import xgboost
 
+from glass_sm.paths import atomic_write
+
 __all__ = ["XGBoostRegressor"]
 
 _CONFIG_ATTR = "glass_sm_config"  # booster attribute holding the wrapper's constructor arguments
@@ -71,6 +73,19 @@ class XGBoostRegressor:
         "seed": 0,
         "tree_method": "hist",
     }
+    hparam_ranges = {
+        "n_estimators": {"ge": 1},
+        "max_depth": {"ge": 1},
+        "learning_rate": {"gt": 0, "le": 1},
+        "subsample": {"gt": 0, "le": 1},
+        "colsample_bytree": {"gt": 0, "le": 1},
+        "min_child_weight": {"ge": 0},
+        "early_stopping_rounds": {"ge": 1},
+        "n_jobs": {"ge": 1},
+        "seed": {"ge": 0},
+    }
+    display_name = "XGBoost"
+    color = "#D55E00"  # Okabe-Ito vermillion
 
     def __init__(self, n_features: int, window: int, **hparams):
         unknown = sorted(set(hparams) - set(self.default_hparams))
@@ -193,10 +208,9 @@ class XGBoostRegressor:
             The written file.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.json")  # the suffix selects XGBoost's JSON format
-        self._fitted().save_model(tmp)
-        os.replace(tmp, path)
+        text = bytes(self._fitted().save_raw(raw_format="json"))  # the bytes save_model writes to a .json file
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(text)
         return path
 
     @classmethod

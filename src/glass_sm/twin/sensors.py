@@ -1,0 +1,529 @@
+"""The twin's sensors: what each product would observe of the simulated world.
+
+* AVHRR-like albedo and LST (:func:`simulate_avhrr`): clouds, QC, the NOAA platform steps and the orbital drift
+  of :mod:`glass_sm.platforms`;
+* ERA5-Land-like soil moisture (:func:`era5_soil_moisture`, :func:`simulate_era5`): the bucket rerun with
+  perturbed rain and a deeper, wetter layer, averaged to the 0.1 deg points;
+* GLASS-MODIS-like labels (:func:`modis_grid`, :func:`simulate_glass_modis`): truth + noise per sinusoidal pixel;
+* ESA-CCI-like soil moisture (:func:`simulate_cci`) at 0.25 deg;
+* ISMN-like station series (:func:`station_periods`, :func:`simulate_stations`).
+
+Values are physical (dimensionless albedo, K, m3 m-3) with NaN where nothing is retrieved; the file encodings
+(scale factors, fill values, formats) are :mod:`glass_sm.twin.writers`'. Equations: :mod:`glass_sm.twin`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from rasterio.transform import from_origin
+from scipy.signal import lfilter
+
+from glass_sm.grid import RES, Domain, block_mean
+from glass_sm.platforms import NOAA_PLATFORMS, equator_crossing_time, platform_index
+from glass_sm.twin.climate import cos_sza, smooth_fields
+from glass_sm.twin.grids import component_rng
+from glass_sm.twin.soil import run_bucket
+
+__all__ = ["albedo_model", "lst_model", "simulate_avhrr", "era5_shift", "era5_soil_moisture", "simulate_era5",
+           "modis_grid", "first_label_day", "simulate_glass_modis", "simulate_cci", "station_periods",
+           "StationSeries", "simulate_stations"]
+
+# ---- AVHRR-like albedo and LST
+ALBEDO_VEG_SW, ALBEDO_VEG_VIS = 0.18, 0.05   #: green grass/crop canopy albedo (Oke 1987: 0.16-0.26 SW)
+ALBEDO_WET_RATIO = 0.5          #: wet/dry soil albedo (Idso et al. 1975: 0.14/0.31)
+ALBEDO_VIS_SOIL_RATIO = 0.7     #: soil VIS / shortwave albedo
+EF_VEG = 0.7                    #: evaporative fraction of a transpiring canopy
+DT_WET, DT_DRY, RS_REF = 2.0, 16.0, 30.0     #: surface-air temperature excess, K; reference Rs, MJ m-2 d-1
+LST_PEAK_H, LST_OMEGA_H, LST_REF_H = 13.0, 12.0, 13.5   #: diurnal LST cosine, local solar hours
+LOW_QUALITY_FRACTION = 0.05
+MIN_MU0_ALBEDO, LOW_QUALITY_MU0 = 0.17, 0.34  #: no albedo for SZA > 80 deg, low quality for SZA > 70 deg
+
+# ---- ERA5-Land-like soil moisture
+ERA5_LAYER_MM = 70.0            #: ERA5-Land layer 1 (0-7 cm), mm (Munoz-Sabater et al. 2021)
+ERA5_DRY_AI = 0.25              #: aridity index at which the ERA5-like wet shift reaches era5_wet_bias
+ERA5_ERR_KM = 25.0              #: correlation length of the ERA5-like daily rain error, km
+
+# ---- GLASS-MODIS-like labels: the global MODIS sinusoidal grid
+SINU_R = 6371007.181                                 #: sphere radius of the MODIS sinusoidal projection, m
+MODIS_X0, MODIS_Y0 = -20015109.354, 10007554.677     #: upper-left corner of the MODIS sinusoidal grid, m
+
+# ---- ESA-CCI-like soil moisture
+CCI_EARLY_END = dt.date(2007, 1, 1)           #: before: the sparser, noisier early ESA CCI period
+
+# ---- ISMN-like stations
+STATION_RHO, STATION_DIURNAL = 0.9, 0.004     #: AR(1) error persistence; diurnal amplitude, m3 m-3
+STATION_DRIFT_PROB = 0.5                      #: probability that a station has one drifting stretch
+FROZEN_T, FROZEN_FACTOR = 271.15, 0.6         #: frozen soil: sensors see liquid water only
+STATION_SENSORS = ("ThetaProbe-ML2X", "Hydraprobe-II-Sdi-12", "CS655", "EC5")   #: ISMN sensor names, in turn
+Y2K = pd.Timestamp("2000-01-01")
+
+
+# =========================================================================================================
+# AVHRR-like albedo and LST
+# =========================================================================================================
+def albedo_model(theta, theta_s, f_veg, sand, alpha_veg: float = ALBEDO_VEG_SW) -> np.ndarray:
+    """Shortwave white-sky albedo of a soil-vegetation mix, dimensionless (equations in :mod:`glass_sm.twin`).
+
+    Parameters
+    ----------
+    theta, theta_s : array-like
+        Surface SM and saturation, m3 m-3.
+    f_veg : array-like
+        Vegetation cover, dimensionless.
+    sand : array-like
+        Sand fraction (sandy soils are brighter: dry albedo 0.22 + 0.15 sand).
+    alpha_veg : float
+        Canopy albedo.
+    """
+    a_dry = 0.22 + 0.15 * np.asarray(sand)
+    a_soil = a_dry * (1 - (1 - ALBEDO_WET_RATIO) * np.clip(np.asarray(theta) / theta_s, 0, 1))
+    return f_veg * alpha_veg + (1 - np.asarray(f_veg)) * a_soil
+
+
+def lst_model(t_air, dtr, rs, theta, limits: dict, f_veg, hour) -> np.ndarray:
+    """Clear-sky LST at local solar time ``hour`` without drift correction, K (equations in :mod:`glass_sm.twin`).
+
+    Parameters
+    ----------
+    t_air, dtr : array-like
+        Daily mean air temperature and diurnal range, K.
+    rs : array-like
+        Daily shortwave radiation, MJ m-2 d-1.
+    theta : array-like
+        Surface SM, m3 m-3.
+    limits : dict
+        ``theta_wp`` and ``theta_fc`` (m3 m-3).
+    f_veg : array-like
+        Vegetation cover, dimensionless.
+    hour : array-like
+        Local solar time, h.
+    """
+    beta = np.clip((theta - limits["theta_wp"]) / (limits["theta_fc"] - limits["theta_wp"]), 0, 1)
+    ef = (1 - f_veg) * beta + f_veg * EF_VEG
+    peak = t_air + 0.5 * dtr + rs / RS_REF * (DT_WET + DT_DRY * (1 - ef))
+    amp = peak - (t_air - 0.5 * dtr)
+    return peak - amp * (1 - np.cos(np.pi * np.maximum(np.asarray(hour) - LST_PEAK_H, 0) / LST_OMEGA_H))
+
+
+def _platform_steps(seed: int, tw) -> tuple[np.ndarray, np.ndarray]:
+    """Per-platform (albedo relative step, LST step K), one row of NOAA_PLATFORMS each."""
+    rng = component_rng(seed, "platforms")
+    n = len(NOAA_PLATFORMS)
+    return rng.normal(0, tw.platform_albedo_step, n), rng.normal(0, tw.platform_lst_step, n)
+
+
+def simulate_avhrr(cfg, sim: dict) -> dict:
+    """AVHRR-like albedo and LST on the run's domain, with clouds, QC, platform steps and orbital drift.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        Uses ``run.seed`` and ``twin`` (noise, platform steps, drift residual).
+    sim : dict
+        Output of :func:`simulate_truth`.
+
+    Returns
+    -------
+    dict
+        ``bsa_sw, wsa_sw, bsa_vis, wsa_vis`` (dimensionless) and ``lst`` (K): float32 ``(time, lat, lon)`` on
+        ``grids.out``, NaN where not retrieved; ``qc_albedo`` / ``qc_lst`` uint8 (bit 0 not retrieved, bit 1
+        low quality); ``platform`` (str per day), ``overpass_h`` (local solar time per day, h),
+        ``lst_clean`` (LST with no platform effect or noise, drift corrected at 13:30, K).
+    """
+    tw, g = cfg.twin, sim["grids"]
+    rs_, cs_ = g.out_in_sim
+    st = {k: v[rs_, cs_] for k, v in sim["static"].items() if np.shape(v) == g.sim.shape}
+    w = {k: v[:, rs_, cs_] for k, v in sim["weather"].items() if np.ndim(v) == 3}
+    theta, f_veg = sim["theta"][:, rs_, cs_], sim["f_veg"][:, rs_, cs_]
+    dates = sim["dates"]
+    rng = component_rng(cfg.run.seed, "avhrr")
+    shape = theta.shape
+    pidx = platform_index(dates)
+    if np.any(pidx < 0):
+        raise ValueError(f"period starts before the AVHRR record ({NOAA_PLATFORMS['start'].iloc[0].date()})")
+    hour = equator_crossing_time(dates)[:, None, None]
+    doy = dates.day_of_year.values[:, None, None]
+    mu0 = cos_sza(doy, st["lat"][None], hour)
+    a_step, t_step = _platform_steps(cfg.run.seed, tw)
+    extended = (dates.values > NOAA_PLATFORMS["nominal_end"].values[pidx])[:, None, None]
+
+    missing = w["cloudy"].copy()
+    lowq = (rng.random(shape) < LOW_QUALITY_FRACTION) | extended
+    noise_k = np.where(lowq, 3.0, 1.0)
+
+    cal = (1 + a_step[pidx])[:, None, None]
+    wsa = albedo_model(theta, st["theta_s"], f_veg, st["sand"]) * cal
+    a_dry_vis = ALBEDO_VIS_SOIL_RATIO * (0.22 + 0.15 * st["sand"])
+    wsa_vis = (f_veg * ALBEDO_VEG_VIS + (1 - f_veg) * a_dry_vis
+               * (1 - (1 - ALBEDO_WET_RATIO) * np.clip(theta / st["theta_s"], 0, 1))) * cal
+    bsa_k = 1 + 0.3 * (0.5 - mu0)
+    e_sw = rng.normal(0, tw.albedo_noise, shape) * noise_k
+    e_vis = rng.normal(0, tw.albedo_noise, shape) * noise_k
+    alb_missing = missing | (mu0 < MIN_MU0_ALBEDO)
+    alb_lowq = lowq | (mu0 < LOW_QUALITY_MU0)
+    out = {}
+    for name, val, e in (("wsa_sw", wsa, e_sw), ("bsa_sw", wsa * bsa_k, e_sw * bsa_k),
+                         ("wsa_vis", wsa_vis, e_vis), ("bsa_vis", wsa_vis * bsa_k, e_vis * bsa_k)):
+        out[name] = np.where(alb_missing, np.nan, np.clip(val + e, 0, 1)).astype(np.float32)
+
+    lim = {"theta_wp": st["theta_wp"], "theta_fc": st["theta_fc"]}
+    args = (w["t_air"], w["dtr"], w["rs"], theta, lim, f_veg)
+    lst_ref = lst_model(*args, LST_REF_H)
+    lst_h = lst_model(*args, hour)
+    lst = (lst_ref + tw.drift_residual * (lst_h - lst_ref) + t_step[pidx][:, None, None]
+           + rng.normal(0, tw.lst_noise, shape) * noise_k)
+    out["lst"] = np.where(missing, np.nan, lst).astype(np.float32)
+    out["lst_clean"] = lst_ref.astype(np.float32)
+    out["qc_albedo"] = (alb_missing.astype(np.uint8) | (alb_lowq & ~alb_missing).astype(np.uint8) << 1)
+    out["qc_lst"] = (missing.astype(np.uint8) | (lowq & ~missing).astype(np.uint8) << 1)
+    out["platform"] = NOAA_PLATFORMS["platform"].to_numpy(dtype=str)[pidx]
+    out["overpass_h"] = hour[:, 0, 0]
+    return out
+
+# =========================================================================================================
+# ERA5-Land-like soil moisture
+# =========================================================================================================
+def era5_shift(aridity, wet_bias: float) -> np.ndarray:
+    """Wet shift of the ERA5-like soil limits, m3 m-3: ``b min(1, (0.25/AI)^0.7)``.
+
+    Parameters
+    ----------
+    aridity : array-like
+        Aridity index P/PET, dimensionless.
+    wet_bias : float
+        Shift in a dry climate (``twin.era5_wet_bias``), m3 m-3.
+    """
+    return wet_bias * np.minimum(1.0, (ERA5_DRY_AI / np.asarray(aridity)) ** 0.7)
+
+
+def era5_soil_moisture(cfg, static: dict, weather: dict, limits: dict,
+                       progress: bool = False) -> tuple[np.ndarray, dict, np.ndarray]:
+    """ERA5-Land-like 0-7 cm SM at 0.05 deg: the bucket rerun with perturbed rain and wetter, deeper soil.
+
+    Rain is multiplied by a smooth lognormal error of coefficient of variation ``twin.era5_precip_error``; the
+    wilting point and field capacity are raised by :func:`era5_shift`, saturation by half of it (at most 0.6).
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        Uses ``run.seed`` and ``twin.era5_precip_error``, ``twin.era5_wet_bias``.
+    static : dict
+        :func:`glass_sm.twin.climate.simulate_static` (``x_km``, ``y_km``, ``aridity``).
+    weather : dict
+        :func:`glass_sm.twin.climate.simulate_weather` (``precip``, ``pet``, mm d-1, ``(time, lat, lon)``).
+    limits : dict
+        The true soil's :func:`glass_sm.twin.soil.hydraulic_limits` (m3 m-3, ksat mm h-1).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    theta_era5 : numpy.ndarray
+        ``(time, lat, lon)`` float32, m3 m-3.
+    limits_era5 : dict
+        The shifted limits, m3 m-3.
+    shift : numpy.ndarray
+        The wet shift, m3 m-3.
+    """
+    rng = component_rng(cfg.run.seed, "era5")
+    cv = cfg.twin.era5_precip_error
+    sig = np.sqrt(np.log1p(cv**2))
+    eps = smooth_fields(rng, len(weather["precip"]), static["x_km"], static["y_km"], ERA5_ERR_KM)
+    p_era = (weather["precip"] * np.exp(sig * eps - 0.5 * sig**2)).astype(np.float32)
+    d = era5_shift(static["aridity"], cfg.twin.era5_wet_bias)
+    lim = limits
+    lim_e = dict(lim, theta_wp=lim["theta_wp"] + d, theta_fc=lim["theta_fc"] + d,
+                 theta_s=np.minimum(lim["theta_s"] + 0.5 * d, 0.6), theta_r=lim["theta_r"])
+    theta_e = run_bucket(p_era, weather["pet"], lim_e, ERA5_LAYER_MM, progress=progress, desc="ERA5 bucket")
+    return theta_e, lim_e, d
+
+
+def simulate_era5(sim: dict) -> np.ndarray:
+    """ERA5-like daily SM on the 0.1 deg points of ``grids`` (block means of the 0.05 deg run), m3 m-3.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(time, lat, lon)`` float32, latitude descending, the points of :class:`TwinGrids` ``era5_*``.
+    """
+    rs_, cs_ = sim["grids"].era5_in_sim
+    return block_mean(sim["theta_era5"][:, rs_, cs_], 2)
+
+
+# =========================================================================================================
+# GLASS-MODIS-like labels
+# =========================================================================================================
+def modis_grid(out: Domain, pixel_m: float) -> tuple:
+    """MODIS-sinusoidal raster covering a lat/lon domain, snapped to the global MODIS grid corner.
+
+    Parameters
+    ----------
+    out : glass_sm.grid.Domain
+        The 0.05 deg domain to cover.
+    pixel_m : float
+        Pixel size, m.
+
+    Returns
+    -------
+    transform : affine.Affine
+    width, height : int
+    cell_index : numpy.ndarray
+        ``(height, width)`` flat index (row-major in ``out``) of the 0.05 deg cell holding each pixel centre,
+        -1 outside the domain.
+    """
+    lats = np.array([out.south, out.north] + ([0.0] if out.south < 0 < out.north else []))
+    xs = [SINU_R * np.deg2rad(lo) * np.cos(np.deg2rad(la)) for lo in (out.west, out.east) for la in lats]
+    x0 = MODIS_X0 + np.floor((min(xs) - MODIS_X0) / pixel_m) * pixel_m
+    x1 = MODIS_X0 + np.ceil((max(xs) - MODIS_X0) / pixel_m) * pixel_m
+    y1 = MODIS_Y0 - np.floor((MODIS_Y0 - SINU_R * np.deg2rad(out.north)) / pixel_m) * pixel_m
+    y0 = MODIS_Y0 - np.ceil((MODIS_Y0 - SINU_R * np.deg2rad(out.south)) / pixel_m) * pixel_m
+    width, height = int(round((x1 - x0) / pixel_m)), int(round((y1 - y0) / pixel_m))
+    xc = x0 + (np.arange(width) + 0.5) * pixel_m
+    yc = y1 - (np.arange(height) + 0.5) * pixel_m
+    lat = np.rad2deg(yc / SINU_R)[:, None]
+    lon = np.rad2deg(xc[None, :] / (SINU_R * np.cos(np.deg2rad(lat))))
+    r = np.floor((out.north - lat) / RES).astype(int) * np.ones_like(lon, int)
+    c = np.floor((lon - out.west) / RES).astype(int)
+    inside = (r >= 0) & (r < out.nrows) & (c >= 0) & (c < out.ncols)
+    idx = np.where(inside, r * out.ncols + c, -1)
+    return from_origin(x0, y1, pixel_m, pixel_m), width, height, idx
+
+
+def first_label_day(cfg, dates: pd.DatetimeIndex) -> int:
+    """Index in ``dates`` of the first GLASS-MODIS-like label day (``period.label_start``); ``len(dates)`` if
+    the period ends before it."""
+    return int(np.searchsorted(dates.values, np.datetime64(pd.Timestamp(cfg.period.label_start))))
+
+
+def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:
+    """Daily GLASS-MODIS-like SM images on the sinusoidal pixels, from ``period.label_start`` on.
+
+    Each pixel sees the truth of the 0.05 deg cell holding its centre + N(0, ``twin.label_noise``); whole
+    cell-days are missing with probability ``twin.label_gap_fraction``. Drawn one day at a time (memory of one
+    image), in day order.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        Uses ``run.seed``, ``period.label_start``, ``twin.label_noise`` and ``twin.label_gap_fraction``.
+    sim : dict
+        :func:`glass_sm.twin.truth.simulate_truth`.
+    cell_index : numpy.ndarray
+        ``(height, width)`` cell of each pixel, -1 outside the domain (:func:`modis_grid`).
+
+    Yields
+    ------
+    day : pandas.Timestamp
+    image : numpy.ndarray
+        ``(height, width)`` float32 SM, m3 m-3, NaN where missing or outside the domain.
+    """
+    g, tw = sim["grids"], cfg.twin
+    rs_, cs_ = g.out_in_sim
+    dates = sim["dates"]
+    rng = component_rng(cfg.run.seed, "labels")
+    valid = cell_index >= 0
+    cell = np.where(valid, cell_index, 0)
+    for t in range(first_label_day(cfg, dates), len(dates)):
+        truth = sim["theta"][t, rs_, cs_].ravel()
+        gap = rng.random(truth.size) < tw.label_gap_fraction
+        noise = rng.normal(0, tw.label_noise, cell_index.shape).astype(np.float32)
+        val = np.maximum(truth[cell] + noise, 0.0)
+        yield dates[t], np.where(valid & ~gap[cell], val, np.nan).astype(np.float32)
+
+
+# =========================================================================================================
+# ESA-CCI-like soil moisture
+# =========================================================================================================
+def simulate_cci(cfg, sim: dict) -> np.ndarray:
+    """ESA-CCI-like combined SM on the CCI cells touching the domain (``grids.cci``).
+
+    Truth averaged to the CCI cell x a per-cell scale error N(1, ``twin.cci_scale_error``) + noise (x1.5 and
+    sparser before 2007), clipped to 0-0.6; missing on gap days and when the air is below 0 degC.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        Uses ``run.seed`` and ``twin.cci_*``.
+    sim : dict
+        :func:`glass_sm.twin.truth.simulate_truth`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(time, lat, lon)`` float32 SM, m3 m-3, NaN where missing.
+    """
+    g, tw = sim["grids"], cfg.twin
+    k = round(g.cci.res / RES)
+    rs_, cs_ = g.cci_in_sim
+    truth = block_mean(sim["theta"][:, rs_, cs_], k)
+    t_air = block_mean(sim["weather"]["t_air"][:, rs_, cs_], k)
+    dates = sim["dates"]
+    rng = component_rng(cfg.run.seed, "cci")
+    scale = rng.normal(1.0, tw.cci_scale_error, truth.shape[1:])
+    early = np.asarray(dates < pd.Timestamp(CCI_EARLY_END))[:, None, None]
+    noise = rng.normal(0, 1, truth.shape) * tw.cci_noise * np.where(early, 1.5, 1.0)
+    gap = rng.random(truth.shape) < np.where(early, tw.cci_early_gap_fraction, tw.cci_gap_fraction)
+    sm = np.clip(scale * truth + noise, 0.0, 0.6)
+    return np.where(gap | (t_air < 273.15), np.nan, sm).astype(np.float32)
+
+
+# =========================================================================================================
+# ISMN-like stations
+# =========================================================================================================
+def station_periods(rng, n: int, frac_pre: float, p0: pd.Timestamp, p1: pd.Timestamp) -> list[tuple]:
+    """(kind, start, end) per station: 'before' (ends before 2000), 'across', 'after' (starts 2000 on)."""
+    year = pd.Timedelta(days=365)
+    if p1 < Y2K:
+        kinds = ["before"] * n
+    elif p0 >= Y2K:
+        kinds = ["after"] * n
+    else:
+        n_pre = int(round(frac_pre * n))
+        kinds = ["across"] * ((n_pre + 1) // 2) + ["before"] * (n_pre // 2) + ["after"] * (n - n_pre)
+
+    def span(lo, hi, min_len):
+        lo, hi = pd.Timestamp(lo), pd.Timestamp(hi)
+        min_len = min(min_len, 0.5 * (hi - lo))
+        start = lo + (hi - min_len - lo) * rng.random()
+        length = min_len + (hi - start - min_len) * rng.random()
+        return start.normalize(), min(start + length, hi).normalize()
+
+    out = []
+    for kind in kinds:
+        if kind == "before":
+            s, e = span(p0, min(p1, Y2K - pd.Timedelta(days=1)), 2 * year)
+        elif kind == "after":
+            s, e = span(max(p0, Y2K), p1, 3 * year)
+        else:
+            s = (p0 + (min(Y2K - pd.Timedelta(days=180), p1) - p0) * rng.random() * 0.5).normalize()
+            e = (max(Y2K + year, s) + (p1 - max(Y2K + year, s)) * rng.random()).normalize()
+            e = min(max(e, Y2K), p1)
+        out.append((kind, s, e))
+    return out
+
+
+
+@dataclass
+class StationSeries:
+    """One ISMN-like station: where it is, how it relates to its pixel, and its hourly series.
+
+    Attributes
+    ----------
+    station, kind, sensor : str
+        Name (``TW01`` ...), period kind (``before``/``across``/``after`` 2000) and sensor type.
+    start, end : pandas.Timestamp
+        First and last day.
+    lat, lon : float
+        Position, degrees.
+    row, col : int
+        Cell of the run's domain holding the station.
+    a, b : float
+        Offset (m3 m-3) and gain (dimensionless) in ``a + b * theta_pixel``.
+    elevation : float
+        Terrain height at the station, m.
+    days : pandas.DatetimeIndex
+        The station's days (``start`` .. ``end``).
+    hourly : numpy.ndarray
+        ``24 * len(days)`` hourly SM, m3 m-3 (hour ``h`` of day ``d`` at ``24 d + h``).
+    flags : numpy.ndarray
+        ISMN quality flag of each hour (``G``, ``D03`` frozen, ``D05`` drift, ``C01``/``C02`` out of range,
+        comma-joined).
+    keep : numpy.ndarray
+        False for the hours that are missing (random losses and outages).
+    """
+
+    station: str
+    kind: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    lat: float
+    lon: float
+    row: int
+    col: int
+    a: float
+    b: float
+    sensor: str
+    elevation: float
+    days: pd.DatetimeIndex
+    hourly: np.ndarray
+    flags: np.ndarray
+    keep: np.ndarray
+
+    def table_row(self) -> dict:
+        """The station's row of the station table (name, kind, period, position, cell, a, b, sensor)."""
+        return {"station": self.station, "kind": self.kind, "start": self.start, "end": self.end, "lat": self.lat,
+                "lon": self.lon, "row": self.row, "col": self.col, "a": self.a, "b": self.b, "sensor": self.sensor}
+
+
+def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
+    """ISMN-like stations, one at a time: ``a + b theta_pixel + AR(1) error``, hourly, with flags and gaps.
+
+    Hourly values interpolate the daily ones (placed at 12:00) plus a small diurnal sensor cycle and noise;
+    frozen days (air below -2 degC) read liquid water only (x0.6, flag D03); half of the stations drift upwards
+    over one stretch (D05); range flags C01/C02; 1 % of hours and a few outages of 3-60 days are missing.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        Uses ``run.seed``, ``twin.n_stations``, ``twin.station_pre2000_fraction`` and ``twin.station_noise``.
+    sim : dict
+        :func:`glass_sm.twin.truth.simulate_truth`.
+
+    Yields
+    ------
+    StationSeries
+        ``twin.n_stations`` stations, in order.
+    """
+    g, tw = sim["grids"], cfg.twin
+    out = g.out
+    rs_, cs_ = g.out_in_sim
+    dates = sim["dates"]
+    rng = component_rng(cfg.run.seed, "stations")
+    st = sim["static"]
+    periods = station_periods(rng, tw.n_stations, tw.station_pre2000_fraction, dates[0], dates[-1])
+    hours = np.arange(24)
+    for i, (kind, s, e) in enumerate(periods):
+        lat = out.south + out.nrows * RES * rng.uniform(0.02, 0.98)
+        lon = out.west + out.ncols * RES * rng.uniform(0.02, 0.98)
+        r, c = out.index_of(lat, lon)
+        a, b = rng.normal(0.0, 0.03), float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3))
+        t0, t1 = dates.get_loc(s), dates.get_loc(e)
+        n = t1 - t0 + 1
+        pix = sim["theta"][t0:t1 + 1, rs_, cs_][:, r, c].astype(np.float64)
+        tair = sim["weather"]["t_air"][t0:t1 + 1, rs_, cs_][:, r, c]
+        sd = tw.station_noise
+        e0 = rng.normal(0, sd)
+        err = lfilter([1.0], [1.0, -STATION_RHO], rng.normal(0, sd * np.sqrt(1 - STATION_RHO**2), n),
+                      zi=[STATION_RHO * e0])[0]
+        daily = a + b * pix + err
+        flag_drift = np.zeros(n, bool)
+        if rng.random() < STATION_DRIFT_PROB and n > 120:
+            L = int(rng.integers(60, min(240, n // 4) + 1))
+            k0 = int(rng.integers(0, n - L))
+            daily[k0:k0 + L] += np.linspace(0, rng.uniform(0.03, 0.08), L)
+            flag_drift[k0:k0 + L] = True
+        # hourly: daily values at 12:00, linear in between, + diurnal sensor cycle + noise
+        th = np.arange(n * 24) / 24.0 - 0.5
+        hourly = np.interp(th, np.arange(n), daily) + STATION_DIURNAL * np.sin(2 * np.pi * (np.tile(hours, n) - 9)
+                                                                               / 24)
+        hourly += rng.normal(0, 0.001, hourly.size)
+        frozen = np.repeat(tair < FROZEN_T, 24)
+        hourly = np.where(frozen, hourly * FROZEN_FACTOR, hourly)
+        keep = rng.random(hourly.size) > 0.01
+        for _ in range(rng.poisson(0.4 * n / 365.25)):
+            L = int(rng.integers(3, 61)) * 24
+            k0 = int(rng.integers(0, max(hourly.size - L, 1)))
+            keep[k0:k0 + L] = False
+        flags = np.full(hourly.size, "G", dtype=object)
+        parts = [(frozen, "D03"), (np.repeat(flag_drift, 24), "D05"), (hourly < 0, "C01"), (hourly > 0.6, "C02")]
+        for mask, code in parts:
+            flags[mask] = np.where(flags[mask] == "G", code, flags[mask] + "," + code)
+        ff = int(st["fine_factor"])
+        elev = float(st["dem_fine"][(rs_.start + r) * ff, (cs_.start + c) * ff])
+        yield StationSeries(f"TW{i + 1:02d}", kind, s, e, lat, lon, r, c, a, b,
+                            STATION_SENSORS[i % len(STATION_SENSORS)], elev, dates[t0:t1 + 1], hourly, flags, keep)

@@ -1,0 +1,77 @@
+"""Round trip: the twin's files read back through the package's own readers (``glass_sm.io``) reproduce the
+values the twin simulated, with CF units and fills masked — the same readers that open real files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from glass_sm.grid import Domain
+from glass_sm.io import era5land, esa_cci, glass_avhrr, glass_modis, ismn, static
+
+
+@pytest.fixture(scope="module")
+def twin(smoke_sim):
+    """``(cfg, domain, sim, avhrr)`` of the session's smoke twin (files written by the ``smoke_twin`` fixture)."""
+    cfg, s, av = smoke_sim
+    return cfg, Domain.from_config(cfg), s, av
+
+
+def test_avhrr_readers_round_trip(twin):
+    cfg, dom, s, av = twin
+    alb = glass_avhrr.read_glass_albedo(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom, progress=False)
+    lst = glass_avhrr.read_glass_lst(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom, progress=False)
+    assert alb["albedo_wsa"].shape == (len(s["dates"]),) + dom.shape
+    assert alb["albedo_wsa"].attrs["units"] in ("1", "dimensionless") and lst.attrs["units"] == "K"
+    np.testing.assert_allclose(alb["lat"], dom.lat)
+    # same cloudy days masked, same values within the int16 / uint16 quantisation
+    np.testing.assert_array_equal(np.isnan(alb["albedo_wsa"].values), np.isnan(av["wsa_sw"]))
+    np.testing.assert_allclose(alb["albedo_wsa"].values, av["wsa_sw"], atol=6e-5, equal_nan=True)
+    np.testing.assert_array_equal(np.isnan(lst.values), np.isnan(av["lst"]))
+    np.testing.assert_allclose(lst.values, av["lst"], atol=6e-3, equal_nan=True)
+    assert list(np.unique(alb["platform"].values)) == ["NOAA-14", "NOAA-16"]
+
+
+def test_era5land_reader_round_trip_and_wet_bias(twin):
+    cfg, dom, s, _ = twin
+    e5 = era5land.read_era5land_swvl1(cfg.data.era5land_dir, cfg.period.start, cfg.period.end, domain=dom,
+                                      progress=False)
+    assert e5.attrs["units"] == "m3 m-3"
+    assert np.all(np.diff(e5["lat"].values) < 0) and e5["lon"].min() > -180
+    fine = era5land.to_product_grid(e5, dom)
+    assert fine.shape == (len(s["dates"]),) + dom.shape and not np.isnan(fine.values).any()
+    truth = xr.open_dataset(cfg.data.truth_path, engine="netcdf4")["sm_true"].load()
+    assert float((fine - truth.values).mean()) > 0.01  # the reanalysis' wet bias survives reading
+
+
+def test_glass_modis_reader_recovers_truth(twin):
+    cfg, dom, s, _ = twin
+    lab = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, cfg.period.start, cfg.period.end, dom,
+                                          progress=False)
+    truth = xr.open_dataset(cfg.data.truth_path, engine="netcdf4")["sm_true"].load()
+    before = lab.sel(time=slice(None, "2000-02-23"))
+    assert before.isnull().all()  # no labels before MODIS Terra
+    d = (lab - truth.values).sel(time=slice("2000-02-24", None)).values
+    d = d[np.isfinite(d)]
+    assert d.size > 0.8 * 0.9 * dom.size * (len(lab.time) - len(before.time))
+    # cell means of noisy fine pixels: unbiased, and noise reduced below the per-pixel label noise
+    assert abs(d.mean()) < 0.003 and d.std() < cfg.twin.label_noise
+
+
+def test_static_reader_round_trip(twin):
+    cfg, dom, s, _ = twin
+    st = static.read_static(cfg.data.static_dir, dom)
+    texture = st["sand"] + st["clay"] + st["silt"]
+    np.testing.assert_allclose(texture.values, 1.0, atol=1e-5)
+    assert st["elevation"].attrs["units"] == "m" and float(st["elevation"].min()) > 0
+
+
+def test_cci_and_ismn_readers(twin):
+    cfg, dom, s, _ = twin
+    cci = esa_cci.read_esa_cci_sm(cfg.data.esa_cci_dir, cfg.period.start, cfg.period.end, domain=dom)
+    assert abs(float(cci["lat"][0] - cci["lat"][1])) == pytest.approx(0.25)
+    assert 0 < float(cci.isnull().mean()) < 1
+    stations, daily = ismn.read_ismn(cfg.data.stations_dir, depth=(0.0, 0.05), progress=False)
+    assert len(stations) == cfg.twin.n_stations
+    assert all(0 <= v.min() and v.max() < 0.7 for v in daily.values() if len(v))

@@ -1,0 +1,197 @@
+"""glass_sm.twin.writers (and generate_twin): the twin's files in the real formats, read with the real formats'
+libraries (pyhdf, rasterio, netCDF4, ismn), byte-reproducible, with a manifest that skips or redoes the work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from ismn.interface import ISMN_Interface
+from pyhdf.SD import SD
+
+from glass_sm import twin as gtwin
+from glass_sm.grid import block_mean
+
+
+# ---------------------------------------------------------------------------------------------------------
+# files in the real formats
+# ---------------------------------------------------------------------------------------------------------
+def test_hdf4_albedo_and_lst_attributes(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, av = smoke_sim
+    assert len(files["albedo"]) == len(files["lst"]) == len(s["dates"])
+    t = 200
+    f = SD(str(files["albedo"][t]))
+    ga = f.attributes()
+    out = s["grids"].out
+    assert ga["UpperLeftLatitude"] == pytest.approx(out.north) and ga["GridResolution"] == 0.05
+    assert ga["UpperLeftLongitude"] == pytest.approx(out.west) and ga["Satellite"] == "NOAA-14"
+    sds = f.select("ABD_WSA_shortwave")
+    a = sds.attributes()
+    assert a["scale_factor"] == 1e-4 and a["add_offset"] == 0 and a["_FillValue"] == 32767
+    assert list(a["valid_range"]) == [0, 10000] and a["units"] == "dimensionless"
+    assert list(sds.dimensions()) == ["YDim:GLASS02B05", "XDim:GLASS02B05"]
+    raw = sds.get()
+    qc = f.select("QC").get()
+    f.end()
+    miss = raw == 32767
+    np.testing.assert_array_equal(miss, (qc & 1).astype(bool))
+    np.testing.assert_allclose(raw[~miss] * 1e-4, av["wsa_sw"][t][~miss], atol=6e-5)
+    f = SD(str(files["lst"][t]))
+    sds = f.select("LST")
+    a, raw = sds.attributes(), sds.get()
+    f.end()
+    assert a["scale_factor"] == 0.01 and a["_FillValue"] == 0 and a["units"] == "K"
+    assert raw.dtype == np.uint16
+    np.testing.assert_allclose(raw[raw > 0] * 0.01, av["lst"][t][raw > 0], atol=6e-3)
+    assert np.array_equal(raw == 0, ~np.isfinite(av["lst"][t]))
+
+
+def test_glass_modis_geotiffs(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, _ = smoke_sim
+    days = [pd.to_datetime(p.name[16:23], format="%Y%j") for p in files["glass_modis"]]
+    assert min(days) == pd.Timestamp(cfg.period.label_start)            # labels absent before label_start
+    assert len(days) == (pd.Timestamp(cfg.period.end) - pd.Timestamp(cfg.period.label_start)).days + 1
+    out = s["grids"].out
+    _, _, _, idx = gtwin.modis_grid(out, cfg.twin.modis_pixel_m)
+    rs, cs = s["grids"].out_in_sim
+    errs = []
+    for k in (0, 300, 700):
+        with rasterio.open(files["glass_modis"][k]) as r:
+            assert r.crs.to_dict()["proj"] == "sinu" and r.crs.to_dict()["R"] == 6371007.181
+            assert r.res == (cfg.twin.modis_pixel_m, cfg.twin.modis_pixel_m)
+            assert r.nodata == -9999 and r.dtypes[0] == "float32"
+            a = r.read(1)
+        t = s["dates"].get_loc(days[k])
+        ok = (a != -9999) & (idx >= 0)
+        n = np.bincount(idx[ok], minlength=out.size)
+        mean = np.bincount(idx[ok], a[ok], minlength=out.size) / np.maximum(n, 1)
+        errs.append((mean - s["theta"][t, rs, cs].ravel())[n > 0])
+    err = np.concatenate(errs)
+    assert abs(err.mean()) < 0.005 and err.std() < cfg.twin.label_noise      # noise averages down per cell
+
+
+def test_static_geotiffs(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, _ = smoke_sim
+    arr = {}
+    for p in files["static"]:
+        with rasterio.open(p) as r:
+            assert r.crs.to_epsg() == 4326 and r.res == pytest.approx((cfg.twin.static_resolution,) * 2)
+            assert r.bounds.left == pytest.approx(s["grids"].out.west)
+            arr[p.stem] = (r.read(1), r.nodata, r.dtypes[0])
+    assert arr["dem"][1:] == (-9999.0, "float32")
+    assert all(arr[k][1:] == (-32768, "int16") for k in ("sand", "clay", "silt"))
+    assert np.all(arr["sand"][0] + arr["clay"][0] + arr["silt"][0] == 1000)     # g/kg
+
+
+def test_era5_netcdf_wet_bias(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, _ = smoke_sim
+    g = s["grids"]
+    real_file = Path(__file__).resolve().parents[4] / "shared/realdata/era5/era5_cds_legacy_5deg_20100101.nc"
+    real_attrs = set(netCDF4.Dataset(real_file)["swvl1"].ncattrs()) if real_file.exists() else None
+    daily = []
+    for p in files["era5land"]:
+        with netCDF4.Dataset(p) as nc:
+            v = nc["swvl1"]
+            assert nc.data_model == "NETCDF3_64BIT_OFFSET" and v.dtype == np.int16
+            assert v.units == "m**3 m**-3" and v.long_name == "Volumetric soil water layer 1"
+            assert v._FillValue == -32767 and nc["time"].units.startswith("hours since 1900-01-01")
+            lat, lon = nc["latitude"][:], nc["longitude"][:]
+            assert np.all(np.diff(lat) < 0) and np.all((lon >= 0) & (lon < 360))
+            assert np.all(np.diff(nc["time"][:]) == 6)
+            if real_attrs is not None:                            # same attributes as a real CDS file
+                assert set(v.ncattrs()) == real_attrs
+            daily.append(v[:].reshape(-1, 4, len(lat), len(lon)).mean(1))
+    era = np.concatenate(daily)
+    rs, cs = g.era5_in_sim
+    truth = block_mean(s["theta"][:, rs, cs], 2)
+    bias = (era - truth).mean(0)
+    west, east = bias[:, : bias.shape[1] // 2].mean(), bias[:, -(bias.shape[1] // 2):].mean()
+    assert bias.mean() > 0.01 and west > east                     # wet, and wetter in the dry west
+    np.testing.assert_allclose(lat, g.era5_lat, atol=1e-4)        # ERA5-Land 0.1 deg points
+
+
+def test_cci_and_truth_netcdf(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, _ = smoke_sim
+    assert [p.name for p in files["esa_cci"]][0] == "ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-1998-fv08.1.nc"
+    valid = {}
+    for p in files["esa_cci"]:
+        with netCDF4.Dataset(p) as nc:
+            v = nc["sm"]
+            assert v.dtype == np.float32 and v._FillValue == -9999 and v.units == "m3 m-3"
+            valid[int(p.name.split("-")[-2])] = float(np.mean(v[:].filled(np.nan) == v[:].filled(np.nan)))
+    assert valid[1998] < valid[2002]                              # early CCI period is sparser
+    with netCDF4.Dataset(files["truth"]) as nc:
+        assert nc.source == "glass-sm synthetic twin" and nc.Conventions == "CF-1.8"
+        sm = nc["sm_true"]
+        assert sm.units == "m3 m-3" and sm.dimensions == ("time", "lat", "lon")
+        assert np.all(np.diff(nc["lat"][:]) < 0)
+        for k in ("theta_r", "theta_wp", "theta_fc", "theta_s", "aridity_index", "precipitation"):
+            assert k in nc.variables
+        assert len(nc["station_name"][:]) == cfg.twin.n_stations
+
+
+def test_stations_readable_by_ismn(smoke_twin, smoke_sim, tmp_path):
+    cfg, files = smoke_twin
+    _, s, _ = smoke_sim
+    ds = ISMN_Interface(cfg.data.stations_dir, meta_path=tmp_path / "meta")
+    stations = list(ds["TWIN"].iter_stations())
+    assert len(stations) == cfg.twin.n_stations
+    spans, flags = [], set()
+    rs, cs = s["grids"].out_in_sim
+    for st in stations:
+        (sensor,) = list(st.iter_sensors())
+        assert (sensor.depth.start, sensor.depth.end) == (0.0, 0.05)
+        d = sensor.read_data()
+        spans.append((d.index[0], d.index[-1]))
+        flags |= set(d["soil_moisture_flag"].unique())
+        good = d[d["soil_moisture_flag"] == "G"]["soil_moisture"].resample("D").mean().dropna()
+        r, c = s["grids"].out.index_of(st.lat, st.lon)
+        truth = pd.Series(s["theta"][:, rs, cs][:, r, c], index=s["dates"]).reindex(good.index)
+        assert np.corrcoef(good, truth)[0, 1] > 0.6              # a point is not a pixel, but close
+    y2k = pd.Timestamp("2000-01-01")
+    assert any(e < y2k for _, e in spans) and any(b >= y2k for b, _ in spans)
+    assert any(b < y2k <= e for b, e in spans)                   # before only, after only, across
+    assert "G" in flags and flags <= {"G", "D03", "D05", "C01", "C02", "D03,D05", "D05,C02", "D03,C01",
+                                      "D05,C01"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reproducibility and the manifest
+# ---------------------------------------------------------------------------------------------------------
+def test_same_seed_same_bytes(smoke_twin, make_cfg, tmp_path):
+    cfg1, f1 = smoke_twin
+    f2 = gtwin.generate_twin(make_cfg(tmp_path), progress=False)
+    for key in ("albedo", "lst", "glass_modis", "era5land", "esa_cci", "static", "stations"):
+        assert len(f1[key]) == len(f2[key])
+        for a, b in zip(f1[key], f2[key]):                       # every file, whatever folder it was written to
+            assert a.name == b.name and a.read_bytes() == b.read_bytes(), f"{key}: {a.name} differs"
+    assert f1["truth"].read_bytes() == f2["truth"].read_bytes()
+    assert not list(Path(tmp_path).rglob("*.partial")) and not list(Path(tmp_path).rglob(".staging"))
+
+
+def test_manifest_skips_and_detects_changes(smoke_twin, make_cfg, tmp_path):
+    cfg, files = smoke_twin
+    again = gtwin.generate_twin(cfg, progress=False)
+    assert again["regenerated"] is False
+    doc = json.loads(files["manifest"].read_text())
+    assert doc["hash"] == gtwin.twin_hash(cfg) and doc["counts"]["albedo"] == len(files["albedo"])
+    assert gtwin.twin_hash(make_cfg(tmp_path, **{"twin.label_noise": 0.03})) != doc["hash"]
+    assert not list(Path(cfg.data.avhrr_dir).rglob("*.partial"))
+    with pytest.raises(ValueError, match="real"):                # never writes over real-data folders
+        gtwin.generate_twin(make_cfg(tmp_path, **{"data.source": "real", "twin.enabled": False}))
+    # a small twin in another folder: a missing file forces a regeneration
+    small = make_cfg(tmp_path, **{"period.start": "2000-12-01", "period.end": "2001-01-31", "twin.n_stations": 2})
+    first = gtwin.generate_twin(small, progress=False)
+    first["lst"][5].unlink()
+    redo = gtwin.generate_twin(small, progress=False)
+    assert redo["regenerated"] is True and redo["lst"][5].exists()

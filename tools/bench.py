@@ -1,0 +1,418 @@
+"""Production throughput benchmark (``make bench``): how close stage 04 gets to what this machine can do.
+
+``python tools/bench.py [params/demo.yaml] [--days N] [--naive-windows N] [--if-checkpoint-changed]``
+
+Everything is measured in this one run, on this machine, and written to ``<results>/<run>/tables/bench.csv``
+(one row per quantity, the contract's table ``bench``) and ``bench.json`` (the same plus machine details and the
+sha256 of the checkpoint measured; ``--if-checkpoint-changed`` does nothing when that checkpoint is unchanged):
+
+(a) dense fp32 GEMM rate (torch, 4096 x 4096, best of 5), GFLOP/s: the machine's practical peak.
+(b) bare-model inference of the production AtLSTM (the stage-03 checkpoint if it exists, else a freshly built
+    model with the run's hyperparameters), pixel-days/s = windows/s, and its analytic FLOP/s
+    (:func:`glass_sm.models.count_flops`) as a fraction of (a). Measured in the configurations production can
+    use: 1 torch thread; all cores as torch threads; one Python thread per core with 1 torch thread each
+    (how Dask runs it). The best is (b).
+(c) end-to-end production (read cube -> windows -> infer -> write NetCDF) for one year of the run's cube, on
+    the configured scheduler, pixel-days/s, as a fraction of (b).
+(d) peak memory (RSS) of production in a child process for the run's domain and for a 4x larger one (the
+    cube tiled 2 x 2), and their ratio (memory is bounded by the tile, not the domain).
+(e) the naive baseline: one window per output day, one pixel per model call (a few thousand windows).
+
+Targets: (b)/(a) >= 0.5, (c)/(b) >= 0.8, (d) ratio <= 1.2. The script reports what it reaches; it does not fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from distributed import Client, LocalCluster
+
+from glass_sm import config, production
+from glass_sm.contract import write_table
+from glass_sm.data.features import FeatureSpec, Normalizer
+from glass_sm.grid import Domain
+from glass_sm.models import build_model, count_flops, load_checkpoint, model_hparams
+from glass_sm.models.checkpoint import file_sha256, save_production_checkpoint
+from glass_sm.paths import RunPaths, atomic_write
+from glass_sm.testing import make_toy_cube
+from pipeline import find_repo, results_root
+
+N_CORES = os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def measured_checkpoint(paths: RunPaths) -> str | None:
+    """The checkpoint sha256 the last ``bench.json`` of the run measured (None: no usable bench yet)."""
+    try:
+        doc = json.loads((paths.tables / "bench.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc.get("machine", {}).get("checkpoint_sha256") if paths.table("bench").is_file() else None
+
+
+# ---- (a) ------------------------------------------------------------------------------------------------
+def gemm_rate(threads: int, n: int = 4096, repeats: int = 5) -> float:
+    """Best fp32 ``n x n`` matmul rate, FLOP/s."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+# ---- (b) ------------------------------------------------------------------------------------------------
+def model_rate(model, window: int, n_features: int, torch_threads: int, py_threads: int, batch: int,
+               n_windows: int = 16384, repeats: int = 3) -> float:
+    """Best windows/s of ``model`` on random normalised windows, ``py_threads`` Python threads each calling the
+    model on its share in micro-batches of ``batch`` with ``torch_threads`` intra-op threads."""
+    torch.set_num_threads(torch_threads)
+    x = torch.randn(n_windows, window, n_features)
+    shares = torch.chunk(x, py_threads)
+
+    def work(share):
+        with torch.inference_mode():
+            for s in range(0, len(share), batch):
+                model(share[s:s + batch])
+
+    work(x[:batch])
+    best, spent = float("inf"), 0.0
+    for _ in range(repeats):
+        if spent > 10:  # a pathological configuration (e.g. OpenMP threads on a busy machine): one pass is enough
+            break
+        t = time.perf_counter()
+        if py_threads == 1:
+            work(x)
+        else:
+            ts = [threading.Thread(target=work, args=(s,)) for s in shares]
+            for th in ts:
+                th.start()
+            for th in ts:
+                th.join()
+        best = min(best, time.perf_counter() - t)
+        spent += time.perf_counter() - t
+    return n_windows / best
+
+
+def gpu_rate(model, window: int, n_features: int, batch: int = 65536, repeats: int = 5) -> float:
+    """Windows/s of a copy of ``model`` on the first CUDA device (fp32)."""
+    m = copy.deepcopy(model).cuda().eval()
+    x = torch.randn(batch, window, n_features, device="cuda")
+    with torch.inference_mode():
+        m(x)
+        torch.cuda.synchronize()
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            m(x)
+            torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+    return batch / best
+
+
+# ---- inputs: the run's cube and checkpoint (or stand-ins) -------------------------------------------------
+def get_cube(cfg, paths: RunPaths, tmp: Path) -> tuple[Path, str]:
+    if paths.cube.exists():
+        return paths.cube, f"the run's cube {paths.cube}"
+    dom = Domain.from_config(cfg)
+    year = cfg.period.start.year
+    cube = make_toy_cube(dom.nrows, dom.ncols, f"{year}-01-01", f"{year + 1}-03-31", lat_max=dom.north,
+                         lon_min=dom.west, n_ocean=0)
+    path = tmp / "toy_cube.zarr"
+    cube.drop_vars("platform").to_zarr(path, mode="w", consolidated=False)
+    return path, f"a toy stand-in cube of the run's domain ({dom.nrows} x {dom.ncols} cells; no stage-01 cube yet)"
+
+
+def get_checkpoint(cfg, paths: RunPaths, cube_path: Path, tmp: Path) -> tuple[Path, str]:
+    ckpt = paths.checkpoint
+    if ckpt.exists():
+        return ckpt, f"the stage-03 checkpoint {ckpt}"
+    with production.CubeTileSource(cube_path).ds as cube:
+        spec = FeatureSpec.from_config(cfg, cube)
+        mean, sd = np.zeros(spec.n_features), np.ones(spec.n_features)
+        sub = cube.isel(time=slice(0, 365))
+        for j, (name, kind) in enumerate(zip(spec.names, spec.kinds)):
+            if kind in ("dynamic", "static"):
+                v = sub[name].values
+                mean[j], sd[j] = float(np.nanmean(v)), float(np.nanstd(v)) or 1.0
+    window = cfg.atlstm.final_window
+    hp = model_hparams("atlstm", cfg)
+    torch.manual_seed(cfg.run.seed)
+    model = build_model("atlstm", spec.n_features, window, **hp)
+    path = tmp / "models" / "atlstm_fresh.pt"
+    save_production_checkpoint(path, model, "atlstm", hp, Normalizer(spec, mean, sd), window=window,
+                               window_mode=cfg.samples.window_mode, source="benchmark stand-in (untrained)")
+    return path, (f"a freshly built (untrained) AtLSTM with the run's hyperparameters (hidden {hp['hidden_size']}, "
+                  f"{hp['num_layers']} layers, window {window}); no stage-03 checkpoint yet")
+
+
+def bench_cfg(params: str, results_dir: Path, **production_overrides):
+    over = {"run.results_dir": str(results_dir), "production.overwrite": True}  # scratch, deleted at the end
+    over.update({f"production.{k}": v for k, v in production_overrides.items()})
+    return config.load(params, over)
+
+
+# ---- (c) ------------------------------------------------------------------------------------------------
+def end_to_end(params: str, cube_path: Path, ckpt: Path, year: int, tmp: Path, scheduler: str,
+               repeats: int = 2) -> dict:
+    """Best of ``repeats`` productions of ``year`` into fresh folders (the Dask cluster is started, and the model
+    loaded in its workers, before the clock starts)."""
+    cfg = bench_cfg(params, tmp, scheduler=scheduler)
+    source = production.CubeTileSource(cube_path)
+    client, cluster = None, None
+    if scheduler == "distributed":
+        pc = cfg.production
+        if pc.scheduler_address:
+            client = Client(pc.scheduler_address)
+        else:
+            cluster = LocalCluster(n_workers=pc.n_workers, threads_per_worker=pc.threads_per_worker,
+                                   processes=True, dashboard_address=None, scheduler_port=0)
+            client = Client(cluster)
+        ref = (str(ckpt), load_checkpoint(ckpt).sha256)
+        client.run(lambda: production._get_model(ref) and None)  # load torch + the model once per worker
+    best, files = float("inf"), None
+    try:
+        for k in range(repeats):
+            cfg = bench_cfg(params, tmp / f"e2e_{scheduler}_{k}", scheduler=scheduler)
+            t = time.perf_counter()
+            files = production.run_production(cfg, checkpoint_path=ckpt, years=[year], progress=False,
+                                              client=client if client is not None else "synchronous", source=source)
+            best = min(best, time.perf_counter() - t)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    land = int(source.land_mask().sum())
+    a, b = production.year_days(source.time, year)
+    size = files[0].stat().st_size
+    return {"pixel_days": land * (b - a), "wall_s": best, "rate": land * (b - a) / best, "bytes": size,
+            "bytes_per_pixel_day": size / (land * (b - a)), "file": files[0].name}
+
+
+# ---- (d) ------------------------------------------------------------------------------------------------
+CHILD = r"""
+import json, sys, time, psutil
+from glass_sm import config, production
+from glass_sm.models import load_checkpoint
+params, results, cube, ckpt, year = sys.argv[1:6]
+cfg = config.load(params, {"run.results_dir": results, "production.scheduler": "synchronous",
+                           "production.torch_threads": 1, "production.overwrite": True})
+src = production.CubeTileSource(cube)
+load_checkpoint(ckpt).check_cube(src.ds)
+base = psutil.Process().memory_info().rss
+t = time.perf_counter()
+production.run_production(cfg, checkpoint_path=ckpt, years=[int(year)], progress=False, source=src)
+# VmHWM is this process's own high-water mark; ru_maxrss would include the parent's RSS (kept across exec)
+hwm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(json.dumps({"peak_rss": hwm, "baseline_rss": base,
+                  "seconds": time.perf_counter() - t, "land_pixels": int(src.land_mask().sum())}))
+"""
+
+
+def tiled_cube(cube_path: Path, days: int, out: Path, factor: int = 2) -> tuple[Path, Path]:
+    """The first ``days`` days of the cube, and the same tiled ``factor x factor`` (4x the area)."""
+    with production.CubeTileSource(cube_path).ds as cube:
+        sub = cube.isel(time=slice(0, days)).load()
+    sub = sub.drop_vars([v for v in ("platform",) if v in sub.variables])
+    small = out / "mem_small.zarr"
+    sub.to_zarr(small, mode="w", consolidated=False)
+    lat, lon = sub["lat"].values, sub["lon"].values
+    dlat, dlon = lat[1] - lat[0] if len(lat) > 1 else -0.05, lon[1] - lon[0] if len(lon) > 1 else 0.05
+    new_lat = lat[0] + dlat * np.arange(factor * len(lat))
+    new_lon = lon[0] + dlon * np.arange(factor * len(lon))
+    big = xr.Dataset(attrs=sub.attrs)
+    for name, da in sub.data_vars.items():
+        reps = [factor if d in ("lat", "lon") else 1 for d in da.dims]
+        big[name] = (da.dims, np.tile(da.values, reps), da.attrs)
+    big = big.assign_coords(time=sub["time"], lat=np.round(new_lat, 6), lon=np.round(new_lon, 6))
+    for c in ("time", "lat", "lon"):
+        big[c].attrs.update(sub[c].attrs)
+    large = out / "mem_large.zarr"
+    big.to_zarr(large, mode="w", consolidated=False)
+    return small, large
+
+
+def peak_memory(params: str, cube: Path, ckpt: Path, year: int, tmp: Path, tag: str, repo: Path) -> dict:
+    res = subprocess.run([sys.executable, "-c", CHILD, params, str(tmp / f"mem_{tag}"), str(cube), str(ckpt),
+                          str(year)], capture_output=True, text=True, cwd=repo)
+    if res.returncode != 0:
+        raise RuntimeError(f"memory child failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ---- (e) ------------------------------------------------------------------------------------------------
+def naive_rate(lm, cube_path: Path, n_windows: int) -> float:
+    """One window per output day, gathered, normalised and predicted one at a time (batch size 1)."""
+    torch.set_num_threads(1)
+    src = production.CubeTileSource(cube_path)
+    rows, cols = np.nonzero(src.land_mask())
+    p = min(len(rows), max(1, n_windows // 300))
+    days = lm.window - 1 + n_windows // p + 1
+    identity = Normalizer(lm.spec, np.zeros(lm.n_features), np.ones(lm.n_features))
+    raw = src.read_features(rows[:p], cols[:p], slice(0, days), identity)  # raw units, (days, p, F)
+    L = lm.window
+    t = time.perf_counter()
+    n = 0
+    with torch.inference_mode():
+        for k in range(p):
+            for d in range(L - 1, days):
+                x = lm.normalizer.apply(raw[d - L + 1:d + 1, k][None])
+                lm.model(torch.from_numpy(x))
+                n += 1
+                if n >= n_windows:
+                    break
+            if n >= n_windows:
+                break
+    return n / (time.perf_counter() - t)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("params", nargs="?", default="params/demo.yaml")
+    ap.add_argument("--days", type=int, default=120, help="days of the cube used for the memory runs (d)")
+    ap.add_argument("--naive-windows", type=int, default=3000, help="windows of the naive baseline (e)")
+    ap.add_argument("--results-dir", default=None, help="override run.results_dir (default: the params file's)")
+    ap.add_argument("--if-checkpoint-changed", action="store_true",
+                    help="do nothing when bench.json measured the run's current checkpoint (same sha256)")
+    ap.add_argument("--repo", default=None, help="repository root (default: found above this file)")
+    args = ap.parse_args(argv)
+    repo = find_repo(args.repo) if args.repo else find_repo()
+    params = str(Path(args.params).resolve())
+    base = {"run.results_dir": args.results_dir} if args.results_dir else {}
+    cfg = config.load(params, base)
+    paths = RunPaths(results_root(cfg, repo))
+    ckpt_sha = file_sha256(paths.checkpoint) if paths.checkpoint.is_file() else None
+    if args.if_checkpoint_changed and ckpt_sha is not None and measured_checkpoint(paths) == ckpt_sha:
+        print(f"bench: up to date ({paths.tables / 'bench.json'} measured the current checkpoint)")
+        return 0
+    t_start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="glass_sm_bench_"))
+    rows, info = [], {"params": params, "run": cfg.run.name, "cpu": cpu_name(), "cores": N_CORES,
+                      "torch": torch.__version__, "python": platform.python_version(),
+                      "load_average_at_start": os.getloadavg(), "checkpoint_sha256": ckpt_sha}
+
+    def row(key, quantity, value, unit, note=""):
+        rows.append({"key": key, "quantity": quantity, "value": value, "unit": unit, "note": note})
+        print(f"{key:>4}  {quantity:<58} {value:>14,.4g} {unit:<14} {note}", flush=True)
+
+    try:
+        cube_path, cube_note = get_cube(cfg, paths, tmp)
+        ckpt, ckpt_note = get_checkpoint(cfg, paths, cube_path, tmp)
+        lm = load_checkpoint(ckpt)
+        info.update(cube=cube_note, checkpoint=ckpt_note, hparams=lm.hparams, window=lm.window,
+                    n_features=lm.n_features)
+        flops = count_flops(lm.model)
+        print(f"machine: {info['cpu']}, {N_CORES} cores, torch {torch.__version__}; load average "
+              f"{info['load_average_at_start'][0]:.2f}")
+        print(f"model: {ckpt_note}\ncube: {cube_note}\n")
+
+        # (a)
+        g_all = gemm_rate(N_CORES)
+        g_one = gemm_rate(1)
+        row("a", f"fp32 GEMM 4096^3, {N_CORES} threads", g_all / 1e9, "GFLOP/s")
+        row("a1", "fp32 GEMM 4096^3, 1 thread", g_one / 1e9, "GFLOP/s")
+        peak = max(g_all, g_one)
+
+        # (b)
+        mb = cfg.production.model_batch
+        configs = {"1 torch thread": (1, 1), f"{N_CORES} torch threads": (N_CORES, 1),
+                   f"{N_CORES} Python threads x 1 torch thread": (1, N_CORES)}
+        rates = {}
+        for name, (tt, pt) in configs.items():
+            rates[name] = model_rate(lm.model, lm.window, lm.n_features, tt, pt, mb)
+            row("b*", f"bare model, {name}, batch {mb}", rates[name], "windows/s",
+                f"{rates[name] * flops / 1e9:.1f} GFLOP/s")
+        big = model_rate(lm.model, lm.window, lm.n_features, 1, N_CORES, 8192, n_windows=16384, repeats=2)
+        row("b*", f"bare model, {N_CORES} Python threads, batch 8192", big, "windows/s",
+            "large batches fall out of cache")
+        best_name = max(rates, key=rates.get)
+        b_rate = rates[best_name]
+        row("b", "bare-model inference (best)", b_rate, "pixel-days/s", best_name)
+        row("b", "model FLOPs per window (analytic)", flops / 1e6, "MFLOP")
+        row("b", "model FLOP/s", b_rate * flops / 1e9, "GFLOP/s")
+        row("b/a", "model FLOP/s / GEMM FLOP/s", b_rate * flops / peak, "fraction", "target >= 0.5")
+        if torch.cuda.is_available():  # for the GPU-hours of the paper-scale estimate
+            gpu = gpu_rate(lm.model, lm.window, lm.n_features)
+            row("b-gpu", f"bare model on {torch.cuda.get_device_name(0)}, batch 65536", gpu, "pixel-days/s")
+
+        # (c)
+        src = production.CubeTileSource(cube_path)
+        year = int(src.time.year[min(len(src.time) - 1, lm.window)])
+        e2e = {}
+        for sched in ("distributed", "synchronous"):
+            e2e[sched] = end_to_end(params, cube_path, ckpt, year, tmp, sched)
+            row("c*", f"end-to-end production {year}, {sched}", e2e[sched]["rate"], "pixel-days/s",
+                f"{e2e[sched]['pixel_days']:,} pixel-days in {e2e[sched]['wall_s']:.1f} s")
+        c_sched = cfg.production.scheduler
+        c_rate = e2e[c_sched]["rate"]
+        row("c", f"end-to-end production (configured: {c_sched})", c_rate, "pixel-days/s")
+        row("c/b", "end-to-end / bare model (best)", c_rate / b_rate, "fraction", "target >= 0.8")
+        row("c/b*", "synchronous end-to-end / bare model on 1 thread",
+            e2e["synchronous"]["rate"] / rates["1 torch thread"], "fraction", "same parallelism")
+        key2 = f"{N_CORES} Python threads x 1 torch thread"
+        row("c/b*", f"distributed end-to-end / bare model on {key2}",
+            e2e["distributed"]["rate"] / rates[key2], "fraction", "same parallelism")
+        row("c", "written bytes per pixel-day (int16, zlib)" if cfg.production.encoding == "int16" else
+            "written bytes per pixel-day", e2e[c_sched]["bytes_per_pixel_day"], "B")
+
+        # (d)
+        days = min(args.days, len(src.time))
+        small, large = tiled_cube(cube_path, days, tmp)
+        y0 = int(src.time.year[0])
+        m_small = peak_memory(params, small, ckpt, y0, tmp, "small", repo)
+        m_large = peak_memory(params, large, ckpt, y0, tmp, "large", repo)
+        row("d", f"peak RSS, domain ({m_small['land_pixels']} land px x {days} d)", m_small["peak_rss"] / 2**20, "MiB",
+            f"{(m_small['peak_rss'] - m_small['baseline_rss']) / 2**20:.0f} MiB above imports+model")
+        row("d", f"peak RSS, 4x domain ({m_large['land_pixels']} land px)", m_large["peak_rss"] / 2**20, "MiB",
+            f"{(m_large['peak_rss'] - m_large['baseline_rss']) / 2**20:.0f} MiB above imports+model")
+        row("d", "peak RSS ratio 4x / 1x", m_large["peak_rss"] / m_small["peak_rss"], "ratio", "target <= 1.2")
+        bound = production.tile_memory_bytes(cfg.production.tile_size, lm.window, lm.n_features,
+                                             cfg.production.batch_size)
+        row("d", "analytic array bound per task (tile_memory_bytes)", bound / 2**20, "MiB")
+
+        # (e)
+        naive = naive_rate(lm, cube_path, args.naive_windows)
+        row("e", "naive baseline (1 window per call, per-window normalise)", naive, "pixel-days/s")
+        row("b/e", "speed-up of batched inference over naive", b_rate / naive, "x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    info["seconds"] = time.perf_counter() - t_start
+    table = pd.DataFrame(rows)
+    out = write_table(paths, "bench", table)
+    with atomic_write(paths.tables / "bench.json") as tmp_json:
+        tmp_json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1, default=str))
+    print(f"\nwrote {out} and bench.json ({info['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
