@@ -161,8 +161,8 @@ _SPECS = [
     _t("production_timing", "04_global_production",
        ["year", "land_pixels", "days", "pixel_days", "tiles", "tiles_resumed", "computed_pixel_days", "wall_s",
         "task_s", "assemble_s", "pixel_days_per_s", "bytes_daily", "bytes_annual", "scheduler", "torch_threads",
-        "cores", "run_wall_s", "run_pixel_days"],
-       description="per-year production timing, sizes and throughput"),
+        "cores", "run_wall_s", "run_pixel_days", "reason"],
+       description="per-year production timing, sizes and throughput, and why the year was produced"),
     # --- 05_validation
     _t("breaks", "05_validation",
        ["series", "platform_before", "platform_after", "date", "step", "t", "df", "p", "mean_before",

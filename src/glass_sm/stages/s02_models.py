@@ -94,8 +94,7 @@ def open_inputs(ctx) -> StageInputs:
     """Set the torch threads, open the cube (lazily) and, on the twin, ``data.truth_path``."""
     cfg = ctx.cfg
     threads = set_torch_threads(cfg)
-    truth = xr.open_dataset(cfg.data.truth_path) if cfg.is_twin and cfg.data.truth_path else None
-    return StageInputs(open_cube(ctx.paths.cube), truth, threads)
+    return StageInputs(open_cube(ctx.paths.cube), ctx.open_truth(), threads)
 
 
 # ----------------------------------------------------------------------------------------------------------

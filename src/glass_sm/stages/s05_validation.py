@@ -126,8 +126,8 @@ def load_inputs(ctx: StageContext) -> ValidationData:
     cube = open_cube(ctx.paths.cube)
     files = [cube]
     truth = aridity = None
-    if cfg.is_twin and cfg.data.truth_path is not None and cfg.data.truth_path.exists():
-        truth_ds = xr.open_dataset(cfg.data.truth_path, engine="netcdf4")
+    truth_ds = ctx.open_truth()
+    if truth_ds is not None:
         files.append(truth_ds)
         truth = maybe_load(truth_ds["sm_true"].sel(time=product.time)).rename(TRUTH)
         aridity = truth_ds["aridity_index"].load()

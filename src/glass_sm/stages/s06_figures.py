@@ -194,8 +194,9 @@ def open_datasets(ctx) -> Datasets:
             src["ESA CCI"] = [cci_dir]
         except DataError as e:  # a figure without ESA CCI is still drawn; say why it is missing
             print(f"ESA CCI left out of the figures: {e}")
-    if ctx.is_twin and paths.truth.exists():
-        out["twin truth"], src["twin truth"] = xr.open_dataset(paths.truth, engine="netcdf4")["sm_true"], [paths.truth]
+    truth = ctx.open_truth()
+    if truth is not None:
+        out["twin truth"], src["twin truth"] = truth["sm_true"], [ctx.cfg.data.truth_path]
     for name in list(out):
         da = maybe_load(out[name], MAX_LOAD_BYTES)
         da.name = name
