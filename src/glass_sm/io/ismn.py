@@ -26,14 +26,20 @@ Processing here
 5. Daily means per UTC day, from days with at least ``min_obs_per_day`` hourly values (default 12: half of the
    day observed, so a daily mean is not one morning's value). Days with fewer are dropped.
 
-Nothing is dropped silently: every ``.stm`` file of the archive whose *name* matches ``variable`` and ``depth``
-ends as a row of the station table. A sensor that fails to read is listed with the reason, naming the file, in
-the ``note`` column (starting ``read failed:``) and the others go on. The library's scan leaves out a whole
-station when its ``static_variables.csv`` cannot be parsed (a non-UTF-8 byte, an empty or garbled file): the
-archive's files are therefore enumerated after the scan, and every data file the scan left out is read directly
-with the library's file reader (the static metadata, unused here, is then missing, and the note says why) or,
-when that fails too, listed with the reason. Damaged records inside a file (no value or no flag, e.g. the cut
-last line of a truncated file) are skipped and counted in the note.
+Nothing is dropped silently: after the read, the archive's files are listed (zip members or folder) and every
+``.stm`` file whose *name* matches ``variable`` and ``depth`` ends as one row of the station table, with a
+``note`` naming the file when something is wrong; one bad file never stops the read of the others.
+
+- A data file that cannot be read: no data, the note starts ``read failed: <file>: variable <v>:`` and says why
+  (empty file, a single line, byte 0x.. at offset .. (line ..) not UTF-8, the parser's error).
+- A station the library's scan left out whole, because its ``static_variables.csv`` cannot be parsed (a
+  non-UTF-8 byte, an empty or garbled file; the scan then fails outright when no station is left): its data
+  files are read directly with the library's file reader; the note names the csv and its fault. The static
+  metadata (soil, land cover) is not used here; a station without one gets a note only.
+- A file whose header line gives another variable or depth than its name: listed ``not selected``, no data.
+- Damaged records inside a file (no number or no flag: a garbled line, the cut last line of a truncated file)
+  are skipped and counted in the note.
+
 Folders whose ``.stm`` files are not laid out ``NETWORK/STATION/`` (loose files) are staged as symbolic links in
 the cache first.
 """
@@ -196,7 +202,7 @@ def _read_bytes(data: Path, rel: str) -> bytes | None:
             with zipfile.ZipFile(data) as zf:
                 return zf.read(rel)
         return (data / rel).read_bytes()
-    except (OSError, KeyError, zipfile.BadZipFile, RuntimeError):
+    except Exception:  # noqa: BLE001 - a damaged member (zlib.error, EOFError, BadZipFile ...): no bytes to show
         return None
 
 
@@ -493,6 +499,7 @@ def _read_left_out(tables: _Tables, left_out: dict, scanned_meta: dict, files: l
                 continue
             try:
                 fh = DataFile(root, rel, temp_root=temp_root)
+                row = _sensor_row(fh.metadata.to_pd())
             except Exception as e:  # noqa: BLE001 - the reason goes into the note
                 raw = _read_bytes(data, rel)
                 row = _unreadable_row(rel, parsed, raw)
@@ -500,7 +507,6 @@ def _read_left_out(tables: _Tables, left_out: dict, scanned_meta: dict, files: l
                                f"scan: {_why(e, raw, data_file=True)}")
                 tables.add_unread(_sensor_id(row), rel, row, rel)
                 continue
-            row = _sensor_row(fh.metadata.to_pd())
             row["network"] = _network(rel, parsed)
             folder = _folder(rel)
             if folder not in reasons:
@@ -582,6 +588,8 @@ def read_ismn(
         The archive holds no ISMN data file at all.
     MissingVariableError
         No sensor of the archive measures ``variable`` (a sensor outside ``depth`` only gives an empty table).
+    ValueError
+        ``valid_range`` is not ``(low, high)`` with ``low <= high``.
     """
     path = Path(path).expanduser().resolve()
     if not path.exists():
