@@ -4,8 +4,11 @@ These deliberately do not use :mod:`glass_sm.twin`: a reader test must not depen
 is meant to check. Each writer takes physical values (NaN = missing) and packs them the way the producer does.
 
 - :func:`write_glass_hdf`: a GLASS AVHRR HDF4 file (GLASS02B05 albedo or GLASS08B31 LST), sub-tile (with
-  ``UpperLeftLatitude``/``UpperLeftLongitude``/``GridResolution``) or global (3600 x 7200, no geolocation
-  attributes; only the given block is written, the rest is fill).
+  ``UpperLeftLatitude``/``UpperLeftLongitude``/``GridResolution``, or an HDF-EOS2 ``StructMetadata.0``) or global
+  (3600 x 7200, no geolocation attributes or a global ``StructMetadata.0``; only the given block is written, the
+  rest is fill), with the variants the evidence allows (``../shared/REAL_FORMATS.md``): QC layer ``QC`` /
+  ``QC_VIS`` / per band / none, ``scale_factor`` present or absent, the fill attribute's spelling or none,
+  NaN written as the fill or as -1; :func:`albedo_real_variant` is the V04 albedo as the evidence describes it.
 - :func:`write_era5_legacy_nc`: the legacy CDS netCDF (``grib_to_netcdf``: NETCDF3, ``time`` in hours since 1900,
   int16 packed ``swvl1``, latitude descending, longitude 0..360).
 - :func:`write_era5_cds_nc`: the current CDS netCDF (NETCDF4, ``valid_time`` in seconds since 1970, scalar
@@ -26,24 +29,61 @@ GLASS_SPECS = {
     # product: (short name, {sds: (SDC type name, numpy dtype, scale, offset, fill, valid_range, units)})
     "albedo": ("GLASS02B05", {
         name: ("INT16", np.int16, 0.0001, 0.0, 32767, (0, 10000), "dimensionless")
-        for name in ("ABD_BSA_shortwave", "ABD_WSA_shortwave", "ABD_BSA_VIS", "ABD_WSA_VIS")
+        for name in ("ABD_BSA_shortwave", "ABD_WSA_shortwave", "ABD_BSA_VIS", "ABD_WSA_VIS", "ABD_BSA_NIR",
+                     "ABD_WSA_NIR")
     }),
     "lst": ("GLASS08B31", {"LST": ("UINT16", np.uint16, 0.01, 0.0, 0, None, "K")}),
 }
+#: default collection version in the file names: V04 albedo (the one in circulation), V40 LST
+GLASS_VERSIONS = {"albedo": 4, "lst": 40}
+ALBEDO_SDS = tuple(GLASS_SPECS["albedo"][1])
 
 
-def glass_path(root, product: str, day, version: int = 40, production: str = "2019001") -> Path:
+def glass_path(root, product: str, day, version: int | None = None, production: str = "2019001") -> Path:
     """``<root>/<product>/<YYYY>/<SHORT>.V<vv>.A<YYYY><DDD>.<production>.hdf`` (the design.md tree)."""
     short = GLASS_SPECS[product][0]
+    version = GLASS_VERSIONS[product] if version is None else version
     day = pd.Timestamp(day)
     return (Path(root) / product / f"{day.year:04d}"
             / f"{short}.V{version:02d}.A{day.year:04d}{day.day_of_year:03d}.{production}.hdf")
 
 
+def _dms(deg: float) -> float:
+    """Decimal degrees -> HDF-EOS packed degrees DDDMMMSSS.SS."""
+    sign = -1.0 if deg < 0 else 1.0
+    a = abs(deg)
+    d = int(a)
+    m = int((a - d) * 60 + 1e-9)
+    sec = (a - d - m / 60.0) * 3600.0
+    return sign * (d * 1e6 + m * 1e3 + round(sec, 4))
+
+
+def struct_metadata(short: str, fields: dict, nrows: int, ncols: int, north: float = 90.0,
+                    west: float = -180.0, res: float = 0.05, plain_degrees: bool = False) -> str:
+    """A minimal HDF-EOS2 ``StructMetadata.0`` of one GCTP_GEO grid named ``short`` (fields: name -> DFNT type)."""
+    conv = (lambda v: v) if plain_degrees else _dms
+    ul = (conv(west), conv(north))
+    lr = (conv(west + ncols * res), conv(north - nrows * res))
+    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure", "\tGROUP=GRID_1",
+             f'\t\tGridName="{short}"', f"\t\tXDim={ncols}", f"\t\tYDim={nrows}",
+             f"\t\tUpperLeftPointMtrs=({ul[0]:.6f},{ul[1]:.6f})", f"\t\tLowerRightMtrs=({lr[0]:.6f},{lr[1]:.6f})",
+             "\t\tProjection=GCTP_GEO", "\t\tGridOrigin=HDFE_GD_UL", "\t\tGROUP=Dimension", "\t\tEND_GROUP=Dimension",
+             "\t\tGROUP=DataField"]
+    for i, (name, typ) in enumerate(fields.items(), 1):
+        lines += [f"\t\t\tOBJECT=DataField_{i}", f'\t\t\t\tDataFieldName="{name}"', f"\t\t\t\tDataType=DFNT_{typ}",
+                  '\t\t\t\tDimList=("YDim","XDim")', f"\t\t\tEND_OBJECT=DataField_{i}"]
+    lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields", "\t\tEND_GROUP=MergedFields", "\tEND_GROUP=GRID_1",
+              "END_GROUP=GridStructure", "GROUP=PointStructure", "END_GROUP=PointStructure", "END", ""]
+    return "\n".join(lines)
+
+
 def write_glass_hdf(path, product: str, values: dict, qc: np.ndarray | None = None, *,
                     upper_left: tuple[float, float] | None = (41.0, -100.0), resolution: float = 0.05,
                     global_offset: tuple[int, int] | None = None, satellite: str | None = "NOAA-14",
-                    day=None, sds_attrs: dict | None = None, raw: dict | None = None) -> Path:
+                    day=None, sds_attrs: dict | None = None, raw: dict | None = None,
+                    qc_names=("QC",), qc_type: str = "UINT8", qc_fill: int | None = 255,
+                    fill_attr: str | None = "_FillValue", nan_as: int | None = None,
+                    geolocation: str = "attributes") -> Path:
     """Write one GLASS AVHRR HDF4 file.
 
     Parameters
@@ -52,27 +92,44 @@ def write_glass_hdf(path, product: str, values: dict, qc: np.ndarray | None = No
         Output file (parents created).
     product : {'albedo', 'lst'}
     values : dict
-        SDS name -> 2-D physical values (albedo dimensionless, LST in K); NaN is written as ``_FillValue``.
-        SDS of the product not given are not written.
+        SDS name -> 2-D physical values (albedo dimensionless, LST in K); NaN is written as ``nan_as`` (default
+        the product's fill value). SDS of the product not given are not written.
     qc : numpy.ndarray, optional
-        uint8 QC array of the same shape (bit 0 cloud, bit 1 low quality, 255 fill); None writes zeros.
+        QC array of the same shape, written under each name of ``qc_names``; None writes zeros.
     upper_left : (lat, lon) or None
-        North-west cell edges for a sub-tile (with ``GridResolution = resolution``); None writes no
-        geolocation attribute (a global file).
+        North-west cell edges of a sub-tile; None: a file without geolocation (global unless ``global_offset``
+        or ``geolocation='struct'``).
     resolution : float
-        ``GridResolution`` attribute, degrees.
+        Grid spacing, degrees.
     global_offset : (row, col), optional
-        Write a *global* 3600 x 7200 file (no geolocation attributes) holding the arrays at this offset and fill
-        elsewhere (only the block is written, so this is fast).
+        Write a *global* 3600 x 7200 file holding the arrays at this offset and fill elsewhere (only the block is
+        written, so this is fast).
     satellite : str or None
-        ``Satellite`` global attribute (None: omitted).
+        ``Satellite`` global attribute (None: omitted, as in the real files).
     day : date-like, optional
         ``RangeBeginningDate`` attribute.
     sds_attrs : dict, optional
         SDS name -> attributes overriding the product's (e.g. ``{'LST': {'units': 'degC'}}``; a value None
-        deletes the attribute).
+        deletes the attribute: ``{'scale_factor': None}`` writes no scale attribute and packs with the
+        product's scale).
     raw : dict, optional
         SDS name -> stored integer arrays written as they are (bypassing packing).
+    qc_names : sequence of str
+        QC layer names (``('QC',)`` collection 1 / twin LST, ``('QC_VIS',)`` V04 as LIS reads it,
+        ``('QC_shortwave', 'QC_VIS', 'QC_NIR')`` per band); empty: no QC layer.
+    qc_type : str
+        SDC type name of the QC layers.
+    qc_fill : int or None
+        ``_FillValue`` of the QC layers (None: none).
+    fill_attr : str or None
+        Spelling of the data fill-value attribute (``_FillValue``, ``FillValue``, ``fillvalue``, ``fill_value``,
+        ``missing_value``); None writes no fill attribute.
+    nan_as : int, optional
+        Stored value of NaN (default: the product's fill value; ``-1`` for albedo as the product writes it).
+    geolocation : {'attributes', 'struct', 'struct_plain'}
+        ``'attributes'``: ``UpperLeftLatitude``/``UpperLeftLongitude``/``GridResolution`` for a sub-tile;
+        ``'struct'``: an HDF-EOS2 ``StructMetadata.0`` (corners in packed DMS degrees) for the sub-tile or the
+        global grid; ``'struct_plain'``: the same with corners in plain degrees.
     """
     from pyhdf.SD import SD, SDC
 
@@ -81,18 +138,20 @@ def write_glass_hdf(path, product: str, values: dict, qc: np.ndarray | None = No
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)  # HDF4 cannot truncate a damaged file in place
     sd = SD(str(path), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
-    sd.ShortName = short
     if satellite is not None:
         sd.Satellite = satellite
     if day is not None:
         sd.RangeBeginningDate = str(pd.Timestamp(day).date())
-    if global_offset is None and upper_left is not None:
-        sd.UpperLeftLatitude = float(upper_left[0])
-        sd.UpperLeftLongitude = float(upper_left[1])
-        sd.GridResolution = float(resolution)
+    if geolocation == "attributes":
+        sd.ShortName = short
+        if global_offset is None and upper_left is not None:
+            sd.UpperLeftLatitude = float(upper_left[0])
+            sd.UpperLeftLongitude = float(upper_left[1])
+            sd.GridResolution = float(resolution)
     names = dict(values)
     names.update(raw or {})
     shape = None
+    fields = {}
     for name in names:
         typ, dtype, scale, offset, fill, vrange, units = specs.get(name, next(iter(specs.values())))
         attrs = {"scale_factor": scale, "add_offset": offset, "_FillValue": fill, "units": units,
@@ -100,38 +159,55 @@ def write_glass_hdf(path, product: str, values: dict, qc: np.ndarray | None = No
         if vrange is not None:
             attrs["valid_range"] = list(vrange)
         attrs.update((sds_attrs or {}).get(name, {}))
+        fill_w = attrs.pop("_FillValue")
         if raw and name in raw:
             stored = np.asarray(raw[name]).astype(dtype)
         else:
             phys = np.asarray(values[name], np.float64)
-            scale_w = attrs["scale_factor"] if attrs["scale_factor"] is not None else 1.0
-            offset_w = attrs["add_offset"] if attrs["add_offset"] is not None else 0.0
+            scale_w = attrs["scale_factor"] if attrs["scale_factor"] is not None else scale
+            offset_w = attrs["add_offset"] if attrs["add_offset"] is not None else offset
             packed = np.round((phys - offset_w) / scale_w)
             info = np.iinfo(dtype)
-            stored = np.where(np.isfinite(phys), np.clip(np.nan_to_num(packed), info.min, info.max), fill)
+            nan_w = (fill if fill_w is None else fill_w) if nan_as is None else nan_as
+            stored = np.where(np.isfinite(phys), np.clip(np.nan_to_num(packed), info.min, info.max), nan_w)
             stored = stored.astype(dtype)
         shape = stored.shape
         full = (3600, 7200) if global_offset is not None else stored.shape
         sds = sd.create(name, getattr(SDC, typ), full)
+        fields[name] = typ
         sds.dim(0).setname(f"YDim:{short}")
         sds.dim(1).setname(f"XDim:{short}")
-        if attrs["_FillValue"] is not None:
-            sds.setfillvalue(int(attrs["_FillValue"]))
+        if fill_w is not None and fill_attr == "_FillValue":
+            sds.setfillvalue(int(fill_w))
+        elif fill_w is not None and fill_attr is not None:
+            sds.attr(fill_attr).set(getattr(SDC, typ), int(fill_w))
         for k, v in attrs.items():
-            if v is None or (isinstance(v, str) and not v) or k == "_FillValue":
+            if v is None or (isinstance(v, str) and not v):
                 continue
             setattr(sds, k, v)
         _write_block(sds, stored, global_offset)
         sds.endaccess()
-    if qc is not None or shape is not None:
-        qc_arr = np.zeros(shape, np.uint8) if qc is None else np.asarray(qc, np.uint8)
-        sds = sd.create("QC", SDC.UINT8, (3600, 7200) if global_offset is not None else qc_arr.shape)
+    for qc_name in (qc_names or ()):
+        if shape is None:
+            break
+        qc_arr = np.zeros(shape, np.uint8) if qc is None else np.asarray(qc)
+        sds = sd.create(qc_name, getattr(SDC, qc_type), (3600, 7200) if global_offset is not None else qc_arr.shape)
+        fields[qc_name] = qc_type
         sds.dim(0).setname(f"YDim:{short}")
         sds.dim(1).setname(f"XDim:{short}")
-        sds.setfillvalue(255)
-        sds.long_name = "quality control: bit 0 cloudy/not retrieved, bit 1 low quality"
-        _write_block(sds, qc_arr, global_offset)
+        if qc_fill is not None:
+            sds.setfillvalue(qc_fill)
+        sds.long_name = "quality control"
+        _write_block(sds, qc_arr.astype({"UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16,
+                                         "INT8": np.int8}[qc_type]), global_offset)
         sds.endaccess()
+    if geolocation in ("struct", "struct_plain") and shape is not None:
+        if global_offset is not None or upper_left is None:
+            text = struct_metadata(short, fields, 3600, 7200, plain_degrees=geolocation == "struct_plain")
+        else:
+            text = struct_metadata(short, fields, shape[0], shape[1], upper_left[0], upper_left[1], resolution,
+                                   plain_degrees=geolocation == "struct_plain")
+        sd.attr("StructMetadata.0").set(SDC.CHAR8, text)
     sd.end()
     return path
 
@@ -142,6 +218,20 @@ def _write_block(sds, stored: np.ndarray, offset) -> None:
     else:
         r, c = offset
         sds[r:r + stored.shape[0], c:c + stored.shape[1]] = stored
+
+
+def albedo_real_variant(path, values: dict, qc=None, *, qc_names=("QC_VIS",), scale_attr: bool = True,
+                        **kw) -> Path:
+    """An albedo file as the evidence describes V04: -1 = invalid, no fill attribute, no ``Satellite``,
+    HDF-EOS2 ``StructMetadata.0``, int16 QC layer(s) ``qc_names`` (quality level in bits 0-1);
+    ``scale_attr=False`` also drops ``scale_factor``/``add_offset`` (whether they exist is unknown)."""
+    attrs = {"_FillValue": None}
+    if not scale_attr:
+        attrs.update(scale_factor=None, add_offset=None)
+    kw.setdefault("geolocation", "struct")
+    kw.setdefault("satellite", None)
+    return write_glass_hdf(path, "albedo", values, qc, sds_attrs={n: dict(attrs) for n in values},
+                           qc_names=qc_names, qc_type="INT16", qc_fill=None, fill_attr=None, nan_as=-1, **kw)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -55,6 +55,11 @@ _SPECS = [
     _t("gap_fractions", "01_data_preparation",
        ["variable", "gap_fraction", "counted_from"],
        description="fraction of days without an observation per input variable, before gap filling"),
+    _t("input_coverage", "01_data_preparation",
+       ["source", "first_day", "last_day", "days_expected", "days_present", "days_missing", "long_runs",
+        "first_missing", "last_missing", "allowed", "status"],
+       description="days each input source has on disk against the period (labels from period.label_start), "
+                   "runs of missing days longer than cube.max_missing_run_days, allowed or not"),
     # --- 02_model_comparison
     _t("era5land_input_metrics", "02_model_comparison",
        ["split", "window", "model", "reference", "n", "r2", "r2_lo", "r2_hi", "r", "r_lo", "r_hi", "rmse",

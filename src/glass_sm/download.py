@@ -7,7 +7,7 @@ book page *Running on the real data* (``book/real_data.md``) for volumes, licenc
 =====================  ====================================================  ==========================
 dataset                helper                                                access
 =====================  ====================================================  ==========================
-GLASS AVHRR albedo     :func:`fetch_glass` ``('albedo', dates, dest)``        free, https archive
+GLASS AVHRR albedo     :func:`fetch_glass` ``('albedo', dates, dest)``        free, https archive (8-day)
 GLASS AVHRR LST        :func:`fetch_glass` ``('lst', dates, dest)``           free, https archive
 GLASS-MODIS SM         :func:`fetch_glass` ``('glass_modis_sm', ...)``        free, https archive
 ERA5-Land swvl1        :func:`download_era5land` (``cdsapi``)                 free CDS account + licence
@@ -27,9 +27,13 @@ moved before (glass.umd.edu -> glass.hku.hk), and folder names may change. Check
 pass ``base_url=`` / edit the product's ``folder`` if a listing returns 404. No checksums are published, so the
 pooch registry entries carry ``None`` (no hash check; the readers' format checks still apply).
 
-AVHRR file names contain the production date (``GLASS02B05.V40.A1982001.2019353.hdf``), which cannot be
-predicted: those products need the year's directory listing (:func:`list_glass_files`, one small https
-request per year, or a listing you pass in). GLASS-MODIS SM names are fixed (``GLASS_MODIS_SM.A2000055.tif``).
+AVHRR file names contain the collection version and the production date (``GLASS02B05.V04.A1982001.2018062.hdf``,
+``GLASS08B31.V40.A2000045.2021250.hdf``), which cannot be predicted: those products need the year's directory
+listing (:func:`list_glass_files`, one small https request per year, or a listing you pass in); any version
+``V<digits>`` is accepted and, when a listing holds several files of one date, the highest version and then the
+latest production date is fetched (the readers' rule). The albedo is an **8-day composite** product (files at day
+of year 1, 9, ..., 361): :func:`fetch_glass` maps the days asked for to the composites needed to interpolate them
+(:func:`needed_dates`). GLASS-MODIS SM names are fixed (``GLASS_MODIS_SM.A2000055.tif``).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ __all__ = [
     "parse_listing",
     "list_glass_files",
     "glass_registry",
+    "needed_dates",
     "fetch_glass",
     "era5land_area",
     "era5land_request",
@@ -60,30 +65,35 @@ __all__ = [
 #: root of the GLASS https archive (may change: see the module docstring)
 GLASS_BASE_URL = "https://glass.hku.hk/archive"
 
-#: per product: archive folder (below the base URL), file-name regex (group 1: YYYY, 2: DDD), local sub-folder
-#: relative to the data folder of ``params/global.yaml``, first day, whether names are predictable
+#: per product: archive folder (below the base URL), file-name regex (group 1: YYYY, 2: DDD; any collection version
+#: ``V<digits>``), local sub-folder relative to the data folder of ``params/global.yaml``, first day, cadence in
+#: days (8: composites at day of year 1, 9, ..., 361), whether names are predictable (``template``)
 GLASS_PRODUCTS: dict[str, dict] = {
     "albedo": dict(
-        folder="Albedo/AVHRR/0.05D",
-        pattern=r"GLASS02B05\.V40\.A(\d{4})(\d{3})\.\d{7}\.hdf",
+        folder="Albedo/AVHRR/0.05D",   # UNVERIFIED: the albedo folder of glass.hku.hk was not found (LST's was)
+        pattern=r"GLASS02B05\.V\d+\.A(\d{4})(\d{3})\.\d{7}\.hdf",
         local="avhrr/albedo",
-        first_day=dt.date(1981, 7, 4),
+        first_day=dt.date(1981, 6, 18),   # GLASS02B05.V04.A1981169.2018062.hdf, the first file seen in public lists
+        cadence_days=8,
         template=None,
-        description="GLASS02B05 V40 AVHRR broadband albedo, daily, 0.05 deg, HDF4",
+        description="GLASS02B05 V04 AVHRR broadband albedo, 8-day composites (day of year 1, 9, ..., 361), "
+                    "0.05 deg, HDF-EOS2",
     ),
     "lst": dict(
         folder="LST/AVHRR/0.05D",
-        pattern=r"GLASS08B31\.V40\.A(\d{4})(\d{3})\.\d{7}\.hdf",
+        pattern=r"GLASS08B31\.V\d+\.A(\d{4})(\d{3})\.\d{7}\.hdf",
         local="avhrr/lst",
-        first_day=dt.date(1981, 7, 4),
+        first_day=dt.date(1981, 7, 4),   # start unclear (1981/82 or 1992); ends 2020 (2021 not found)
+        cadence_days=1,
         template=None,
-        description="GLASS08B31 V40 AVHRR land surface temperature, daily, 0.05 deg, HDF4",
+        description="GLASS08B31 V40 AVHRR land surface temperature, daily, 0.05 deg, HDF4 (ends 2020)",
     ),
     "glass_modis_sm": dict(
         folder="SM/MODIS/1KM",
         pattern=r"GLASS_MODIS_SM\.A(\d{4})(\d{3})\.tif",
         local="glass_modis",
         first_day=dt.date(2000, 2, 24),
+        cadence_days=1,
         template="GLASS_MODIS_SM.A{year:04d}{doy:03d}.tif",
         description="GLASS-MODIS surface soil moisture, daily, ~1 km sinusoidal, GeoTIFF",
     ),
@@ -144,6 +154,34 @@ def _name_date(name: str, product: str) -> dt.date:
     if not m:
         raise ValueError(f"{name!r} is not a {product} file name")
     return dt.date(int(m.group(1)), 1, 1) + dt.timedelta(days=int(m.group(2)) - 1)
+
+
+def _name_rank(name: str) -> tuple[int, int]:
+    """(version, production date) of a GLASS AVHRR name, for "highest version, then latest production wins"."""
+    m = re.search(r"\.V(\d+)\.A\d{7}\.(\d{7})\.", name)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def needed_dates(product: str, dates: Iterable[dt.date]) -> list[dt.date]:
+    """The file dates of ``product`` needed for ``dates``: the dates themselves for a daily product; for a
+    composite product (cadence ``c`` > 1, schedule day of year 1, 1 + c, ... restarting each year) the composite
+    on or before each day and the next one (the two a daily value is interpolated from)."""
+    spec = _product(product)
+    c = int(spec.get("cadence_days", 1))
+    days = sorted(set(dates))
+    if c == 1:
+        return days
+    out = set()
+    for d in days:
+        doy = d.timetuple().tm_yday
+        prev = dt.date(d.year, 1, 1) + dt.timedelta(days=(doy - 1) // c * c)
+        nxt = prev + dt.timedelta(days=c)
+        if nxt.year != prev.year:
+            nxt = dt.date(prev.year + 1, 1, 1)
+        out.add(prev)
+        if prev != d:
+            out.add(nxt)
+    return sorted(out)
 
 
 def glass_registry(
@@ -214,7 +252,9 @@ def fetch_glass(
     product : {'albedo', 'lst', 'glass_modis_sm'}
         Key of :data:`GLASS_PRODUCTS`.
     dates : iterable of datetime.date
-        Days wanted; days missing from the archive's listing are skipped with one warning that lists them.
+        Days wanted (for the 8-day albedo: the composites on or before and after each day are fetched,
+        :func:`needed_dates`); file dates missing from the archive's listing are skipped with one warning that
+        lists them.
     dest : path-like
         Local product folder, e.g. ``$GLASS_SM_DATA/avhrr/albedo`` (the reader's layout).
     listing : mapping, optional
@@ -228,7 +268,7 @@ def fetch_glass(
     Returns
     -------
     list of pathlib.Path
-        Local files, one per day found in the archive.
+        Local files, one per file date found in the archive.
     """
     import warnings  # noqa: PLC0415
 
@@ -236,7 +276,7 @@ def fetch_glass(
     from tqdm import tqdm  # noqa: PLC0415
 
     spec = _product(product)
-    days = sorted(set(dates))
+    days = needed_dates(product, dates)
     years = sorted({d.year for d in days})
     listing = dict(listing or {})
     if spec["template"] is None:
@@ -244,7 +284,9 @@ def fetch_glass(
             if y not in listing:
                 listing[y] = list_glass_files(product, y, base_url)
     registry, urls = glass_registry(product, years, listing, base_url)
-    by_day = {_name_date(k.split("/", 1)[1], product): k for k in registry}
+    by_day: dict[dt.date, str] = {}
+    for k in sorted(registry, key=lambda k: _name_rank(k.split("/", 1)[1])):   # highest version, latest production
+        by_day[_name_date(k.split("/", 1)[1], product)] = k
     fetcher = pooch.create(path=Path(dest), base_url=base_url.rstrip("/") + "/", registry=registry, urls=urls,
                            retry_if_failed=3)
     out, missing = [], []
@@ -255,7 +297,7 @@ def fetch_glass(
             continue
         out.append(Path(fetcher.fetch(key, progressbar=False)))
     if missing:
-        warnings.warn(f"GLASS {product}: {len(missing)} day(s) not in the archive listing, e.g. {missing[:3]}",
+        warnings.warn(f"GLASS {product}: {len(missing)} file date(s) not in the archive listing, e.g. {missing[:3]}",
                       stacklevel=2)
     return out
 

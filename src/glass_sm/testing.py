@@ -110,10 +110,13 @@ def make_toy_cube(n_lat: int = 6, n_lon: int = 5, start: str | dt.date = "1998-0
     for a in (elevation, sand, clay, silt):
         a[ocean] = np.nan
     platform = np.where(time.year < 2001, "NOAA-14", "NOAA-16").astype("<U7")
+    # 8-day albedo composites (day of year 1, 9, ...): 0 on a composite day, 1 between, 2 where gap-filled
+    between = ((np.asarray(time.dayofyear) - 1) % 8 != 0).astype(np.int8)
+    composite_flag = np.where(albedo_filled == 1, 2, between[:, None, None]).astype(np.int8)
 
     dims3, dims2 = ("time", "lat", "lon"), ("lat", "lon")
     data = {"albedo_bsa": bsa, "albedo_wsa": wsa, "lst": lst, "albedo_filled": albedo_filled,
-            "lst_filled": lst_filled, "sm_era5land": era5, "sm_label": label, "elevation": elevation,
+            "albedo_composite_flag": composite_flag, "lst_filled": lst_filled, "sm_era5land": era5, "sm_label": label, "elevation": elevation,
             "sand": sand, "clay": clay, "silt": silt, "land_mask": land}
     variables = {name: xr.Variable(dims3 if a.ndim == 3 else dims2, a, dict(CUBE_ATTRS[name]))
                  for name, a in data.items()}

@@ -230,7 +230,7 @@ def test_cli(capsys):
         ({"models.hparams.transformer.n_heads": 3}, r"models\.hparams\.transformer: .*d_model 16.*n_heads 3"),
         ({"models.hparams.xgboost.subsample": 0}, r"models\.hparams\.xgboost\.subsample: 0\.0 .*in \(0, 1\]"),
         ({"models.hparams.xgboost.n_jobs": 0}, r"models\.hparams\.xgboost\.n_jobs: 0 .*>= 1"),
-        ({"models.hparams.xgboost.learning_rate": -0.1}, r"models\.hparams\.xgboost\.learning_rate: -0\.1 .*in \(0, 1\]"),
+        ({"models.hparams.xgboost.learning_rate": -0.1}, r"xgboost\.learning_rate: -0\.1 .*in \(0, 1\]"),
         ({"models.hparams.xgboost.early_stopping_rounds": 0}, r"xgboost\.early_stopping_rounds: 0 .*>= 1"),
     ],
 )
@@ -288,7 +288,8 @@ def test_describe_shows_the_range():
         ("run:\n  name: x\n".encode("utf-16"), r"not UTF-8 text \(line 1, byte 0"),
         (b"run:\n\tname: x\n", r"not valid YAML: line 2, column 1: .*tab"),
         (b"run:\n  name: x\n   seed: 3\n", r"not valid YAML: line 3"),
-        (b"training:\n  epochs: 3\n  epochs: 5\n", r"line 3, column 3: key 'training\.epochs' given twice \(first at line 2\)"),
+        (b"training:\n  epochs: 3\n  epochs: 5\n",
+         r"line 3, column 3: key 'training\.epochs' given twice \(first at line 2\)"),
         (b"training:\n  epochs: 3\ntraining:\n  lr: 0.1\n", r"line 3, column 1: key 'training' given twice"),
         (b"- a\n- b\n", r"expected a mapping of sections \(run:, domain:, \.\.\.\) at top level, got a list"),
         (b"hello\n", r"expected a mapping of sections .* got a str"),
@@ -358,7 +359,7 @@ def test_key_in_the_wrong_section_says_where_it_belongs(override, pattern):
 def test_twin_too_big_for_memory_is_refused_before_any_work(monkeypatch):
     smoke = config.load(PARAMS / "smoke.yaml")
     need = config.twin_memory_bytes(smoke)
-    monkeypatch.setattr(config, "memory_limit_bytes", lambda: need - 1)
+    monkeypatch.setattr(config.checks, "memory_limit_bytes", lambda: need - 1)
     with pytest.raises(ConfigError, match=r"the synthetic twin of this domain and period needs about "
                                           r"[0-9.]+ GiB .*limit [0-9.]+ GiB"):
         config.load(PARAMS / "smoke.yaml")
@@ -368,6 +369,17 @@ def test_twin_too_big_for_memory_is_refused_before_any_work(monkeypatch):
         config.load(None, big)  # the twin of the global domain: tens of TiB
     real = config.load(None, {**big, "data.source": "real", "twin.enabled": False})  # no twin: no estimate
     assert real.domain.lat_min == -60.0
+
+
+def test_memory_limit_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GLASS_SM_MAX_MEMORY_GIB", "0.001")
+    with pytest.raises(ConfigError, match=r"over the limit 0\.0 GiB \(\$GLASS_SM_MAX_MEMORY_GIB\)"):
+        config.load(PARAMS / "smoke.yaml")
+    monkeypatch.setenv("GLASS_SM_MAX_MEMORY_GIB", "1e6")
+    assert config.memory_limit_bytes() == 10**6 * 2**30
+    monkeypatch.setenv("GLASS_SM_MAX_MEMORY_GIB", "lots")
+    with pytest.raises(ConfigError, match=r"GLASS_SM_MAX_MEMORY_GIB: 'lots' is not a positive number"):
+        config.load(PARAMS / "smoke.yaml")
 
 
 def test_twin_memory_estimate_bounds_the_measured_peak(tmp_path):

@@ -51,6 +51,58 @@ def test_avhrr_registry_needs_listing_and_parses_it():
         download.glass_year_url("ndvi", 1999)
 
 
+LISTING_V04 = """<html><body><pre>
+<a href="GLASS02B05.V04.A1981361.2018062.hdf">GLASS02B05.V04.A1981361.2018062.hdf</a>
+<a href="GLASS02B05.V04.A1982001.2018062.hdf">GLASS02B05.V04.A1982001.2018062.hdf</a>
+<a href="GLASS02B05.V04.A1982009.2018062.hdf">GLASS02B05.V04.A1982009.2018062.hdf</a>
+<a href="GLASS02B05.V04.A1982009.2018070.hdf">GLASS02B05.V04.A1982009.2018070.hdf</a>
+<a href="GLASS02B05.V05.A1982017.2019001.hdf">GLASS02B05.V05.A1982017.2019001.hdf</a>
+<a href="GLASS02B05.V04.A1982017.2020001.hdf">GLASS02B05.V04.A1982017.2020001.hdf</a>
+</pre></body></html>"""
+
+
+def test_any_avhrr_version_is_listed():
+    """Today's albedo in circulation is V04 (the helper accepted only V40 and fetched nothing)."""
+    names = download.parse_listing(LISTING_V04, "albedo")
+    assert len(names) == 6 and "GLASS02B05.V05.A1982017.2019001.hdf" in names
+    assert download.parse_listing("GLASS08B31.V41.A2020366.2021259.hdf", "lst") == [
+        "GLASS08B31.V41.A2020366.2021259.hdf"]
+    assert download.GLASS_PRODUCTS["albedo"]["cadence_days"] == 8
+
+
+def test_needed_dates_map_days_to_bracketing_composites():
+    d = dt.date
+    assert download.needed_dates("albedo", [d(1982, 1, 1)]) == [d(1982, 1, 1)]
+    assert download.needed_dates("albedo", [d(1982, 1, 5)]) == [d(1982, 1, 1), d(1982, 1, 9)]
+    assert download.needed_dates("albedo", [d(1981, 12, 29)]) == [d(1981, 12, 27), d(1982, 1, 1)]  # 361 -> 1
+    days = [d(1982, 1, 1) + dt.timedelta(days=i) for i in range(365)]
+    assert len(download.needed_dates("albedo", days)) == 47  # 46 composites + 1983-001
+    assert download.needed_dates("lst", days[:3]) == days[:3]
+
+
+def test_fetch_glass_picks_highest_version_then_latest_production(tmp_path, monkeypatch):
+    import pooch
+
+    fetched = []
+
+    class FakeFetcher:
+        def __init__(self, registry, urls):
+            self.registry, self.urls = registry, urls
+
+        def fetch(self, key, progressbar=False):
+            fetched.append(key)
+            return str(tmp_path / key)
+
+    monkeypatch.setattr(pooch, "create", lambda **kw: FakeFetcher(kw["registry"], kw["urls"]))
+    days = [dt.date(1982, 1, 3), dt.date(1982, 1, 12)]
+    with pytest.warns(UserWarning, match=r"1 file date\(s\) not in the archive listing"):  # 1982-01-25 missing
+        out = download.fetch_glass("albedo", days + [dt.date(1982, 1, 20)], tmp_path, listing={1982: LISTING_V04},
+                                   progress=False)
+    assert fetched == ["1982/GLASS02B05.V04.A1982001.2018062.hdf", "1982/GLASS02B05.V04.A1982009.2018070.hdf",
+                       "1982/GLASS02B05.V05.A1982017.2019001.hdf"]
+    assert len(out) == 3
+
+
 def test_era5land_request():
     req = download.era5land_request(DEMO, [1983, 1982], months=[1, 2])
     assert req["variable"] == ["volumetric_soil_water_layer_1"]

@@ -35,6 +35,7 @@ from glass_sm.io.glass_avhrr import find_glass_files, glass_filename, read_glass
 # the tile written by default: NW corner 41 N 100 W, 20 x 40 cells of 0.05 deg
 TILE = Domain.from_bounds(40.0, 41.0, -100.0, -98.0)
 DAY = pd.Timestamp("1999-02-01")
+CDAY = pd.Timestamp("1999-02-02")  # day of year 33: an albedo composite date (1, 9, 17, 25, 33, ...)
 
 
 def _lst(shape=TILE.shape, seed=0):
@@ -134,7 +135,8 @@ def test_time_gaps_raise_or_become_nan(tmp_path):
         read_glass_lst(tmp_path, days[0], days[-1], TILE, allow_gaps=False, progress=False)
     lst = read_glass_lst(tmp_path, days[0], days[-1], TILE, progress=False)
     assert lst.isnull().all(("lat", "lon")).values.tolist() == [False, True, True, False]
-    assert lst.platform.values.tolist() == ["NOAA-14", "", "", "NOAA-14"]
+    # the platform is a property of the date: from the file's attribute, else glass_sm.platforms
+    assert lst.platform.values.tolist() == ["NOAA-14"] * 4
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -148,31 +150,37 @@ def test_albedo_roundtrip_fill_range_qc_and_cf(tmp_path):
     raw_wsa = np.round(wsa / 1e-4).astype(np.int16)
     raw_wsa[0, 1] = 12000  # outside valid_range 0..10000
     qc = np.zeros(TILE.shape, np.uint8)
-    qc[1, :5] = 1  # cloudy
-    qc[2, :5] = 2  # low quality
+    qc[1, :5] = 1  # level 1: acceptable
+    qc[2, :5] = 2  # level 2: worse than acceptable
     qc[3, 0] = 255  # QC fill
+    qc[4, :5] = 0b100  # bits above 0-1 do not change the level
     vis = rng.uniform(0.02, 0.2, TILE.shape)
-    fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", DAY), "albedo",
+    fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", CDAY), "albedo",
                        {"ABD_BSA_shortwave": bsa, "ABD_BSA_VIS": vis, "ABD_WSA_VIS": vis},
-                       raw={"ABD_WSA_shortwave": raw_wsa}, qc=qc, satellite="NOAA-14", day=DAY)
-    ds = read_glass_albedo(tmp_path, DAY, DAY, TILE, bands=("shortwave", "VIS"), progress=False)
+                       raw={"ABD_WSA_shortwave": raw_wsa}, qc=qc, satellite="NOAA-14", day=CDAY)
+    ds = read_glass_albedo(tmp_path, CDAY, CDAY, TILE, bands=("shortwave", "VIS"), progress=False)
     b, w = ds.albedo_bsa.isel(time=0).values, ds.albedo_wsa.isel(time=0).values
     assert ds.albedo_bsa.dtype == np.float32 and ds.albedo_bsa.dims == ("time", "lat", "lon")
     assert np.isnan(b[0, 0]) and np.isnan(w[0, 1])
-    assert np.isnan(b[1, :5]).all() and np.isnan(b[3, 0])
-    assert np.isfinite(b[2, :5]).all()  # low quality kept by the default 'cloud' policy
+    assert np.isfinite(b[1, :5]).all()  # acceptable kept by the default 'acceptable' policy
+    assert np.isnan(b[2, :5]).all() and np.isnan(b[3, 0]) and np.isfinite(b[4, :5]).all()
     ok = np.isfinite(b)
     assert np.allclose(b[ok], bsa[ok], atol=6e-5)  # packing step 1e-4
     assert np.allclose(ds.albedo_bsa_vis.values[0][ok], vis[ok], atol=6e-5)
     assert set(ds.data_vars) == {"albedo_bsa", "albedo_wsa", "albedo_bsa_vis", "albedo_wsa_vis"}
     assert ds.albedo_bsa.attrs["units"] == "1" and ds.albedo_bsa.attrs["standard_name"] == "surface_albedo"
+    assert ds.albedo_bsa.attrs["qc_layer"] == "QC" and ds.albedo_bsa.attrs["qc_policy"] == "acceptable"
     assert ds.lat.attrs["units"] == "degrees_north" and ds.Conventions == "CF-1.8"
     assert np.all(np.diff(ds.lat.values) < 0) and np.allclose(ds.lat.values, TILE.lat)
-    assert ds.platform.values.tolist() == ["NOAA-14"]
-    strict = read_glass_albedo(tmp_path, DAY, DAY, TILE, qc="strict", progress=False).albedo_bsa.values[0]
-    assert np.isnan(strict[2, :5]).all()
-    none = read_glass_albedo(tmp_path, DAY, DAY, TILE, qc="none", progress=False).albedo_bsa.values[0]
-    assert np.isfinite(none[1, :5]).all() and np.isnan(none[0, 0])
+    assert ds.platform.values.tolist() == ["NOAA-14"] and ds.cadence_days == 8
+    good = read_glass_albedo(tmp_path, CDAY, CDAY, TILE, qc="good", progress=False).albedo_bsa.values[0]
+    assert np.isnan(good[1, :5]).all() and np.isfinite(good[4, :5]).all()
+    poor = read_glass_albedo(tmp_path, CDAY, CDAY, TILE, qc="poor", progress=False).albedo_bsa.values[0]
+    assert np.isfinite(poor[2, :5]).all() and np.isnan(poor[3, 0])
+    none = read_glass_albedo(tmp_path, CDAY, CDAY, TILE, qc="none", progress=False).albedo_bsa.values[0]
+    assert np.isfinite(none[2, :5]).all() and np.isfinite(none[3, 0]) and np.isnan(none[0, 0])
+    with pytest.raises(ValueError, match=r"qc for GLASS02B05 must be one of \['good', 'acceptable'"):
+        read_glass_albedo(tmp_path, CDAY, CDAY, TILE, qc="cloud", progress=False)
 
 
 def test_lst_subdomain_hyperslab_and_scale_only(tmp_path):
@@ -211,15 +219,18 @@ def test_global_file_reads_only_the_domain(global_lst_file):
 
 
 def test_read_many_files(tmp_path):
-    """120 daily files read into one (time, lat, lon) array (the per-file cost is measured by `make bench`, not
-    asserted here: timed tests fail on a loaded machine)."""
-    days = pd.date_range(DAY, periods=120)
+    """Two years of 8-day composites read into one (time, lat, lon) array (the per-file cost is measured by
+    `make bench`, not asserted here: timed tests fail on a loaded machine)."""
+    from glass_sm.io.glass_avhrr import composite_schedule
+
+    days = composite_schedule("1999-01-01", "2000-12-31", 8)
+    assert len(days) == 92  # 46 a year
     bsa = np.full(TILE.shape, 0.2)
     for d in days:
         fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", d), "albedo",
                            {"ABD_BSA_shortwave": bsa, "ABD_WSA_shortwave": bsa})
     ds = read_glass_albedo(tmp_path, days[0], days[-1], TILE, progress=False)
-    assert ds.albedo_bsa.shape == (120, 20, 40)
+    assert ds.albedo_bsa.shape == (92, 20, 40) and list(ds.time.values) == list(days.values)
     np.testing.assert_allclose(ds.albedo_bsa.values, 0.2, atol=1e-4)
 
 
@@ -250,12 +261,12 @@ def test_lst_lying_kelvin_attribute(tmp_path):
 
 
 def test_albedo_in_percent_lying(tmp_path):
-    p = fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", DAY), "albedo",
+    p = fx.write_glass_hdf(fx.glass_path(tmp_path, "albedo", CDAY), "albedo",
                            {n: np.full(TILE.shape, 25.0) for n in ("ABD_BSA_shortwave", "ABD_WSA_shortwave")},
                            sds_attrs={n: {"scale_factor": 1.0, "valid_range": None}
                                       for n in ("ABD_BSA_shortwave", "ABD_WSA_shortwave")})
     with pytest.raises(UnitsError, match=rf"{p}: variable 'ABD_BSA_shortwave' has units 'dimensionless'.*percent"):
-        read_glass_albedo(tmp_path, DAY, DAY, TILE, progress=False)
+        read_glass_albedo(tmp_path, CDAY, CDAY, TILE, progress=False)
 
 
 def test_all_fill_period_is_empty_but_one_cloudy_day_is_fine(tmp_path):
@@ -266,7 +277,7 @@ def test_all_fill_period_is_empty_but_one_cloudy_day_is_fine(tmp_path):
     fx.write_glass_hdf(fx.glass_path(tmp_path, "lst", days[2]), "lst", {"LST": _lst()})
     lst = read_glass_lst(tmp_path, days[0], days[2], TILE, progress=False)
     assert lst.isnull().all(("lat", "lon")).values.tolist() == [True, True, False]
-    with pytest.raises(EmptyDataError, match=rf"{tmp_path}: variable 'LST' has no valid value .* 2 day\(s\)"):
+    with pytest.raises(EmptyDataError, match=rf"{tmp_path}: variable 'LST' has no valid value .* 2 date\(s\)"):
         read_glass_lst(tmp_path, days[0], days[1], TILE, progress=False)
 
 

@@ -2,6 +2,9 @@
 
 Steps (schema in ``book/design.md``):
 
+0. Before any reading, each source's days are listed against the period (:mod:`glass_sm.data.coverage`): a run of
+   missing days longer than ``cube.max_missing_run_days`` is an error naming the source and the days, unless the
+   source is in ``cube.allow_missing_inputs`` (then its runs are recorded in the ``missing_inputs`` attribute).
 1. AVHRR albedo (BSA/WSA shortwave) and LST from the GLASS HDF4 files, cloudy/fill/bad-QC values masked.
 2. Gap filling in time, per pixel: linear interpolation across gaps of at most ``cube.max_gap_days`` days,
    longer gaps (and the period edges) from the pixel's smoothed day-of-year climatology
@@ -9,7 +12,8 @@ Steps (schema in ``book/design.md``):
    missing, the domain mean of the day. A flag variable (``albedo_filled``, ``lst_filled``) keeps 1 where a value
    was filled, so models and users know which values were observed.
 3. ERA5-Land swvl1: hourly/6-hourly -> daily mean at 0.1 deg -> bilinear to 0.05 deg.
-4. GLASS-MODIS SM: mean of the fine pixels in each 0.05 deg cell (labels; NaN before 2000-02-24 and in gaps).
+4. GLASS-MODIS SM: mean of the fine pixels in each 0.05 deg cell (labels; NaN outside period.label_start..period.label_end,
+   by default 2000-02-24..2020-12-31, and in gaps).
 5. DEM and sand/clay/silt -> 0.05 deg.
 
 The cube is written to a temporary sibling and renamed when complete (:func:`glass_sm.paths.atomic_write`), so an
@@ -29,6 +33,7 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
+from glass_sm.data.coverage import allowed_runs_text, check_coverage
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io import era5land, glass_avhrr, glass_modis, static
 from glass_sm.paths import RunPaths, atomic_write
@@ -47,6 +52,10 @@ CUBE_ATTRS = {
                 standard_name="surface_temperature", units="K"),
     "albedo_filled": dict(long_name="albedo value was gap-filled", units="1", flag_values=[0, 1],
                           flag_meanings="observed filled"),
+    "albedo_composite_flag": dict(long_name="albedo from the composites: 0 on a composite's day, 1 interpolated "
+                                            "linearly between two composites, 2 composite missing (gap-filled, "
+                                            "see albedo_filled)", units="1", flag_values=[0, 1, 2],
+                                  flag_meanings="composite_day between_composites composite_missing"),
     "lst_filled": dict(long_name="LST value was gap-filled", units="1", flag_values=[0, 1],
                        flag_meanings="observed filled"),
     "sm_era5land": dict(long_name="ERA5-Land volumetric soil water layer 1 (0-7 cm), daily mean, bilinear to 0.05 deg",
@@ -126,7 +135,12 @@ def fill_gaps(values: np.ndarray, times: pd.DatetimeIndex, max_gap_days: int) ->
         rows, cols = np.nonzero(still)
         out[rows, cols] = clim[doy[rows] - 1, cols]
         still = ~np.isfinite(out)
-        if still.any():
+        for j in np.flatnonzero(still.any(axis=0)):  # per pixel, tile-independent: linear in time, edges held
+            ok = np.isfinite(out[:, j])
+            if ok.any():
+                out[~ok, j] = np.interp(t[~ok], t[ok], out[ok, j])
+        still = ~np.isfinite(out)
+        if still.any():  # pixels without any value: the day's mean over the tile's pixels
             day_mean = np.nanmean(np.where(np.isfinite(out), out, np.nan), axis=1) if out.shape[1] else None
             rows, cols = np.nonzero(still)
             out[rows, cols] = day_mean[rows]
@@ -167,25 +181,36 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
     _check_memory(domain, len(times))
     start, end = cfg.period.start, cfg.period.end
 
-    alb = glass_avhrr.read_glass_albedo(cfg.data.avhrr_dir, start, end, domain, progress=progress)
-    lst = glass_avhrr.read_glass_lst(cfg.data.avhrr_dir, start, end, domain, progress=progress)
-    e5 = era5land.read_era5land_swvl1(cfg.data.era5land_dir, start, end, domain=domain, progress=progress)
+    d = cfg.data
+    alb = glass_avhrr.read_glass_albedo_daily(d.avhrr_dir, start, end, domain, progress=progress,
+                                              allow_gaps=True, qc=d.albedo_qc, qc_layer=d.albedo_qc_layer,
+                                              cadence_days=d.albedo_cadence_days,
+                                              sample_offset_days=d.albedo_sample_offset_days)
+    lst = glass_avhrr.read_glass_lst(d.avhrr_dir, start, end, domain, progress=progress, qc=d.lst_qc,
+                                     qc_layer=d.lst_qc_layer)
+    e5 = era5land.read_era5land_swvl1(cfg.data.era5land_dir, start, end, domain=domain, progress=progress,
+                                      allow_gaps="era5land" in cfg.cube.allow_missing_inputs)
     e5 = era5land.to_product_grid(e5, domain)
-    label = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, start, end, domain, progress=progress)
+    label = glass_modis.read_glass_modis_sm(cfg.data.glass_modis_dir, start, end, domain, progress=progress,
+                                            pattern=cfg.data.glass_modis_pattern, scale=cfg.data.glass_modis_scale,
+                                            label_start=cfg.period.label_start, label_end=cfg.period.label_end)
     stat = static.read_static(cfg.data.static_dir, domain)
 
     def on_grid(arr: xr.DataArray) -> np.ndarray:
         arr = arr.reindex(time=times)  # days without a file -> NaN
         return arr.transpose("time", "lat", "lon").values.astype(np.float32)
 
+    # albedo: daily values interpolated between the 8-day composites; NaN only where a composite is missing
+    # (composite_flag 2), so albedo_filled counts real gaps, not the days between composites
+    albedo_source = alb["composite_flag"].transpose("time", "lat", "lon").values.astype(np.int8)
     bsa, bsa_flag = fill_gaps(on_grid(alb["albedo_bsa"]), times, cfg.cube.max_gap_days)
     wsa, _ = fill_gaps(on_grid(alb["albedo_wsa"]), times, cfg.cube.max_gap_days)
     lst_f, lst_flag = fill_gaps(on_grid(lst), times, cfg.cube.max_gap_days)
     e5v = on_grid(e5)
-    if np.isnan(e5v).any():  # ERA5-Land days missing at the period edges (time-zone) -> fill the same way
+    if np.isnan(e5v).any():  # ERA5-Land days missing (allowed gaps, NaN days) -> filled the same way
         e5v, _ = fill_gaps(e5v, times, cfg.cube.max_gap_days)
     lab = on_grid(label)
-    lab[times < pd.Timestamp(cfg.period.label_start)] = np.nan
+    lab[(times < pd.Timestamp(cfg.period.label_start)) | (times > pd.Timestamp(cfg.period.label_end))] = np.nan
 
     dims3 = ("time", "lat", "lon")
     ds = xr.Dataset(
@@ -194,6 +219,7 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
             "albedo_wsa": (dims3, wsa),
             "lst": (dims3, lst_f),
             "albedo_filled": (dims3, bsa_flag),
+            "albedo_composite_flag": (dims3, albedo_source),
             "lst_filled": (dims3, lst_flag),
             "sm_era5land": (dims3, e5v),
             "sm_label": (dims3, lab),
@@ -212,10 +238,12 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
     return ds
 
 
-def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain) -> xr.Dataset:
-    """CF attributes of the variables, coordinates and the store (:data:`CUBE_ATTRS`)."""
+def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain, coverage: pd.DataFrame | None = None) -> xr.Dataset:
+    """CF attributes of the variables, coordinates and the store (:data:`CUBE_ATTRS`); ``missing_inputs`` lists
+    the allowed long runs of missing days of the ``coverage`` table (absent when there are none)."""
     for name, attrs in CUBE_ATTRS.items():
-        ds[name].attrs.update(attrs)
+        if name in ds.variables:
+            ds[name].attrs.update(attrs)
     lat_lon_attrs(ds)
     ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     ds.attrs.update(
@@ -227,12 +255,22 @@ def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain) -> xr.Dataset:
         geospatial_bounds=domain.bounds_str(),
         max_gap_days=cfg.cube.max_gap_days,
     )
+    missing = allowed_runs_text(coverage) if coverage is not None else ""
+    if missing:
+        ds.attrs["missing_inputs"] = (
+            f"{missing} (runs longer than cube.max_missing_run_days = {cfg.cube.max_missing_run_days} days, allowed "
+            "by cube.allow_missing_inputs: albedo/LST filled from the climatology and flagged in *_filled, "
+            "ERA5-Land filled, labels NaN; counted in stage 01's table input_coverage)")
     return ds
 
 
 def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None,
-               overwrite: bool = False) -> Path:
+               overwrite: bool = False, coverage: pd.DataFrame | None = None) -> Path:
     """Read every input through :mod:`glass_sm.io`, harmonize to 0.05 deg and write ``data/cube.zarr``.
+
+    Before any reading, each source's days are checked against the period
+    (:func:`glass_sm.data.coverage.check_coverage`): a long run of missing days in a source not allowed by
+    ``cube.allow_missing_inputs`` raises :class:`~glass_sm.data.coverage.InputCoverageError`.
 
     The domain is processed in (lat, lon) tiles of ``cube.build_tile`` cells (all days of a tile at once, since
     gap filling works along time), each written into its region of the zarr store, so memory is bounded by one
@@ -247,6 +285,8 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
         Output zarr store (default ``results/<run>/data/cube.zarr``).
     overwrite : bool
         Rebuild an existing cube.
+    coverage : pandas.DataFrame, optional
+        :func:`glass_sm.data.coverage.coverage_table` of ``cfg`` when already listed (listed here when None).
 
     Returns
     -------
@@ -260,6 +300,7 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     edge = cfg.cube.build_tile
     if edge % sc:
         raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
+    coverage = check_coverage(cfg, coverage)  # before any reading
     tiles = build_tiles(domain, edge)
 
     def encoding_of(ds: xr.Dataset) -> dict:
@@ -269,14 +310,14 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
 
     with atomic_write(path) as partial:
         if len(tiles) == 1:
-            ds = _finish_attrs(assemble_tile(cfg, domain, progress), cfg, domain)
+            ds = _finish_attrs(assemble_tile(cfg, domain, progress), cfg, domain, coverage)
             ds.to_zarr(partial, mode="w", encoding=encoding_of(ds), consolidated=True)
         else:
             for k, tile in enumerate(tqdm(tiles, desc="cube tiles", disable=not progress, unit="tile")):
                 ds = assemble_tile(cfg, tile, progress=False)
                 if k == 0:  # lay out the whole store from the first tile: same variables, full coordinates
                     full = _empty_store(ds, domain)
-                    full = _finish_attrs(full, cfg, domain)
+                    full = _finish_attrs(full, cfg, domain, coverage)
                     full.to_zarr(partial, mode="w", encoding=encoding_of(full), consolidated=True, compute=False)
                 rs, cs = tile.slices_in(domain)
                 region = ds.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])

@@ -62,6 +62,10 @@ __all__ = [
     "canonical_units",
     "found_list",
     "format_dates",
+    "DataWarning",
+    "FILL_ATTRIBUTES",
+    "fill_attribute",
+    "check_units_upper_bound",
 ]
 
 UnitsPolicy = Literal["convert", "raise"]
@@ -150,6 +154,13 @@ def raise_duplicates(paths_by_key: dict, what: str, root: str | os.PathLike | No
     shown = "; ".join(lines[:5]) + (f"; ... ({len(lines) - 5} more)" if len(lines) > 5 else "")
     raise DuplicateFileError(f"{len(dups)} {what} found at more than one path (contents may differ); keep one copy "
                              f"of each: {shown}", file=root)
+
+
+class DataWarning(UserWarning):
+    """Something in the inputs is unusual but readable (no QC layer, implausible values masked, ...).
+
+    Readers issue it once per read call with a count and an example file, never once per file.
+    """
 
 
 class CorruptFileError(DataError, OSError):
@@ -310,3 +321,74 @@ def check_units(values: np.ndarray, attrs: Mapping, expected: str, file: str | o
                       "'convert' to divide by 100)")
         return np.asarray(values, dtype=np.result_type(values, np.float32)) / 100.0
     raise err(f"has units {raw!r}; expected {quantity} in {target!r} (or percent, converted)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# fill-value attribute spellings, and the units check from above
+# ----------------------------------------------------------------------------------------------------------
+#: the spellings of a fill-value attribute that readers recognise, in this order of precedence (matched
+#: case-insensitively): the CF/netCDF one, HDF-EOS's, two common lower-case variants, and CF's ``missing_value``
+FILL_ATTRIBUTES = ("_FillValue", "FillValue", "fillvalue", "fill_value", "missing_value")
+
+
+def fill_attribute(attrs: Mapping) -> tuple[str | None, list]:
+    """The fill value(s) a variable's attributes declare, under any spelling of :data:`FILL_ATTRIBUTES`.
+
+    Returns
+    -------
+    name : str or None
+        The attribute found first in :data:`FILL_ATTRIBUTES` order (case-insensitive match), None when none is.
+    values : list
+        Every value declared by *any* of the spellings (a variable may carry both ``_FillValue`` and
+        ``missing_value``; both mark missing data), scalars, in the order found.
+    """
+    lowered = {str(k).lower(): k for k in (attrs or {})}
+    name, values = None, []
+    for spelling in FILL_ATTRIBUTES:
+        key = lowered.get(spelling.lower())
+        if key is None:
+            continue
+        v = attrs[key]
+        if isinstance(v, (str, bytes)):
+            continue
+        flat = [x for x in np.ravel(v).tolist()]
+        if not flat:
+            continue
+        name = name or str(key)
+        values += [x for x in flat if x not in values]
+    return name, values
+
+
+#: largest plausible *median* of a field in each returned unit: a median above it means the values are still
+#: packed (a missing or wrong ``scale_factor``) or in another unit; no land surface is at 400 K on average
+UNITS_UPPER_MEDIAN = {"K": 400.0}
+
+
+def check_units_upper_bound(values: np.ndarray, expected: str, file: str | os.PathLike | None,
+                            var: str | None, how: str = "") -> None:
+    """Raise :class:`UnitsError` when the median of ``values`` exceeds :data:`UNITS_UPPER_MEDIAN` for the unit.
+
+    :func:`check_units` catches temperatures that are too *low* for kelvin (degC) and fractions that are too
+    large; this is the upper bound for kelvin: LST stored as ``30000`` (0.01 K) and read with scale 1 would
+    otherwise pass as 30000 K. NaN values are ignored; an all-NaN field passes.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Physical values in ``expected`` units.
+    expected : str
+        The unit the reader returns (only ``'K'`` has an upper bound).
+    file, var : str, optional
+        Named in the message.
+    how : str
+        How the values were unpacked (e.g. ``"scale_factor 1 from the file"``), appended to the message.
+    """
+    bound = UNITS_UPPER_MEDIAN.get(canonical_units(expected))
+    if bound is None:
+        return
+    finite = _finite(values)
+    if finite.size and np.median(finite) > bound:
+        extra = f" ({how})" if how else ""
+        raise UnitsError(f"has a median value of {np.median(finite):.6g} after unpacking{extra}, above {bound:g} "
+                         f"{expected}: the values look still packed (scale_factor missing or wrong) or not in "
+                         f"{expected}. Fix the attribute; the reader will not guess", file=file, variable=var)

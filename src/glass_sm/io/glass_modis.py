@@ -1,36 +1,71 @@
 """GLASS-MODIS surface soil moisture (daily GeoTIFF, ~1 km sinusoidal) aggregated to the 0.05 deg grid.
 
-The GLASS-MODIS SM product (the training label of the paper, available from 2000-02-24, MODIS Terra) comes as
-one single-band float32 GeoTIFF per day (``book/design.md``)::
+What the evidence says (``shared/REAL_FORMATS.md``): the GLASS-MODIS SM product (the training label of the
+paper) is global, 1 km, daily, 0-5 cm volumetric, **2000-2020**, GeoTIFF in the **sinusoidal** projection with
+NoData **-9999** (ESSD 15, 2055, 2023; NCDC record; confidence high). Its first day is NOT FOUND (the
+MODIS-based GLASS LST starts 2000-055, i.e. 2000-02-24, which is the default ``period.label_start``); the last
+day is 2020-12-31 (``period.label_end``): days after it have no label.
 
-    <glass_modis_dir>/<YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif      (flat folders are accepted too)
+File naming, tiling, data type, scale: NOT FOUND (unverified)
+-------------------------------------------------------------
+Nothing public shows a real file's name, whether the product is a global mosaic or MODIS h/v tiles, its data
+type or its scale. Every MODIS-based GLASS product seen is tiled
+(``.../MODIS/Daily/1KM/<YYYY>/<DDD>/GLASS06A01.V01.A2000055.h08v05.2022021.hdf``), so each of these is a
+parameter, and the reader takes every variant:
 
-NoData ``-9999``, units m3 m-3, MODIS sinusoidal projection (any CRS that rasterio/PROJ reads is accepted).
+* **name** (``pattern``, ``data.glass_modis_pattern``): a regular expression with the named groups ``year``
+  (4 digits) and ``doy`` (day of year, 3 digits), optionally ``tile`` (which part of the globe the file holds)
+  and ``production`` (a production date: of two files of one day and tile, the newest wins), matched against
+  the file name (case-insensitive) anywhere below the folder; or the name of a preset of :data:`NAME_PATTERNS`:
+
+  - ``'default'``: ``GLASS_MODIS_SM.A<YYYY><DDD>[.h<HH>v<VV>][.<YYYYDDD>][.<anything>].tif`` (the twin's
+    names; a MODIS tile or a production date right after the date are recognised);
+  - ``'modis_tiled'``: ``GLASS<anything>.V<NN>.A<YYYY><DDD>.h<HH>v<VV>[.<YYYYDDD>].tif`` (the naming of the
+    other MODIS-based GLASS products, with ``.tif``).
+
+  Check a real file's name against the pattern before a run: ``find_glass_modis_files(folder, pattern=...)``.
+* **tiles**: every file of a day contributes its pixels (see Aggregation); a file whose raster does not reach
+  the domain is skipped (counted in ``n_files_outside_domain``). Two files of the same day and tile (same
+  ``tile`` group, or without one the same name) are :class:`~glass_sm.io.errors.DuplicateFileError`, as are
+  two files of one day whose rasters (in the same CRS) overlap by more than half a pixel (the same area twice);
+  two files of one day with different names and no ``tile`` group are two tiles.
+* **data type and scale** (``scale``, ``data.glass_modis_scale``): physical = stored x scale + offset. The
+  file's own scale/offset (GDAL band scale/offset, or ``scale_factor``/``add_offset`` tags) is used when it
+  declares one (a scale of 1 or an offset of 0 count as none); otherwise ``scale`` (default 1: the stored values
+  are m3 m-3, e.g. float32; an int16 file of 0..10000 needs ``scale=1e-4``). A ``scale`` other than 1 that
+  contradicts the file's own is an error, and so is an integer file without any scale whose values exceed 1.5.
+* **NoData**: -9999 (the product's documented NoData) is always invalid, and so is the NoData value the file
+  declares, if another one; non-finite values too.
 
 Aggregation
 -----------
 For every distinct source grid (CRS, transform, size) met in the files, the mapping *source pixel -> 0.05 deg
-cell* is computed **once**: the centres of the pixels of the window that covers the domain are transformed to
-longitude/latitude with pyproj and binned into the domain's cells. A cell that contains no pixel centre (source
-pixels coarser than the cell) takes the pixel under its own centre. Each day is then one windowed read and two
-``np.bincount`` calls:
+cell* is computed **once**: the centres of the pixels of the window of the raster that covers the domain (all
+of the domain, or its part in a tile) are transformed to longitude/latitude with pyproj and binned into the
+domain's cells. A cell that contains no pixel centre of a grid but whose own centre lies in that grid (source
+pixels coarser than the cell) takes the pixel under its centre. Each day is then one windowed read per file
+and two ``np.bincount`` calls per file, summed over all files of the day:
 
 .. math::
 
     \\overline{SM}_c = \\frac{\\sum_{p \\in c} v_p\\, SM_p}{\\sum_{p \\in c} v_p},
     \\qquad v_p = 1 \\text{ if pixel } p \\text{ is valid (not NoData, finite)}
 
-and the cell is NaN when fewer than ``min_valid_fraction`` of its pixels are valid (default 0.5: at least
-half of the cell observed, so that a mean of one or two pixels at a coast or cloud edge does not pass as the
-cell's value). Days without a file (before 2000-02-24, and gaps) are NaN.
+where :math:`p` runs over the pixels of every file of the day. The cell is NaN when fewer than
+``min_valid_fraction`` (default 0.5) of its pixels are valid, its pixels being those of **every source grid met
+in the period**: a tile missing on one day counts as invalid pixels, so a cell half in that tile is as
+incomplete as a cell half NoData. Cells that no file of the period covers are NaN, counted in the output's
+``n_cells_not_covered`` attribute and reported by a warning. Days without a file (before ``label_start``,
+after ``label_end``, gaps) are NaN.
 
 Units follow the policy of :func:`glass_sm.io.errors.check_units`: a ``units`` tag (band or dataset metadata,
 or the GDAL band unit) of m3 m-3 or none is taken as volumetric, ``%`` is divided by 100 (or rejected with
 ``units_policy='raise'``), anything else raises :class:`~glass_sm.io.errors.UnitsError`, and values above 1.5
 in a volumetric file raise too (a percent file with a wrong tag).
 
-Memory: the mapping holds two int64 arrays of the window's pixel count (about 16 bytes per source pixel); for a
-domain of more than a few hundred thousand 0.05 deg cells call the reader per tile.
+Memory: a mapping holds two int64 arrays of its window's pixel count (about 16 bytes per source pixel); while
+reading, the valid-pixel counts of each label day are kept next to the output (one more float32 array of the
+output's size). For a domain of more than a few hundred thousand 0.05 deg cells call the reader per tile.
 """
 
 from __future__ import annotations
@@ -39,6 +74,7 @@ import datetime as dt
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +87,12 @@ from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io.errors import (
     raise_duplicates,
     CorruptFileError,
+    DuplicateFileError,
     EmptyDataError,
     GridMismatchError,
     MissingFileError,
     MissingVariableError,
+    UnitsError,
     UnitsPolicy,
     check_units,
 )
@@ -63,14 +101,19 @@ __all__ = [
     "read_glass_modis_sm",
     "find_glass_modis_files",
     "glass_modis_filename",
+    "compile_name_pattern",
+    "NAME_PATTERNS",
     "SM_LABEL_ATTRS",
     "MODIS_SM_START",
+    "MODIS_SM_END",
     "NODATA",
 ]
 
-#: first day of the GLASS-MODIS SM record (MODIS Terra science data start)
+#: first day of the GLASS-MODIS SM record (NOT FOUND; the MODIS-based GLASS LST starts 2000-02-24)
 MODIS_SM_START = dt.date(2000, 2, 24)
-#: NoData value of the GeoTIFFs (used when a file declares none)
+#: last day of the GLASS-MODIS SM record (ESSD 15, 2055, 2023 and the NCDC record: 2000-2020)
+MODIS_SM_END = dt.date(2020, 12, 31)
+#: NoData value of the GeoTIFFs (NCDC record); always invalid, besides the NoData a file declares
 NODATA = -9999.0
 #: CF attributes of the aggregated label
 SM_LABEL_ATTRS = {
@@ -81,55 +124,126 @@ SM_LABEL_ATTRS = {
     "valid_max": 1.0,
 }
 
-_NAME_RE = re.compile(r"^GLASS_MODIS_SM\.A(\d{4})(\d{3})(?:\..*)?\.tiff?$", re.IGNORECASE)
+#: File-name presets (the real naming is NOT FOUND: unverified, see the module docstring)
+NAME_PATTERNS = {
+    "default": r"^GLASS_MODIS_SM\.A(?P<year>\d{4})(?P<doy>\d{3})(?:\.(?P<tile>h\d{2}v\d{2}))?"
+               r"(?:\.(?P<production>\d{7}))?(?:\..+)?\.tiff?$",
+    "modis_tiled": r"^GLASS[^.]*\.V\d+\.A(?P<year>\d{4})(?P<doy>\d{3})\.(?P<tile>h\d{2}v\d{2})"
+                   r"(?:\.(?P<production>\d{7}))?\.tiff?$",
+}
 _VARIABLE = "soil moisture (band {band})"
 
 
-def glass_modis_filename(day: dt.date) -> str:
-    """File name of one day: ``GLASS_MODIS_SM.A<YYYY><DDD>.tif``."""
-    return f"GLASS_MODIS_SM.A{day.year:04d}{day.timetuple().tm_yday:03d}.tif"
+def compile_name_pattern(pattern: str) -> re.Pattern:
+    """The compiled file-name pattern: a preset of :data:`NAME_PATTERNS` or a regular expression.
+
+    Raises
+    ------
+    ValueError
+        Not a valid regular expression, or without the named groups ``year`` and ``doy``.
+    """
+    regex = NAME_PATTERNS.get(pattern, pattern)
+    try:
+        compiled = re.compile(regex, re.IGNORECASE)
+    except re.error as e:
+        raise ValueError(f"GLASS-MODIS file-name pattern {pattern!r} is not a regular expression ({e}); use a "
+                         f"preset ({', '.join(NAME_PATTERNS)}) or a regex with the groups (?P<year>...) and "
+                         "(?P<doy>...)") from None
+    missing = {"year", "doy"} - set(compiled.groupindex)
+    if missing:
+        raise ValueError(f"GLASS-MODIS file-name pattern {pattern!r} lacks the named group(s) "
+                         f"{', '.join(sorted(missing))}: it needs (?P<year>\\d{{4}}) and (?P<doy>\\d{{3}}) "
+                         f"(presets: {', '.join(NAME_PATTERNS)})")
+    return compiled
+
+
+def glass_modis_filename(day: dt.date, tile: str | None = None) -> str:
+    """File name of one day (and tile) in the default naming: ``GLASS_MODIS_SM.A<YYYY><DDD>[.<tile>].tif``."""
+    return f"GLASS_MODIS_SM.A{day.year:04d}{day.timetuple().tm_yday:03d}{'.' + tile if tile else ''}.tif"
+
+
+def _tile_id(m: re.Match) -> str:
+    """Which part of the globe a file holds: its ``tile`` group, else its name without the production date."""
+    groups = m.groupdict()
+    if groups.get("tile"):
+        return groups["tile"].lower()
+    name = m.string
+    if groups.get("production"):
+        a = m.start("production")
+        a -= a > 0 and name[a - 1] in "._-"  # with its separator
+        name = name[:a] + name[m.end("production"):]
+    return name.lower()
 
 
 def find_glass_modis_files(directory: str | os.PathLike, start: dt.date | None = None,
-                           end: dt.date | None = None) -> dict[dt.date, Path]:
-    """Daily GLASS-MODIS SM files under ``directory`` (``<YYYY>/`` subfolders or flat), by date.
+                           end: dt.date | None = None, pattern: str = "default") -> dict[dt.date, list[Path]]:
+    """GLASS-MODIS SM files under ``directory`` (searched recursively), by day; several tiles per day.
 
     Parameters
     ----------
     directory : path-like
-        Folder holding the files (searched recursively).
+        Folder holding the files (``<YYYY>/``, ``<YYYY>/<DDD>/`` subfolders or flat).
     start, end : datetime.date, optional
         Keep only days in ``[start, end]`` (inclusive).
+    pattern : str
+        File-name pattern: a preset of :data:`NAME_PATTERNS` or a regular expression with the groups ``year``
+        and ``doy`` (optional ``tile``, ``production``); see the module docstring (naming unverified).
 
     Returns
     -------
     dict
-        ``{date: path}`` sorted by date. When a day has several files (a re-processed copy in another folder),
-        the one in the ``<YYYY>`` folder wins, else the first in sorted order.
+        ``{date: [path, ...]}`` sorted by date, the paths of a day sorted. Of two files of one day and tile whose
+        names differ only in the ``production`` group, the newest production is kept.
+
+    Raises
+    ------
+    MissingFileError
+        The folder does not exist.
+    DuplicateFileError
+        The same file name at several paths, or one day and tile under several names (listing every path).
     """
+    regex = compile_name_pattern(pattern)
     directory = Path(directory)
     if not directory.is_dir():
         raise MissingFileError(
-            "folder not found (expected <YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif files; set data.glass_modis_dir)",
-            file=directory, variable="sm_label",
+            f"folder not found (expected GLASS-MODIS SM GeoTIFFs named like {pattern!r}; set "
+            "data.glass_modis_dir)", file=directory, variable="sm_label",
         )
-    found: dict[dt.date, list[Path]] = {}
-    for path in sorted(directory.rglob("GLASS_MODIS_SM.A*")):
-        m = _NAME_RE.match(path.name)
-        if not m or not path.is_file():
-            continue
-        year, doy = int(m.group(1)), int(m.group(2))
-        try:
-            day = dt.date(year, 1, 1) + dt.timedelta(days=doy - 1)
-        except (ValueError, OverflowError):
-            continue
-        if day.year != year:  # DDD beyond the year's length: not a valid name
-            continue
-        if (start and day < start) or (end and day > end):
-            continue
-        found.setdefault(day, []).append(path)
-    raise_duplicates({f"{d:%Y-%m-%d}": v for d, v in found.items()}, "GLASS-MODIS SM days", directory)
-    return {d: v[0] for d, v in sorted(found.items())}
+    start = pd.Timestamp(start).date() if start is not None else None
+    end = pd.Timestamp(end).date() if end is not None else None
+    # (day, tile) -> {name: (production, [paths])}
+    found: dict[tuple[dt.date, str], dict[str, tuple[str, list[Path]]]] = {}
+    for folder, _, names in os.walk(directory):
+        for name in names:
+            m = regex.match(name)
+            if not m:
+                continue
+            year, doy = int(m.group("year")), int(m.group("doy"))
+            try:
+                day = dt.date(year, 1, 1) + dt.timedelta(days=doy - 1)
+            except (ValueError, OverflowError):
+                continue
+            if day.year != year or doy < 1:  # DDD beyond the year's length: not a valid name
+                continue
+            if (start and day < start) or (end and day > end):
+                continue
+            entry = found.setdefault((day, _tile_id(m)), {}).setdefault(name, (m.groupdict().get("production") or "",
+                                                                               []))
+            entry[1].append(Path(folder) / name)
+    kept: dict[tuple[dt.date, str], tuple[str, list[Path]]] = {}
+    ambiguous: dict[str, list[Path]] = {}
+    for (day, tile), names in found.items():
+        newest = max(prod for prod, _ in names.values())
+        best = [(name, paths) for name, (prod, paths) in names.items() if prod == newest]
+        if len(best) > 1:
+            ambiguous[f"{day:%Y-%m-%d} {tile}"] = [p for _, paths in best for p in paths]
+        kept[(day, tile)] = best[0]
+    raise_duplicates({name: paths for name, paths in kept.values()}, "GLASS-MODIS SM files", directory)
+    raise_duplicates(ambiguous, "GLASS-MODIS SM day/tile pairs under several names", directory)
+    out: dict[dt.date, list[Path]] = {}
+    for (day, _), (_, paths) in sorted(kept.items(), key=lambda kv: (kv[0][0], str(kv[1][1][0]))):
+        out.setdefault(day, []).append(paths[0])
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -155,8 +269,14 @@ def _boundary_lonlat(domain: Domain, per_edge: int | None = None) -> tuple[np.nd
     return lon, lat
 
 
-def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping:
-    """Compute the window of ``ds`` covering ``domain`` and the pixel -> cell pairs (see module docstring)."""
+def _grid_key(ds) -> tuple:
+    """What identifies a source grid: CRS, geotransform and size."""
+    return (ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform)[:6], ds.width, ds.height)
+
+
+def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None:
+    """The window of ``ds`` covering (its part of) ``domain`` and the pixel -> cell pairs; ``None`` when the
+    raster does not reach the domain (see module docstring)."""
     from pyproj import Transformer  # noqa: PLC0415
     from rasterio.windows import Window  # noqa: PLC0415
 
@@ -169,33 +289,26 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping:
     to_src = Transformer.from_crs("EPSG:4326", ds.crs, always_xy=True)
     to_geo = Transformer.from_crs(ds.crs, "EPSG:4326", always_xy=True)
 
-    # 1. does the raster cover the domain?  (boundary densified, in the source CRS)
+    # 1. window of the raster covering the domain's bounding box in the source CRS (boundary densified, one
+    #    pixel margin, clipped to the raster): empty when the raster does not reach the domain
     blon, blat = _boundary_lonlat(domain)
     bx, by = to_src.transform(blon, blat)
     bx, by = np.asarray(bx), np.asarray(by)
-    left, bottom, right, top = ds.bounds
-    tol_x, tol_y = abs(t.a), abs(t.e)
-    outside = ~np.isfinite(bx) | ~np.isfinite(by) | (bx < left - tol_x) | (bx > right + tol_x) | \
-        (by < bottom - tol_y) | (by > top + tol_y)
-    if outside.any():
-        raise GridMismatchError(
-            f"does not cover the domain {domain.bounds_str()}: the raster's bounds are {left:.0f}, {bottom:.0f}, "
-            f"{right:.0f}, {top:.0f} in {ds.crs.to_string()} ({int(outside.sum())} of {outside.size} points of "
-            "the domain's boundary fall outside)",
-            file=path, variable=variable,
-        )
-
-    # 2. window of the raster covering the domain (rounded outwards, one pixel margin, clipped)
+    ok = np.isfinite(bx) & np.isfinite(by)
+    if not ok.any():
+        return None
     inv = ~t
-    cols, rows = inv @ (bx, by)
+    cols, rows = inv @ (bx[ok], by[ok])
     col0 = max(int(math.floor(np.min(cols))) - 1, 0)
     row0 = max(int(math.floor(np.min(rows))) - 1, 0)
     col1 = min(int(math.ceil(np.max(cols))) + 1, ds.width)
     row1 = min(int(math.ceil(np.max(rows))) + 1, ds.height)
+    if col1 <= col0 or row1 <= row0:
+        return None
     window = Window(col0, row0, col1 - col0, row1 - row0)
     h, w = row1 - row0, col1 - col0
 
-    # 3. pixel centres -> lon/lat -> cell
+    # 2. pixel centres -> lon/lat -> cell
     cc, rr = np.meshgrid(np.arange(col0, col1) + 0.5, np.arange(row0, row1) + 0.5)
     x, y = t @ (cc.ravel(), rr.ravel())
     lon, lat = to_geo.transform(x, y)
@@ -206,7 +319,7 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping:
     pix = np.flatnonzero(inside)
     cell = (r[inside] * domain.ncols + c[inside]).astype(np.int64)
 
-    # 4. cells without a pixel centre take the pixel under their own centre
+    # 3. cells without a pixel centre whose own centre lies in the raster take the pixel under it
     counts = np.bincount(cell, minlength=domain.size)
     empty = np.flatnonzero(counts == 0)
     if empty.size:
@@ -214,16 +327,23 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping:
         lat_c = domain.lat[empty // domain.ncols]
         xc, yc = to_src.transform(lon_c, lat_c)
         pc, pr = inv @ (np.asarray(xc), np.asarray(yc))
-        pc = np.floor(pc).astype(np.int64) - col0
-        pr = np.floor(pr).astype(np.int64) - row0
-        ok = (pc >= 0) & (pc < w) & (pr >= 0) & (pr < h)
-        if not ok.all():  # pragma: no cover - guarded by the coverage check above
-            raise GridMismatchError(f"{int((~ok).sum())} domain cells fall outside the raster", file=path,
-                                    variable=variable)
-        pix = np.concatenate([pix, pr * w + pc])
-        cell = np.concatenate([cell, empty])
+        good = np.isfinite(pc) & np.isfinite(pr)
+        pc = np.floor(np.where(good, pc, -1)).astype(np.int64) - col0
+        pr = np.floor(np.where(good, pr, -1)).astype(np.int64) - row0
+        good &= (pc >= 0) & (pc < w) & (pr >= 0) & (pr < h)
+        pix = np.concatenate([pix, pr[good] * w + pc[good]])
+        cell = np.concatenate([cell, empty[good]])
         counts = np.bincount(cell, minlength=domain.size)
+    if cell.size == 0:
+        return None
     return _Mapping(window=window, pix=pix.astype(np.int64), cell=cell, n_total=counts.astype(np.float64))
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Whether two rasters (bounds, pixel size) of the same CRS share more than half a pixel each way."""
+    (la, ba, ra, ta), (pxa, pya) = a
+    (lb, bb, rb, tb), (pxb, pyb) = b
+    return (min(ra, rb) - max(la, lb) > 0.5 * min(pxa, pxb)) and (min(ta, tb) - max(ba, bb) > 0.5 * min(pya, pyb))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -241,6 +361,38 @@ def _declared_units(ds, band: int) -> str | None:
     return u or None
 
 
+def _float_tag(tags: dict, names: tuple[str, ...]) -> float | None:
+    for key in names:
+        try:
+            return float(tags[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def _file_scale_offset(ds, band: int) -> tuple[float | None, float | None]:
+    """The scale and offset the file declares (GDAL band scale/offset, else ``scale_factor``/``add_offset``
+    tags); ``None`` for none (a scale of 1 and an offset of 0 count as none: GDAL reports them by default)."""
+    scale = ds.scales[band - 1] if ds.scales else None
+    offset = ds.offsets[band - 1] if ds.offsets else None
+    tags = {**ds.tags(), **ds.tags(band)}
+    if scale in (None, 1.0):
+        scale = _float_tag(tags, ("scale_factor", "SCALE_FACTOR", "Scale_Factor"))
+    if offset in (None, 0.0):
+        offset = _float_tag(tags, ("add_offset", "ADD_OFFSET", "Add_Offset"))
+    return (None if scale in (None, 1.0) else scale), (None if offset in (None, 0.0) else offset)
+
+
+def _physical(arr: np.ndarray, nodata, scale: float, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Stored values -> (physical float64 values with NaN where invalid, validity mask), flattened."""
+    stored = arr.ravel().astype(np.float64)
+    valid = np.isfinite(stored) & (stored != NODATA)
+    if nodata is not None and np.isfinite(nodata):
+        valid &= stored != float(nodata)
+    values = stored * scale + offset if (scale != 1.0 or offset != 0.0) else stored
+    return np.where(valid, values, np.nan), valid
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The reader
 # ----------------------------------------------------------------------------------------------------------
@@ -253,45 +405,71 @@ def read_glass_modis_sm(
     min_valid_fraction: float = 0.5,
     band: int = 1,
     units_policy: UnitsPolicy = "convert",
+    pattern: str = "default",
+    scale: float = 1.0,
+    label_start: dt.date | str = MODIS_SM_START,
+    label_end: dt.date | str = MODIS_SM_END,
 ) -> xr.DataArray:
     """Daily GLASS-MODIS soil moisture, mean-aggregated onto the 0.05 deg cells of ``domain``.
+
+    The real product's file naming, tiling, data type and scale are NOT FOUND in the evidence: ``pattern`` and
+    ``scale`` are unverified assumptions to check on one real file (module docstring).
 
     Parameters
     ----------
     directory : path-like
-        Folder with ``<YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif`` (or the files directly).
+        Folder with the GeoTIFFs (any subfolders, e.g. ``<YYYY>/`` or ``<YYYY>/<DDD>/``).
     start, end : datetime.date or str
-        First and last day (inclusive).
+        First and last day (inclusive) of the output.
     domain : glass_sm.grid.Domain
         Target 0.05 deg cells.
     progress : bool
-        Show a tqdm progress bar over the files.
+        Show a tqdm progress bar over the days.
     min_valid_fraction : float
-        Minimum fraction (0..1] of a cell's source pixels that must be valid for the cell to get a value;
-        otherwise the cell is NaN. Default 0.5.
+        Minimum fraction (0..1] of a cell's source pixels (of all files of the period) that must be valid for
+        the cell to get a value; otherwise the cell is NaN. Default 0.5.
     band : int
         Band holding the soil moisture (1-based).
     units_policy : {'convert', 'raise'}
         A file tagged ``units=%`` is divided by 100 or rejected (:func:`glass_sm.io.errors.check_units`); a file
         without a ``units`` tag is read as m3 m-3.
+    pattern : str
+        File-name pattern (unverified): a preset of :data:`NAME_PATTERNS` (``'default'``: today's
+        ``GLASS_MODIS_SM.A<YYYY><DDD>[.h<HH>v<VV>][.<anything>].tif``; ``'modis_tiled'``) or a regular expression
+        with the groups ``year`` and ``doy`` (optional ``tile``, ``production``).
+    scale : float
+        Physical (m3 m-3) = stored x ``scale`` when the file declares no scale of its own (unverified; default 1:
+        the stored values are m3 m-3; ``1e-4`` for an int16 file of 0..10000). A value other than 1 that
+        contradicts the file's own scale raises.
+    label_start, label_end : datetime.date or str
+        The label record (default 2000-02-24 .. 2020-12-31, ``period.label_start`` / ``period.label_end``):
+        days outside it are NaN, files outside it are not read (counted in ``n_files_outside_label_period``).
 
     Returns
     -------
     xarray.DataArray
         ``sm_label`` (time, lat, lon), float32, m3 m-3, one step per day of ``[start, end]``, latitude
-        descending; NaN where no file exists (before 2000-02-24, gaps) or too few pixels are valid.
+        descending; NaN outside ``[label_start, label_end]``, on days without a file, where too few pixels are
+        valid and where no file covers the cell. Attributes ``n_files`` (files read), ``n_files_outside_domain``,
+        ``n_files_outside_label_period``, ``n_cells_not_covered``, ``label_start``, ``label_end``,
+        ``name_pattern``, ``scale``.
 
     Raises
     ------
     MissingFileError
-        The folder does not exist, or the period reaches past 2000-02-24 and no file of the period is found.
+        The period overlaps ``[label_start, label_end]`` and the folder does not exist or holds no file of
+        that overlap.
+    DuplicateFileError
+        One day and tile twice (same name at two paths, several names), or two files of one day over the same
+        area.
     MissingVariableError
         A file has no band ``band``.
     GridMismatchError
-        A file has no CRS or does not cover the domain.
+        A file has no CRS, or no file reaches the domain.
     UnitsError
-        Units that are not volumetric (or percent under ``units_policy='raise'``), or values above 1.5 in a
-        file that declares (or implies) m3 m-3.
+        Units that are not volumetric (or percent under ``units_policy='raise'``), values above 1.5 in a file
+        that declares (or implies) m3 m-3, an integer file without a scale, or a ``scale`` that contradicts the
+        file's own.
     CorruptFileError
         A file cannot be opened or read (truncated, not a GeoTIFF).
     EmptyDataError
@@ -302,80 +480,150 @@ def read_glass_modis_sm(
 
     if not 0 < min_valid_fraction <= 1:
         raise ValueError(f"min_valid_fraction must be in (0, 1], got {min_valid_fraction}")
-    start = pd.Timestamp(start).date()
-    end = pd.Timestamp(end).date()
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    label_start, label_end = pd.Timestamp(label_start).date(), pd.Timestamp(label_end).date()
+    if label_start > label_end:
+        raise ValueError(f"label_start {label_start} is after label_end {label_end}")
     directory = Path(directory)
     times = pd.date_range(start, end, freq="D")
-    files = find_glass_modis_files(directory, start, end)
-    if not files and end >= MODIS_SM_START:
-        raise MissingFileError(
-            f"holds no GLASS_MODIS_SM.A<YYYY><DDD>.tif file for {max(start, MODIS_SM_START)}..{end}",
-            file=directory, variable="sm_label",
-        )
-
     out = np.full((len(times), domain.nrows, domain.ncols), np.nan, np.float32)
-    mappings: dict[tuple, tuple] = {}  # grid -> (crs, mapping)
-    n_valid_total = 0
-    t0 = times[0]
+    first, last = max(start, label_start), min(end, label_end)
+    files: dict[dt.date, list[Path]] = {}
+    n_outside_period = 0
+    if first <= last:
+        found = find_glass_modis_files(directory, start, end, pattern)
+        files = {d: p for d, p in found.items() if first <= d <= last}
+        n_outside_period = sum(len(p) for d, p in found.items() if d not in files)
+        if not files:
+            raise MissingFileError(
+                f"holds no GLASS-MODIS SM file named like {pattern!r} for {first}..{last} (found "
+                f"{n_outside_period} outside {label_start}..{label_end}; check data.glass_modis_pattern)",
+                file=directory, variable="sm_label",
+            )
+
     variable = _VARIABLE.format(band=band)
+    t0 = pd.Timestamp(start)
+    day_index = [(pd.Timestamp(day) - t0).days for day in files]
+    n_valid = np.zeros((len(files), domain.size), np.float32)  # valid pixels per label day and cell
+    mappings: dict[tuple, _Mapping | None] = {}
+    grids: dict[tuple, tuple] = {}  # grid reaching the domain -> (bounds, pixel size)
+    overlapping: set[frozenset] = set()  # pairs of grids (same CRS) covering the same area
+    n_total = np.zeros(domain.size)  # pixels of each cell over every grid of the period
+    n_read = n_far = 0
+    far: tuple | None = None  # (path, bounds, crs) of a file that does not reach the domain
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_PAM_ENABLED="NO"):
-        for day, path in tqdm(files.items(), desc="GLASS-MODIS SM", unit="file", disable=not progress):
-            try:
-                ds = rasterio.open(path)
-            except (RasterioError, OSError) as e:
-                raise CorruptFileError(f"cannot be opened as a GeoTIFF ({e})", file=path, variable=variable) from e
-            with ds:
-                if ds.count < band:
-                    raise MissingVariableError(f"not found: the file has {ds.count} band(s)", file=path,
-                                               variable=variable)
-                crs = ds.crs
-                key = (tuple(ds.transform), ds.width, ds.height)
-                cached = mappings.get(key)
-                if cached is None or cached[0] != crs:
-                    cached = mappings[key] = (crs, _build_mapping(ds, domain, path, band))
-                mapping = cached[1]
-                units = _declared_units(ds, band)
+        for k, (day, paths) in enumerate(tqdm(files.items(), desc="GLASS-MODIS SM", unit="day",
+                                              disable=not progress)):
+            s = np.zeros(domain.size)
+            n = np.zeros(domain.size)
+            day_grids: dict[tuple, Path] = {}
+            for path in paths:
+                n_read += 1
                 try:
-                    arr = ds.read(band, window=mapping.window)
+                    ds = rasterio.open(path)
                 except (RasterioError, OSError) as e:
-                    raise CorruptFileError(f"cannot be read ({e})", file=path, variable=variable) from e
-                nodata = ds.nodatavals[band - 1]
-                scale = ds.scales[band - 1] if ds.scales else 1.0
-                offset = ds.offsets[band - 1] if ds.offsets else 0.0
-            flat = arr.ravel()
-            valid = np.isfinite(flat) if np.issubdtype(flat.dtype, np.floating) else np.ones(flat.shape, bool)
-            valid &= flat != (NODATA if nodata is None else nodata)
-            values = flat.astype(np.float64)
-            if scale not in (None, 1.0) or offset not in (None, 0.0):
-                values = values * (scale or 1.0) + (offset or 0.0)
-            values = np.where(valid, values, np.nan)
-            values = check_units(values, {"units": units} if units is not None else {}, "m3 m-3", path,
-                                 variable, policy=units_policy)
-            ok = valid[mapping.pix]
-            v = np.where(ok, values[mapping.pix], 0.0)
-            s = np.bincount(mapping.cell, weights=v, minlength=domain.size)
-            n = np.bincount(mapping.cell, weights=ok, minlength=domain.size)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = s / n
-            mean[(n == 0) | (n < min_valid_fraction * mapping.n_total - 1e-9)] = np.nan
-            n_valid_total += int(np.isfinite(mean).sum())
-            out[(pd.Timestamp(day) - t0).days] = mean.reshape(domain.shape)
-    if files and n_valid_total == 0:
-        first, last = next(iter(files.values())), list(files.values())[-1]
-        raise EmptyDataError(
-            f"is NoData over the domain {domain.bounds_str()} in all {len(files)} files ({first.name} .. "
-            f"{last.name})",
-            file=directory, variable=variable,
+                    raise CorruptFileError(f"cannot be opened as a GeoTIFF ({e})", file=path,
+                                           variable=variable) from e
+                with ds:
+                    if ds.count < band:
+                        raise MissingVariableError(f"not found: the file has {ds.count} band(s)", file=path,
+                                                   variable=variable)
+                    key = _grid_key(ds)
+                    if key not in mappings:
+                        mapping = mappings[key] = _build_mapping(ds, domain, path, band)
+                        if mapping is not None:
+                            info = (tuple(ds.bounds), (abs(ds.transform.a), abs(ds.transform.e)))
+                            overlapping.update(frozenset((key, other)) for other, o in grids.items()
+                                               if other[0] == key[0] and _overlap(info, o))
+                            grids[key] = info
+                            n_total += mapping.n_total
+                        elif far is None:
+                            far = (path, ds.bounds, ds.crs)
+                    mapping = mappings[key]
+                    if mapping is None:
+                        n_far += 1
+                        continue
+                    if key in day_grids:
+                        raise DuplicateFileError(
+                            f"two GLASS-MODIS SM files of {day} overlap (the same raster grid): "
+                            f"{day_grids[key]} | {path}; keep one", file=directory, variable=variable)
+                    day_grids[key] = path
+                    try:
+                        arr = ds.read(band, window=mapping.window)
+                    except (RasterioError, OSError) as e:
+                        raise CorruptFileError(f"cannot be read ({e})", file=path, variable=variable) from e
+                    units = _declared_units(ds, band)
+                    f_scale, f_offset = _file_scale_offset(ds, band)
+                    nodata = ds.nodatavals[band - 1]
+                if f_scale is not None and scale != 1.0 and not math.isclose(scale, f_scale, rel_tol=1e-6):
+                    raise UnitsError(f"declares a scale of {f_scale:g} but the scale parameter is {scale:g} "
+                                     "(data.glass_modis_scale): set it to 1 to use the file's own, or fix the file",
+                                     file=path, variable=variable)
+                eff_scale = f_scale if f_scale is not None else scale
+                values, valid = _physical(arr, nodata, eff_scale, f_offset or 0.0)
+                if (units is None and eff_scale == 1.0 and f_offset is None and np.issubdtype(arr.dtype, np.integer)
+                        and valid.any() and np.nanmax(values) > 1.5):
+                    raise UnitsError(
+                        f"stores {arr.dtype} integers (maximum {np.nanmax(values):g}) without a scale of its own "
+                        "and the scale parameter is 1: set the scale of the stored values (data.glass_modis_scale, "
+                        "e.g. 0.0001 for 0..10000) or a scale_factor tag in the file", file=path, variable=variable)
+                values = check_units(values, {"units": units} if units is not None else {}, "m3 m-3", path,
+                                     variable, policy=units_policy)
+                ok = valid[mapping.pix]
+                s += np.bincount(mapping.cell, weights=np.where(ok, values[mapping.pix], 0.0),
+                                 minlength=domain.size)
+                n += np.bincount(mapping.cell, weights=ok, minlength=domain.size)
+            for pair in overlapping:
+                if pair <= day_grids.keys():
+                    a, b = sorted(str(day_grids[g]) for g in pair)
+                    raise DuplicateFileError(f"two GLASS-MODIS SM files of {day} overlap (the same area twice): "
+                                             f"{a} | {b}; keep one", file=directory, variable=variable)
+            if day_grids:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[day_index[k]] = (s / n).reshape(domain.shape)
+                n_valid[k] = n
+
+    if files and not grids:
+        path, b, crs = far
+        raise GridMismatchError(
+            f"does not cover the domain {domain.bounds_str()}: the raster's bounds are {b.left:.0f}, {b.bottom:.0f}, "
+            f"{b.right:.0f}, {b.top:.0f} in {crs.to_string()}, and none of the {n_read} files of the period reaches "
+            "the domain", file=path, variable=variable,
         )
+    if files:
+        flat = out.reshape(len(times), domain.size)  # a view
+        needed = min_valid_fraction * n_total - 1e-6
+        any_valid = False
+        for k, t in enumerate(day_index):
+            flat[t, (n_valid[k] == 0) | (n_valid[k] < needed)] = np.nan
+            any_valid = any_valid or bool(np.isfinite(flat[t]).any())
+        if not any_valid:
+            names = [p.name for ps in files.values() for p in ps]
+            raise EmptyDataError(f"is NoData over the domain {domain.bounds_str()} in all {n_read} files "
+                                 f"({names[0]} .. {names[-1]})", file=directory, variable=variable)
+    n_not_covered = int((n_total == 0).sum()) if files else 0
+    if n_not_covered:
+        warnings.warn(f"{directory}: {n_not_covered} of {domain.size} cells of the domain {domain.bounds_str()} "
+                      f"are covered by no GLASS-MODIS SM file of {first}..{last} (NaN labels; a tile not in the "
+                      "folder?)", stacklevel=2)
 
     da = xr.DataArray(out, dims=("time", "lat", "lon"),
                       coords={"time": times, "lat": domain.lat, "lon": domain.lon}, name="sm_label")
     da.attrs.update(SM_LABEL_ATTRS)
     da.attrs.update(
         source=f"GLASS-MODIS SM GeoTIFFs in {directory}",
-        cell_methods="area: mean (over valid source pixels)",
+        cell_methods="area: mean (over valid source pixels of all tiles)",
         min_valid_fraction=float(min_valid_fraction),
-        n_files=len(files),
+        n_files=n_read,
+        n_files_outside_domain=n_far,
+        n_files_outside_label_period=n_outside_period,
+        n_cells_not_covered=n_not_covered,
+        label_start=str(label_start),
+        label_end=str(label_end),
+        name_pattern=str(pattern),
+        scale=float(scale),
     )
     da["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     return lat_lon_attrs(da)

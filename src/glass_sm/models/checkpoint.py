@@ -435,7 +435,7 @@ def verify_checkpoint_file(path: str | os.PathLike) -> str:
     if recorded is None:
         warnings.warn(f"{path}: its sidecar {path.with_suffix('.json').name} records no sha256 (saved by an older "
                       "version): loaded without an integrity check; save it again to record one",
-                      UnverifiedCheckpointWarning, stacklevel=3)
+                      UnverifiedCheckpointWarning, stacklevel=4)
     elif actual != recorded:
         raise CheckpointIntegrityError(
             f"{path}: sha256 {actual} differs from the sha256 {recorded} recorded in "

@@ -1,15 +1,16 @@
 """Stage 01 — data preparation: the one module notebook ``01_data_preparation`` calls.
 
-Sources -> harmonized 0.05 deg cube: the synthetic twin's files when ``twin.enabled`` (:func:`make_twin`), the
-cube built through the readers (:func:`build_cube`), and the diagnostics of what went in: gaps
-(:func:`gap_fractions`), ERA5-Land's wet bias against the twin's truth (:func:`era5_bias`), the AVHRR platform
-transitions (:func:`observed_anomaly`). Every function takes the :class:`~glass_sm.stages.StageContext` (and what
-an earlier call returned), writes its table through :func:`glass_sm.contract.write_table` or its figure through
-``ctx.savefig``, and returns it; the ``*_text`` functions turn a returned table or dict into the sentences the
-notebook shows. :func:`run` does the whole stage in order.
+Sources -> harmonized 0.05 deg cube: the synthetic twin's files when ``twin.enabled`` (:func:`make_twin`), each
+source's days listed against the period before any reading (:func:`input_coverage`: a long run of missing days is
+an error unless allowed), the cube built through the readers (:func:`build_cube`), and the diagnostics of what went
+in: gaps (:func:`gap_fractions`), ERA5-Land's wet bias against the twin's truth (:func:`era5_bias`), the AVHRR
+platform transitions (:func:`observed_anomaly`). Every function takes the :class:`~glass_sm.stages.StageContext`
+(and what an earlier call returned), writes its table through :func:`glass_sm.contract.write_table` or its figure
+through ``ctx.savefig``, and returns it; the ``*_text`` functions turn a returned table or dict into the sentences
+the notebook shows. :func:`run` does the whole stage in order.
 
-Tables: ``gap_fractions``, ``era5_bias`` (twin only). Figures: ``01_input_maps``, ``01_pixel_series``,
-``01_era5_wet_bias`` (twin only), ``01_sensor_transitions``.
+Tables: ``input_coverage``, ``gap_fractions``, ``era5_bias`` (twin only). Figures: ``01_input_maps``,
+``01_pixel_series``, ``01_era5_wet_bias`` (twin only), ``01_sensor_transitions``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import xarray as xr
 from glass_sm import twin
 from glass_sm.contract import write_table
 from glass_sm.data import cube
+from glass_sm.data.coverage import check_coverage, coverage_table
 from glass_sm.evaluation.aggregate import domain_mean, domain_mean_series
 from glass_sm.evaluation.breaks import anomalies
 from glass_sm.figures import maps
@@ -32,10 +34,10 @@ from glass_sm.platforms import transition_dates
 from glass_sm.stages import StageContext
 
 __all__ = [
-    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "build_cube", "open_truth", "cube_summary",
-    "map_day", "plot_input_maps", "centre_pixel", "plot_pixel_series", "gap_fractions", "era5_bias",
-    "era5_bias_stats", "era5_bias_text", "plot_era5_bias", "observed_anomaly", "plot_sensor_transitions",
-    "platforms_seen", "summary_text", "run",
+    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "input_coverage", "coverage_text", "build_cube",
+    "open_truth", "cube_summary", "map_day", "plot_input_maps", "centre_pixel", "plot_pixel_series",
+    "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias", "observed_anomaly",
+    "plot_sensor_transitions", "platforms_seen", "summary_text", "run",
 ]
 
 CONFIG_SECTIONS = ("run", "domain", "period", "twin", "data", "cube", "figures")
@@ -86,15 +88,62 @@ def inputs_text(ctx: StageContext, written: dict | None) -> str:
     return f"Synthetic twin {how}: {n} files under `{Path(written['manifest']).parent}`."
 
 
-def build_cube(ctx: StageContext, progress: bool = True) -> xr.Dataset:
+_SOURCE_NAMES = {"albedo": "Albedo", "lst": "LST", "era5land": "ERA5-Land", "glass_modis": "GLASS-MODIS labels"}
+
+
+def input_coverage(ctx: StageContext) -> pd.DataFrame:
+    """Each source's days against the period, listed before any reading (:mod:`glass_sm.data.coverage`).
+
+    The table is written first, then checked: a source that lacks a run of more than ``cube.max_missing_run_days``
+    days and is not in ``cube.allow_missing_inputs`` raises
+    :class:`~glass_sm.data.coverage.InputCoverageError` naming it, the days and how to allow them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Table ``input_coverage``: one row per source (``albedo``, ``lst``, ``era5land``, ``glass_modis``,
+        ``static``) with the days expected and present, the missing runs longer than the limit (count, days,
+        first and last days), ``allowed`` and ``status``.
+    """
+    table = coverage_table(ctx.cfg)
+    write_table(ctx.paths, "input_coverage", table)
+    return check_coverage(ctx.cfg, table)
+
+
+def coverage_text(table: pd.DataFrame) -> str:
+    """Markdown bullets from :func:`input_coverage`'s table: what each source has, and what is filled."""
+    lines = []
+    for r in table[table["source"] != "static"].itertuples():
+        unit = "composites" if r.cadence_days > 1 else "days"
+        if r.status == "none expected":
+            lines.append(f"* {_SOURCE_NAMES[r.source]}: none expected in the period ({r.what}).")
+            continue
+        line = f"* {_SOURCE_NAMES[r.source]}: {r.days_present} of {r.days_expected} {unit} {r.first_day}..{r.last_day}"
+        if r.status == "short gaps":
+            line += f", the {r.days_missing} missing in runs of at most {r.longest_run_days} days"
+        elif r.long_runs:
+            line += (f"; {r.long_run_days} days in {r.long_runs} run(s) longer than the limit, "
+                     f"{'allowed by cube.allow_missing_inputs' if r.allowed else 'not allowed'}: {r.long_run_list}")
+        lines.append(line + ".")
+    static = table[table["source"] == "static"]
+    if not static.empty:
+        lines.append(f"* Static {static['what'].iloc[0]}: present.")
+    return "\n".join(lines)
+
+
+def build_cube(ctx: StageContext, progress: bool = True, coverage: pd.DataFrame | None = None) -> xr.Dataset:
     """Build ``data/cube.zarr`` from the sources (always rebuilt: the stage runs only when stale) and open it.
+
+    ``coverage``: :func:`input_coverage`'s table (the sources are listed again when None); the build refuses long
+    runs of missing days that are not allowed before reading anything.
 
     Returns
     -------
     xarray.Dataset
         The cube, lazily (dask), with the variables of :data:`glass_sm.data.cube.CUBE_ATTRS`.
     """
-    return cube.open_cube(cube.build_cube(ctx.cfg, progress=progress, path=ctx.paths.cube, overwrite=True))
+    return cube.open_cube(cube.build_cube(ctx.cfg, progress=progress, path=ctx.paths.cube, overwrite=True,
+                                          coverage=coverage))
 
 
 def open_truth(ctx: StageContext) -> xr.DataArray | None:
@@ -183,7 +232,7 @@ def plot_pixel_series(ctx: StageContext, ds: xr.Dataset, truth: xr.DataArray | N
 # 5 Gaps, 6 ERA5-Land's wet bias
 # ----------------------------------------------------------------------------------------------------------
 def gap_fractions(ctx: StageContext, ds: xr.Dataset) -> pd.DataFrame:
-    """Fraction of pixel-days gap-filled (albedo, LST) or without a label (from ``period.label_start``).
+    """Fraction of pixel-days gap-filled (albedo, LST) or without a label (``period.label_start..label_end``).
 
     Returns
     -------
@@ -191,7 +240,8 @@ def gap_fractions(ctx: StageContext, ds: xr.Dataset) -> pd.DataFrame:
         Table ``gap_fractions``: ``variable``, ``gap_fraction`` (dimensionless), ``counted_from`` (first day).
     """
     cfg = ctx.cfg
-    label_period = ds.time >= np.datetime64(cfg.period.label_start)
+    label_period = ((ds.time >= np.datetime64(cfg.period.label_start))
+                    & (ds.time <= np.datetime64(cfg.period.label_end)))
     label_gaps = (float(ds.sm_label.where(label_period).isnull().sel(time=label_period).mean())
                   if bool(label_period.any()) else np.nan)
     gaps = pd.DataFrame(
@@ -331,10 +381,11 @@ def summary_text(gaps: pd.DataFrame, bias_stats: dict | None = None) -> str:
 def run(ctx: StageContext, progress: bool = False) -> dict:
     """The whole stage in the notebook's order; returns every table and figure by name."""
     written = make_twin(ctx, progress=progress)
-    ds = build_cube(ctx, progress=progress)
+    coverage = input_coverage(ctx)
+    ds = build_cube(ctx, progress=progress, coverage=coverage)
     truth = open_truth(ctx)
     bias = era5_bias(ctx, ds, truth)
-    out = {"twin": written, "cube": ds, "truth": truth, "summary": cube_summary(ds),
+    out = {"twin": written, "input_coverage": coverage, "cube": ds, "truth": truth, "summary": cube_summary(ds),
            "01_input_maps": plot_input_maps(ctx, ds), "01_pixel_series": plot_pixel_series(ctx, ds, truth),
            "gap_fractions": gap_fractions(ctx, ds), "era5_bias": bias, "era5_bias_stats": era5_bias_stats(bias),
            "01_era5_wet_bias": plot_era5_bias(ctx, bias),

@@ -17,8 +17,10 @@ Modules
 :mod:`glass_sm.twin.climate`          smooth random fields, terrain and texture, weather generator, vegetation
 :mod:`glass_sm.twin.soil`             Saxton & Rawls pedotransfer, the daily bucket
 :mod:`glass_sm.twin.truth`            :func:`simulate_truth`: the hidden world over the period
-:mod:`glass_sm.twin.sensors`          AVHRR-, ERA5-Land-, GLASS-MODIS-, ESA-CCI- and ISMN-like observations
-:mod:`glass_sm.twin.writers`          the real products' file formats (HDF4, GeoTIFF, netCDF, ISMN ``.stm``)
+:mod:`glass_sm.twin.sensors`          AVHRR-, ERA5-Land-, GLASS-MODIS-, ESA-CCI- and ISMN-like observations;
+                                      the albedo's 8-day composites
+:mod:`glass_sm.twin.writers`          the real products' file formats (HDF-EOS2/HDF4, GeoTIFF, netCDF, ISMN
+                                      ``.stm``)
 :mod:`glass_sm.twin.geotiff`          a fast GeoTIFF encoder for the many daily GLASS-MODIS-like files
 this module                           :func:`generate_twin` (simulate, write, manifest), :func:`twin_hash`
 ====================================  ===========================================================================
@@ -102,7 +104,16 @@ the bucket up.
     \qquad \alpha_{BSA} = \alpha_{WSA}\,\big(1 + 0.3(0.5 - \mu_0)\big)
 
 with :math:`b_p` the platform calibration step, :math:`\mu_0` the cosine of the solar zenith angle at the
-overpass (later overpass: lower sun), retrievals with :math:`\mu_0 < 0.17` (SZA > 80 deg) missing.
+overpass (later overpass: lower sun), retrievals with :math:`\mu_0 < 0.17` (SZA > 80 deg) missing; the
+visible albedo from a soil VIS/SW ratio of 0.7 and a canopy VIS albedo of 0.05, the near infrared from
+:math:`\alpha_{SW} = 0.5\,\alpha_{VIS} + 0.5\,\alpha_{NIR}`. Like GLASS02B05 the files hold **8-day
+composites** (day of year 1, 9, ..., 361, ``data.albedo_cadence_days``): the composite dated *d* is the mean of
+the clear-sky daily values of the 8 days whose middle is nearest the time the reader assigns to it (*d* +
+``data.albedo_sample_offset_days``: days *d*-3..*d*+4 by default), and its QC level (bits 0-1) counts the clear
+days *n* and the good-quality ones *g*: 0 if :math:`g \ge 2`, 1 if :math:`g = 1` or :math:`n \ge 2`, 2 for
+a single low-quality day, 3 (value -1, invalid) for none (:func:`glass_sm.twin.sensors.albedo_composites`). The
+real product is gap-free by temporal filtering; the twin's level-3 composites (high-latitude winters with a
+drifted afternoon orbit) exercise the readers' gap handling.
 
 **AVHRR-like LST** at the overpass local solar time *h* (evaporative fraction
 :math:`EF = (1-f_{veg})\beta(\theta) + 0.7 f_{veg}`, :math:`\beta` the bucket's ET factor):
@@ -116,9 +127,11 @@ overpass (later overpass: lower sun), retrievals with :math:`\mu_0 < 0.17` (SZA 
     LST &= LST_{peak} - C(13.5) - \rho_{drift}\big(C(h) - C(13.5)\big) + s_p + \epsilon_T
 
 with :math:`h` the platform's drifting equator-crossing time (:mod:`glass_sm.platforms`), :math:`\rho_{drift}`
-= ``drift_residual``, :math:`s_p` the platform's LST step. Cloudy pixel-days are missing (QC bit 0, fill);
+= ``drift_residual``, :math:`s_p` the platform's LST step. Cloudy pixel-days are missing (LST QC bit 0, fill);
 5 % of clear retrievals, all albedo retrievals with SZA > 70 deg and the late-1994 NOAA-11 extension are
-low quality (QC bit 1, noise x3).
+low quality (LST QC bit 1; noise x3; a low-quality day does not count as good in an albedo composite's level).
+The AVHRR files are HDF-EOS2 grids (``StructMetadata.0``, grid named after the short name) without a
+``Satellite`` attribute, as the real ones (``twin.avhrr_satellite_attribute`` adds it).
 
 **ERA5-Land-like SM**: the same bucket with :math:`P_{E} = P\,e^{\sigma\varepsilon - \sigma^2/2}`,
 :math:`\sigma^2 = \ln(1 + cv^2)` (cv = ``era5_precip_error``, :math:`\varepsilon` a smooth field), a deeper

@@ -1,7 +1,7 @@
 """The twin's sensors: what each product would observe of the simulated world.
 
 * AVHRR-like albedo and LST (:func:`simulate_avhrr`): clouds, QC, the NOAA platform steps and the orbital drift
-  of :mod:`glass_sm.platforms`;
+  of :mod:`glass_sm.platforms`; the albedo's 8-day composites (:func:`albedo_composites`);
 * ERA5-Land-like soil moisture (:func:`era5_soil_moisture`, :func:`simulate_era5`): the bucket rerun with
   perturbed rain and a deeper, wetter layer, averaged to the 0.1 deg points;
 * GLASS-MODIS-like labels (:func:`modis_grid`, :func:`simulate_glass_modis`): truth + noise per sinusoidal pixel;
@@ -29,7 +29,8 @@ from glass_sm.twin.climate import cos_sza, smooth_fields
 from glass_sm.twin.grids import component_rng
 from glass_sm.twin.soil import run_bucket
 
-__all__ = ["albedo_model", "lst_model", "simulate_avhrr", "era5_shift", "era5_soil_moisture", "simulate_era5",
+__all__ = ["albedo_model", "lst_model", "simulate_avhrr", "albedo_composites", "composite_window", "ALBEDO_BANDS",
+           "era5_shift", "era5_soil_moisture", "simulate_era5",
            "modis_grid", "first_label_day", "simulate_glass_modis", "simulate_cci", "station_periods",
            "StationSeries", "simulate_stations"]
 
@@ -42,6 +43,8 @@ DT_WET, DT_DRY, RS_REF = 2.0, 16.0, 30.0     #: surface-air temperature excess, 
 LST_PEAK_H, LST_OMEGA_H, LST_REF_H = 13.0, 12.0, 13.5   #: diurnal LST cosine, local solar hours
 LOW_QUALITY_FRACTION = 0.05
 MIN_MU0_ALBEDO, LOW_QUALITY_MU0 = 0.17, 0.34  #: no albedo for SZA > 80 deg, low quality for SZA > 70 deg
+VIS_SHARE_SW = 0.5              #: share of the visible in shortwave irradiance: SW = 0.5 VIS + 0.5 NIR
+ALBEDO_BANDS = ("bsa_sw", "wsa_sw", "bsa_vis", "wsa_vis", "bsa_nir", "wsa_nir")   #: simulate_avhrr albedo keys
 
 # ---- ERA5-Land-like soil moisture
 ERA5_LAYER_MM = 70.0            #: ERA5-Land layer 1 (0-7 cm), mm (Munoz-Sabater et al. 2021)
@@ -130,8 +133,9 @@ def simulate_avhrr(cfg, sim: dict) -> dict:
     Returns
     -------
     dict
-        ``bsa_sw, wsa_sw, bsa_vis, wsa_vis`` (dimensionless) and ``lst`` (K): float32 ``(time, lat, lon)`` on
-        ``grids.out``, NaN where not retrieved; ``qc_albedo`` / ``qc_lst`` uint8 (bit 0 not retrieved, bit 1
+        ``bsa_sw, wsa_sw, bsa_vis, wsa_vis, bsa_nir, wsa_nir`` (daily clear-sky albedo, dimensionless; NIR from
+        ``SW = 0.5 VIS + 0.5 NIR``) and ``lst`` (K): float32 ``(time, lat, lon)`` on ``grids.out``, NaN where not
+        retrieved; ``qc_albedo`` / ``qc_lst`` uint8 (bit 0 not retrieved, bit 1
         low quality); ``platform`` (str per day), ``overpass_h`` (local solar time per day, h),
         ``lst_clean`` (LST with no platform effect or noise, drift corrected at 13:30, K).
     """
@@ -170,6 +174,9 @@ def simulate_avhrr(cfg, sim: dict) -> dict:
     for name, val, e in (("wsa_sw", wsa, e_sw), ("bsa_sw", wsa * bsa_k, e_sw * bsa_k),
                          ("wsa_vis", wsa_vis, e_vis), ("bsa_vis", wsa_vis * bsa_k, e_vis * bsa_k)):
         out[name] = np.where(alb_missing, np.nan, np.clip(val + e, 0, 1)).astype(np.float32)
+    for sky in ("wsa", "bsa"):   # NIR from SW = s VIS + (1 - s) NIR (no random draw: the other values are unchanged)
+        nir = (out[f"{sky}_sw"] - VIS_SHARE_SW * out[f"{sky}_vis"]) / (1 - VIS_SHARE_SW)
+        out[f"{sky}_nir"] = np.clip(nir, 0, 1).astype(np.float32)
 
     lim = {"theta_wp": st["theta_wp"], "theta_fc": st["theta_fc"]}
     args = (w["t_air"], w["dtr"], w["rs"], theta, lim, f_veg)
@@ -184,6 +191,72 @@ def simulate_avhrr(cfg, sim: dict) -> dict:
     out["platform"] = NOAA_PLATFORMS["platform"].to_numpy(dtype=str)[pidx]
     out["overpass_h"] = hour[:, 0, 0]
     return out
+
+def composite_window(cadence_days: int, sample_offset_days: float) -> tuple[int, int]:
+    """First and last day (offsets from the file date) averaged into a composite.
+
+    The window of ``cadence_days`` days is placed so that its middle is as close as possible to the time the
+    reader takes the composite to represent (file date + ``sample_offset_days``; ties go to the later window):
+    8 days and offset 0 (NASA LIS's reading) -> days -3..+4; offset 3.5 (file date = first day) -> 0..+7.
+    """
+    k0 = int(np.floor(sample_offset_days - (cadence_days - 1) / 2 + 0.5))
+    return k0, k0 + cadence_days - 1
+
+
+def albedo_composites(avhrr: dict, dates: pd.DatetimeIndex, cadence_days: int = 8,
+                      sample_offset_days: float = 0.0) -> dict:
+    """GLASS02B05-like albedo composites from the daily clear-sky values of :func:`simulate_avhrr`.
+
+    Composite dates follow the product's schedule (day of year 1, 1 + c, ..., restarting each 1 January, as
+    :func:`glass_sm.io.glass_avhrr.composite_schedule` expects); every date whose window (:func:`composite_window`)
+    overlaps ``dates`` gets a composite, so the period's last days are bracketed by a composite dated after it.
+    The value of a composite is the **mean of the clear-sky (retrieved) daily values of its window** (days
+    outside ``dates`` are not simulated and do not count). Its QC level (bits 0-1, the product's meaning: 0 good,
+    1 acceptable; 2 and 3 are this twin's choice) counts the clear days ``n`` and those of good quality ``g``:
+    0 if ``g >= 2``, 1 if ``g == 1`` or ``n >= 2``, 2 if a single low-quality day, 3 (value invalid) if none.
+
+    Parameters
+    ----------
+    avhrr : dict
+        :func:`simulate_avhrr` output (keys of :data:`ALBEDO_BANDS` and ``qc_albedo``).
+    dates : pandas.DatetimeIndex
+        The simulated days (consecutive).
+    cadence_days : int
+        Days between composites (``data.albedo_cadence_days``).
+    sample_offset_days : float
+        Time the reader takes a composite to represent, from its file date (``data.albedo_sample_offset_days``).
+
+    Returns
+    -------
+    dict
+        ``dates`` (composite dates), each key of :data:`ALBEDO_BANDS` ``(n_composites, lat, lon)`` float32 (NaN:
+        no clear day), ``qc_level`` uint8, ``n_clear`` uint8, ``window`` (first, last day offsets).
+    """
+    dates = pd.DatetimeIndex(dates)
+    k0, k1 = composite_window(cadence_days, sample_offset_days)
+    first, last = dates[0] - pd.Timedelta(days=k1), dates[-1] - pd.Timedelta(days=k0)
+    cand = pd.date_range(first, last, freq="D")
+    sched = cand[(cand.day_of_year - 1) % cadence_days == 0]   # day of year 1, 1 + c, ...: restarts each year
+    clear = np.isfinite(avhrr["wsa_sw"])
+    good = clear & ((avhrr["qc_albedo"] & 0b10) == 0)
+    shape = (len(sched),) + clear.shape[1:]
+    out = {k: np.full(shape, np.nan, np.float32) for k in ALBEDO_BANDS}
+    n_clear = np.zeros(shape, np.uint8)
+    n_good = np.zeros(shape, np.uint8)
+    t0 = dates[0]
+    for i, d in enumerate(sched):
+        a = int((d - t0).days) + k0
+        sl = slice(max(a, 0), max(min(a + cadence_days, len(dates)), 0))
+        n = clear[sl].sum(0)
+        n_clear[i], n_good[i] = n, good[sl].sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k in ALBEDO_BANDS:
+                s = np.where(clear[sl], avhrr[k][sl], 0.0).sum(0, dtype=np.float64)
+                out[k][i] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    level = np.where(n_good >= 2, 0, np.where((n_good == 1) | (n_clear >= 2), 1, np.where(n_clear == 1, 2, 3)))
+    out.update(dates=sched, qc_level=level.astype(np.uint8), n_clear=n_clear, window=(k0, k1))
+    return out
+
 
 # =========================================================================================================
 # ERA5-Land-like soil moisture

@@ -1,6 +1,7 @@
 """The twin's files, in the real products' formats (``book/design.md``).
 
-One writer per product: GLASS-like AVHRR albedo and LST (HDF4, :func:`write_avhrr`), GLASS-MODIS-like SM
+One writer per product: GLASS-like AVHRR albedo composites and daily LST (HDF-EOS2 grids in HDF4,
+:func:`write_avhrr`), GLASS-MODIS-like SM
 (sinusoidal GeoTIFF, :func:`write_glass_modis`), DEM and texture (GeoTIFF, :func:`write_static`), ERA5-Land-like
 swvl1 (legacy CDS netCDF, :func:`write_era5`), ESA-CCI-like SM (netCDF-4, :func:`write_cci`), ISMN-like stations
 (``.stm`` + static-variables CSV, :func:`write_stations`) and the hidden truth (CF netCDF, :func:`write_truth`).
@@ -27,17 +28,21 @@ from glass_sm.grid import RES, Domain
 from glass_sm.paths import atomic_write
 from glass_sm.twin.geotiff import FastGeoTiff
 from glass_sm.twin.grids import TWIN_VERSION
-from glass_sm.twin.sensors import (first_label_day, modis_grid, simulate_cci, simulate_era5, simulate_glass_modis,
-                                   simulate_stations)
+from glass_sm.platforms import platform_of
+from glass_sm.twin.sensors import (albedo_composites, first_label_day, modis_grid, simulate_cci, simulate_era5,
+                                   simulate_glass_modis, simulate_stations)
 from glass_sm.twin.soil import OM_PERCENT
 
-__all__ = ["avhrr_filename", "modis_filename", "era5_filename", "cci_filename", "write_avhrr",
+__all__ = ["avhrr_filename", "struct_metadata", "core_metadata", "modis_filename", "era5_filename", "cci_filename",
+           "write_avhrr",
            "write_glass_modis", "write_static", "write_era5", "write_cci", "write_stations", "write_truth"]
 
 # ---- file conventions (book/design.md) ---------------------------------------------------------------------
-ALBEDO_SDS = ("ABD_BSA_shortwave", "ABD_WSA_shortwave", "ABD_BSA_VIS", "ABD_WSA_VIS")
-ALBEDO_SCALE, ALBEDO_FILL, LST_SCALE, LST_FILL, QC_FILL = 1e-4, 32767, 0.01, 0, 255
-ALBEDO_PRODUCTION, LST_PRODUCTION = "2019353", "2021120"   #: fixed production dates in the file names
+ALBEDO_SDS = ("ABD_BSA_shortwave", "ABD_WSA_shortwave", "ABD_BSA_VIS", "ABD_WSA_VIS", "ABD_BSA_NIR", "ABD_WSA_NIR")
+ALBEDO_QC_SDS = ("QC_shortwave", "QC_VIS", "QC_NIR")   #: per-band QC (V04: LIS reads QC_VIS), quality level bits 0-1
+ALBEDO_SCALE, ALBEDO_INVALID, LST_SCALE, LST_FILL, QC_FILL = 1e-4, -1, 0.01, 0, 255
+ALBEDO_VERSION, LST_VERSION = 4, 40   #: V04 albedo (the version in circulation), V40 LST
+ALBEDO_PRODUCTION, LST_PRODUCTION = "2018062", "2021250"   #: fixed production dates in the file names
 SINU_PROJ4 = "+proj=sinu +R=6371007.181 +nadgrids=@null +wktext"
 MODIS_FILL, STATIC_FILL, DEM_FILL, CCI_FILL, ERA5_FILL = -9999.0, -32768, -9999.0, -9999.0, -32767
 STATION_NETWORK = "TWIN"
@@ -45,9 +50,10 @@ STATION_NETWORK = "TWIN"
 
 # ---- file names --------------------------------------------------------------------------------------------
 def avhrr_filename(kind: str, day: pd.Timestamp) -> str:
-    """``GLASS02B05.V40.A<YYYY><DDD>.<prod>.hdf`` (albedo) or ``GLASS08B31...`` (LST) (book/design.md)."""
-    short, prod = {"albedo": ("GLASS02B05", ALBEDO_PRODUCTION), "lst": ("GLASS08B31", LST_PRODUCTION)}[kind]
-    return f"{short}.V40.A{day.year:04d}{day.day_of_year:03d}.{prod}.hdf"
+    """``GLASS02B05.V04.A<YYYY><DDD>.<prod>.hdf`` (albedo composite) or ``GLASS08B31.V40...`` (LST) (book/design.md)."""
+    short, version, prod = {"albedo": ("GLASS02B05", ALBEDO_VERSION, ALBEDO_PRODUCTION),
+                            "lst": ("GLASS08B31", LST_VERSION, LST_PRODUCTION)}[kind]
+    return f"{short}.V{version:02d}.A{day.year:04d}{day.day_of_year:03d}.{prod}.hdf"
 
 
 def modis_filename(day: pd.Timestamp) -> str:
@@ -92,10 +98,65 @@ def _staging(folder: Path):
             stage.rmdir()
 
 
-def _write_hdf4(path: Path, sds: list[tuple], gattrs: dict, short: str) -> Path:
-    """Write one GLASS-like HDF4 file (call inside :func:`_staging`; ``path`` absolute).
+_DFNT = {SDC.INT16: "DFNT_INT16", SDC.UINT16: "DFNT_UINT16", SDC.UINT8: "DFNT_UINT8", SDC.INT8: "DFNT_INT8"}
 
-    ``sds``: list of (name, array, SDC type, attrs dict, _FillValue, valid_range or None).
+
+def _dms(deg: float) -> float:
+    """Decimal degrees -> the packed degrees ``DDDMMMSSS.SS`` HDF-EOS uses for GCTP_GEO grid corners."""
+    sign = -1.0 if deg < 0 else 1.0
+    a = round(abs(deg) * 3600.0, 6)          # arc-seconds
+    d, rem = divmod(a, 3600.0)
+    m, sec = divmod(rem, 60.0)
+    return sign * (d * 1e6 + m * 1e3 + round(sec, 2))
+
+
+def struct_metadata(short: str, fields: list[tuple[str, int]], out: Domain) -> str:
+    """A minimal HDF-EOS2 ``StructMetadata.0``: one GCTP_GEO grid named ``short`` covering ``out``.
+
+    ``XDim``/``YDim`` are the domain's columns/rows (7200/3600 for the globe); ``UpperLeftPointMtrs`` and
+    ``LowerRightMtrs`` are the outer cell edges in packed degrees (``DDDMMMSSS.SS``), as HDF-EOS writes them for
+    the geographic projection (the global grid: ``(-180000000.000000,90000000.000000)`` and
+    ``(180000000.000000,-90000000.000000)``); ``fields``: (SDS name, SDC type) in the file's order.
+    """
+    ul = (_dms(out.west), _dms(out.north))
+    lr = (_dms(out.east), _dms(out.south))
+    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure", "\tGROUP=GRID_1",
+             f'\t\tGridName="{short}"', f"\t\tXDim={out.ncols}", f"\t\tYDim={out.nrows}",
+             f"\t\tUpperLeftPointMtrs=({ul[0]:.6f},{ul[1]:.6f})", f"\t\tLowerRightMtrs=({lr[0]:.6f},{lr[1]:.6f})",
+             "\t\tProjection=GCTP_GEO", "\t\tGridOrigin=HDFE_GD_UL", "\t\tGROUP=Dimension",
+             "\t\tEND_GROUP=Dimension", "\t\tGROUP=DataField"]
+    for i, (name, typ) in enumerate(fields, 1):
+        lines += [f"\t\t\tOBJECT=DataField_{i}", f'\t\t\t\tDataFieldName="{name}"',
+                  f"\t\t\t\tDataType={_DFNT[typ]}", '\t\t\t\tDimList=("YDim","XDim")',
+                  f"\t\t\tEND_OBJECT=DataField_{i}"]
+    lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields", "\t\tEND_GROUP=MergedFields",
+              "\tEND_GROUP=GRID_1", "END_GROUP=GridStructure", "GROUP=PointStructure", "END_GROUP=PointStructure",
+              "END", ""]
+    return "\n".join(lines)
+
+
+def core_metadata(short: str, version: int, first: pd.Timestamp, last: pd.Timestamp, out: Domain) -> str:
+    """A minimal ECS ``CoreMetadata.0`` (ODL): short name, version, period, platform ``NOAA``, columns/rows."""
+    def obj(name, value):
+        return (f"    OBJECT                 = {name}\n      NUM_VAL              = 1\n"
+                f"      VALUE                = {value}\n    END_OBJECT             = {name}\n")
+    return ("GROUP                  = INVENTORYMETADATA\n  GROUPTYPE            = MASTERGROUP\n"
+            "  GROUP                  = COLLECTIONDESCRIPTIONCLASS\n" + obj("SHORTNAME", f'"{short}"')
+            + obj("VERSIONID", str(version)) + "  END_GROUP              = COLLECTIONDESCRIPTIONCLASS\n"
+            "  GROUP                  = RANGEDATETIME\n" + obj("RANGEBEGINNINGDATE", f'"{first:%Y-%m-%d}"')
+            + obj("RANGEENDINGDATE", f'"{last:%Y-%m-%d}"') + "  END_GROUP              = RANGEDATETIME\n"
+            "  GROUP                  = ASSOCIATEDPLATFORMINSTRUMENTSENSOR\n"
+            + obj("ASSOCIATEDPLATFORMSHORTNAME", '"NOAA"') + obj("ASSOCIATEDSENSORSHORTNAME", '"AVHRR"')
+            + "  END_GROUP              = ASSOCIATEDPLATFORMINSTRUMENTSENSOR\n"
+            + obj("DATACOLUMNS", str(out.ncols)) + obj("DATAROWS", str(out.nrows))
+            + "END_GROUP              = INVENTORYMETADATA\nEND\n")
+
+
+def _write_hdf4(path: Path, sds: list[tuple], gattrs: dict, short: str, out: Domain) -> Path:
+    """Write one GLASS-like HDF-EOS2 grid file (call inside :func:`_staging`; ``path`` absolute).
+
+    ``sds``: list of (name, array, SDC type, attrs dict, _FillValue or None, valid_range or None); the global
+    attribute ``StructMetadata.0`` describes them as the grid ``short`` covering ``out``.
     """
     tmp = Path(path.name)
     if tmp.exists():
@@ -106,7 +167,8 @@ def _write_hdf4(path: Path, sds: list[tuple], gattrs: dict, short: str) -> Path:
             s = f.create(name, typ, arr.shape)
             s.dim(0).setname(f"YDim:{short}")
             s.dim(1).setname(f"XDim:{short}")
-            s.setfillvalue(fill)
+            if fill is not None:
+                s.setfillvalue(fill)
             if vrange is not None:
                 s.setrange(*vrange)
             for k, v in attrs.items():
@@ -116,6 +178,7 @@ def _write_hdf4(path: Path, sds: list[tuple], gattrs: dict, short: str) -> Path:
                     _hdf_attr(s, k, float(v), SDC.FLOAT64)
             s[:] = arr
             s.endaccess()
+        gattrs = {"StructMetadata.0": struct_metadata(short, [(x[0], x[2]) for x in sds], out), **gattrs}
         for k, v in gattrs.items():
             if isinstance(v, str):
                 _hdf_attr(f, k, v, SDC.CHAR8)
@@ -134,22 +197,33 @@ def _encode(x: np.ndarray, scale: float, fill: int, lo: int, hi: int, dtype) -> 
 
 
 _ALBEDO_LONG = {"bsa_sw": "black-sky albedo, shortwave (0.3-5.0 um)", "wsa_sw": "white-sky albedo, shortwave",
-                "bsa_vis": "black-sky albedo, visible (0.4-0.7 um)", "wsa_vis": "white-sky albedo, visible"}
-_QC_DESC = "bit 0: 1 = cloudy/not retrieved; bit 1: 1 = low quality"
+                "bsa_vis": "black-sky albedo, visible (0.4-0.7 um)", "wsa_vis": "white-sky albedo, visible",
+                "bsa_nir": "black-sky albedo, near infrared (0.7-5.0 um)", "wsa_nir": "white-sky albedo, near infrared"}
+_ALBEDO_QC_DESC = ("bits 0-1: quality level, 0 good, 1 acceptable, 2 poor (one low-quality clear day), 3 not "
+                   "retrieved (no clear day; values -1)")
+_LST_QC_DESC = "bit 0: 1 = cloudy/not retrieved; bit 1: 1 = low quality"
 
 
 def write_avhrr(cfg, avhrr: dict, dates: pd.DatetimeIndex, out: Domain, progress: bool = False) -> dict:
-    """Write the daily GLASS-like albedo and LST HDF4 files (book/design.md).
+    """Write the GLASS-like albedo composites and daily LST as HDF-EOS2 grid files (book/design.md).
+
+    Albedo: one GLASS02B05 V04 file per composite (:func:`glass_sm.twin.sensors.albedo_composites`: day of year
+    1, 9, ..., 361 with ``data.albedo_cadence_days`` = 8; the mean of the window's clear-sky days), six int16
+    SDS (-1 invalid, no fill attribute) and the per-band quality levels ``QC_shortwave``/``QC_VIS``/``QC_NIR``.
+    LST: one GLASS08B31 V40 file per day, uint16 ``LST`` and the uint8 ``QC``. Both carry ``StructMetadata.0``
+    (the grid, named after the short name, covering ``out``) and a minimal ``CoreMetadata.0``; a ``Satellite``
+    attribute only with ``twin.avhrr_satellite_attribute``.
 
     Parameters
     ----------
     cfg : glass_sm.config.Config
-        ``data.avhrr_dir`` receives ``albedo/<YYYY>/`` and ``lst/<YYYY>/``.
+        ``data.avhrr_dir`` receives ``albedo/<YYYY>/`` and ``lst/<YYYY>/``; ``data.albedo_cadence_days``,
+        ``data.albedo_sample_offset_days``, ``twin.avhrr_satellite_attribute``.
     avhrr : dict
         Output of :func:`glass_sm.twin.sensors.simulate_avhrr` (albedo dimensionless, LST K, NaN = not retrieved).
     dates : pandas.DatetimeIndex
     out : Domain
-        The domain the arrays cover (geolocation attributes).
+        The domain the arrays cover (the grid of ``StructMetadata.0``).
     progress : bool
 
     Returns
@@ -158,40 +232,52 @@ def write_avhrr(cfg, avhrr: dict, dates: pd.DatetimeIndex, out: Domain, progress
         ``{'albedo': [paths], 'lst': [paths]}``.
     """
     root = Path(cfg.data.avhrr_dir).resolve()
-    geo = {"UpperLeftLatitude": out.north, "UpperLeftLongitude": out.west, "GridResolution": RES}
-    alb = {k: _encode(avhrr[k], ALBEDO_SCALE, ALBEDO_FILL, 0, 10000, np.int16) for k in _ALBEDO_LONG}
+    comp = albedo_composites(avhrr, dates, cfg.data.albedo_cadence_days, cfg.data.albedo_sample_offset_days)
+    satellite = bool(getattr(cfg.twin, "avhrr_satellite_attribute", False))
+    cadence = cfg.data.albedo_cadence_days
     lst = _encode(avhrr["lst"], LST_SCALE, LST_FILL, 1, 65535, np.uint16)
     written = {"albedo": [], "lst": []}
-    for year in sorted(set(dates.year)):
-        for k in written:
-            (root / k / f"{year:04d}").mkdir(parents=True, exist_ok=True)
+    for kind, days in (("albedo", comp["dates"]), ("lst", dates)):
+        for year in sorted(set(days.year)):
+            (root / kind / f"{year:04d}").mkdir(parents=True, exist_ok=True)
     with _staging(root):
-        for t, day in enumerate(tqdm(dates, desc="AVHRR HDF4", disable=not progress, mininterval=1.0)):
-            common = {"Satellite": str(avhrr["platform"][t]), "RangeBeginningDate": f"{day:%Y-%m-%d}",
-                      "RangeEndingDate": f"{day:%Y-%m-%d}", "Source": "glass-sm synthetic twin", **geo}
-            written["albedo"].append(_write_albedo_day(root, day, {k: v[t] for k, v in alb.items()},
-                                                       avhrr["qc_albedo"][t], common))
-            written["lst"].append(_write_lst_day(root, day, lst[t], avhrr["qc_lst"][t], common))
+        for i, day in enumerate(tqdm(comp["dates"], desc="AVHRR albedo HDF4", disable=not progress,
+                                     mininterval=1.0)):
+            alb = {k: _encode(comp[k][i], ALBEDO_SCALE, ALBEDO_INVALID, 0, 10000, np.int16) for k in _ALBEDO_LONG}
+            extra = {"Satellite": str(platform_of([day])[0])} if satellite else {}
+            end = day + pd.Timedelta(days=cadence - 1)
+            written["albedo"].append(_write_albedo(root, day, end, alb, comp["qc_level"][i], out, extra))
+        for t, day in enumerate(tqdm(dates, desc="AVHRR LST HDF4", disable=not progress, mininterval=1.0)):
+            extra = {"Satellite": str(avhrr["platform"][t])} if satellite else {}
+            written["lst"].append(_write_lst_day(root, day, lst[t], avhrr["qc_lst"][t], out, extra))
     return written
 
 
-def _write_albedo_day(root: Path, day: pd.Timestamp, alb: dict, qc: np.ndarray, common: dict) -> Path:
-    """One GLASS02B05-like file: four scaled int16 albedo datasets and the QC byte."""
+def _write_albedo(root: Path, day: pd.Timestamp, end: pd.Timestamp, alb: dict, level: np.ndarray, out: Domain,
+                  extra: dict) -> Path:
+    """One GLASS02B05-like composite: six scaled int16 albedo SDS (-1 invalid) and three int16 QC levels."""
     sds = [(name, alb[k], SDC.INT16, {"long_name": _ALBEDO_LONG[k], "units": "dimensionless",
-                                      "scale_factor": ALBEDO_SCALE, "add_offset": 0.0}, ALBEDO_FILL, (0, 10000))
+                                      "scale_factor": ALBEDO_SCALE, "add_offset": 0.0}, None, (0, 10000))
            for k, name in zip(_ALBEDO_LONG, ALBEDO_SDS)]
-    sds.append(("QC", qc, SDC.UINT8, {"long_name": "quality control", "description": _QC_DESC}, QC_FILL, None))
+    qc = level.astype(np.int16)
+    sds += [(name, qc, SDC.INT16, {"long_name": f"quality control, {name[3:]} band", "description": _ALBEDO_QC_DESC},
+             None, None) for name in ALBEDO_QC_SDS]
     path = root / "albedo" / f"{day.year:04d}" / avhrr_filename("albedo", day)
-    return _write_hdf4(path, sds, {"ShortName": "GLASS02B05", "VersionID": "V40", **common}, "GLASS02B05")
+    gattrs = {"CoreMetadata.0": core_metadata("GLASS02B05", ALBEDO_VERSION, day, end, out),
+              "Source": "glass-sm synthetic twin", **extra}
+    return _write_hdf4(path, sds, gattrs, "GLASS02B05", out)
 
 
-def _write_lst_day(root: Path, day: pd.Timestamp, lst: np.ndarray, qc: np.ndarray, common: dict) -> Path:
+def _write_lst_day(root: Path, day: pd.Timestamp, lst: np.ndarray, qc: np.ndarray, out: Domain,
+                   extra: dict) -> Path:
     """One GLASS08B31-like file: scaled uint16 LST (K) and the QC byte."""
     sds = [("LST", lst, SDC.UINT16, {"long_name": "land surface temperature", "units": "K",
                                      "scale_factor": LST_SCALE, "add_offset": 0.0}, LST_FILL, (15000, 40000)),
-           ("QC", qc, SDC.UINT8, {"long_name": "quality control", "description": _QC_DESC}, QC_FILL, None)]
+           ("QC", qc, SDC.UINT8, {"long_name": "quality control", "description": _LST_QC_DESC}, QC_FILL, None)]
     path = root / "lst" / f"{day.year:04d}" / avhrr_filename("lst", day)
-    return _write_hdf4(path, sds, {"ShortName": "GLASS08B31", "VersionID": "V40", **common}, "GLASS08B31")
+    gattrs = {"CoreMetadata.0": core_metadata("GLASS08B31", 1, day, day, out),   # the real V40 file says VERSIONID 1
+              "Source": "glass-sm synthetic twin", **extra}
+    return _write_hdf4(path, sds, gattrs, "GLASS08B31", out)
 
 
 # ---- GLASS-MODIS-like GeoTIFFs -----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import xarray as xr
 
 from glass_sm import stages
 from glass_sm.contract import read_table
+from glass_sm.data import coverage
+from glass_sm.data.coverage import InputCoverageError, SourceDays
 from glass_sm.evaluation.aggregate import domain_mean
 from glass_sm.stages import s01_data as s01
 from glass_sm.testing import make_toy_cube
@@ -29,6 +31,45 @@ def toy():
     """``(cube, truth)`` on the smoke grid (8 x 8 cells at 40.0-40.4 N, 100.0-99.6 W) and period."""
     cube, truth = make_toy_cube(n_lat=8, n_lon=8, lat_max=40.4, lon_min=-100.0, n_ocean=0, seed=4, with_truth=True)
     return cube, truth
+
+
+def _listed(lst_present=None):
+    """What :func:`glass_sm.data.coverage.list_inputs` returns for the smoke period, without files: 8-day albedo
+    composites, daily LST (all present unless ``lst_present`` says), ERA5-Land and labels from 2000-02-24."""
+    days = pd.date_range("1998-01-01", "2002-12-31")
+    dates, first, last = coverage.composite_days(days[0], days[-1], 8)
+    labels = days[days >= "2000-02-24"]
+    every = np.ones(len(days), bool)
+    return [SourceDays("albedo", "/raw/avhrr", "GLASS02B05 files", dates, np.ones(len(dates), bool), first, last, 8),
+            SourceDays("lst", "/raw/avhrr", "GLASS08B31 files", days, every if lst_present is None else lst_present),
+            SourceDays("era5land", "/raw/era5land", "ERA5-Land swvl1 time steps", days, every),
+            SourceDays("glass_modis", "/raw/glass_modis", "GLASS-MODIS SM files", labels, np.ones(len(labels), bool))]
+
+
+def test_input_coverage_written_then_checked(ctx, tmp_path, monkeypatch):
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed())
+    table = s01.input_coverage(ctx)
+    assert list(table["source"]) == ["albedo", "lst", "era5land", "glass_modis", "static"]
+    assert set(table["status"]) == {"complete"}
+    written = read_table(ctx.paths, "input_coverage", keep_default_na=False)
+    assert list(written["days_expected"]) == [230, 1826, 1826, 1042, 0] and not written["allowed"].any()
+    text = s01.coverage_text(table)
+    assert "* Albedo: 230 of 230 composites 1998-01-01..2002-12-31." in text
+    assert "* GLASS-MODIS labels: 1042 of 1042 days 2000-02-24..2002-12-31." in text
+    # a whole year of LST missing: the table is written, then the stage stops, naming the source and the days
+    no_1999 = np.asarray(pd.date_range("1998-01-01", "2002-12-31").year != 1999)
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed(no_1999))
+    with pytest.raises(InputCoverageError, match=r"lst .*1999-01-01\.\.1999-12-31 \(365 days\)"):
+        s01.input_coverage(ctx)
+    assert read_table(ctx.paths, "input_coverage").set_index("source").loc["lst", "status"] == "long gaps, refused"
+    # allowed: returned, and the text says what is filled
+    allowed = stages.setup(SMOKE, {"run.results_dir": str(tmp_path), "cube.allow_missing_inputs": ["lst"]},
+                           "01_data_preparation")
+    lst = s01.input_coverage(allowed).set_index("source").loc["lst"]
+    assert (lst["days_missing"], lst["long_runs"], lst["allowed"]) == (365, 1, True)
+    assert ("LST: 1461 of 1826 days 1998-01-01..2002-12-31; 365 days in 1 run(s) longer than the limit, allowed by "
+            "cube.allow_missing_inputs: 1999-01-01..1999-12-31 (365 days).") in s01.coverage_text(
+                s01.input_coverage(allowed))
 
 
 def test_gap_fractions_written_and_counted_from_the_label_start(ctx, toy):
@@ -119,12 +160,14 @@ def test_small_helpers(ctx, toy):
 def test_run_writes_every_table_and_figure(ctx, toy, monkeypatch):
     cube, truth = toy
     monkeypatch.setattr(s01, "make_twin", lambda ctx, progress=False: None)
-    monkeypatch.setattr(s01, "build_cube", lambda ctx, progress=False: cube)
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed())
+    monkeypatch.setattr(s01, "build_cube", lambda ctx, progress=False, coverage=None: cube)
     monkeypatch.setattr(s01, "open_truth", lambda ctx: truth)
     out = s01.run(ctx)
     for name in ("01_input_maps", "01_pixel_series", "01_era5_wet_bias", "01_sensor_transitions"):
         assert isinstance(out[name], plt.Figure)
         assert all(ctx.paths.figure(name, fmt).is_file() for fmt in ctx.cfg.figures.formats)
-    for name in ("gap_fractions", "era5_bias"):
+    for name in ("input_coverage", "gap_fractions", "era5_bias"):
         assert not read_table(ctx.paths, name).empty
+    assert out["input_coverage"]["status"].eq("complete").all()
     assert out["era5_bias_stats"]["n_cells"] == 64 and len(out["01_input_maps"].axes) == 12   # 6 maps + colorbars

@@ -3,12 +3,16 @@ values the twin simulated, with CF units and fills masked — the same readers t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, esa_cci, glass_avhrr, glass_modis, ismn, static
+from glass_sm.twin import sensors
 
 
 @pytest.fixture(scope="module")
@@ -19,18 +23,47 @@ def twin(smoke_sim):
 
 
 def test_avhrr_readers_round_trip(twin):
+    """The default twin exercises the real path: 8-day composites, per-band QC, no Satellite attribute."""
     cfg, dom, s, av = twin
-    alb = glass_avhrr.read_glass_albedo(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom, progress=False)
-    lst = glass_avhrr.read_glass_lst(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom, progress=False)
-    assert alb["albedo_wsa"].shape == (len(s["dates"]),) + dom.shape
-    assert alb["albedo_wsa"].attrs["units"] in ("1", "dimensionless") and lst.attrs["units"] == "K"
+    comp = sensors.albedo_composites(av, s["dates"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                   # no missing QC, nothing implausible
+        alb = glass_avhrr.read_glass_albedo(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom,
+                                            progress=False)
+        lst = glass_avhrr.read_glass_lst(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom, progress=False)
+    n = len(alb.time)
+    assert n == 5 * 46 and list(alb.time.values) == list(comp["dates"][:n].values)
+    assert alb["albedo_wsa"].attrs["units"] == "1" and lst.attrs["units"] == "K"
+    assert alb["albedo_wsa"].attrs["qc_layer"] == "QC_shortwave" and alb.attrs["n_files_without_qc"] == 0
     np.testing.assert_allclose(alb["lat"], dom.lat)
-    # same cloudy days masked, same values within the int16 / uint16 quantisation
-    np.testing.assert_array_equal(np.isnan(alb["albedo_wsa"].values), np.isnan(av["wsa_sw"]))
-    np.testing.assert_allclose(alb["albedo_wsa"].values, av["wsa_sw"], atol=6e-5, equal_nan=True)
+    # composites with QC level <= 1 kept (default 'acceptable'), within the int16 quantisation
+    expected = np.where(comp["qc_level"][:n] <= 1, comp["wsa_sw"][:n], np.nan)
+    np.testing.assert_array_equal(np.isnan(alb["albedo_wsa"].values), np.isnan(expected))
+    np.testing.assert_allclose(alb["albedo_wsa"].values, expected, atol=6e-5, equal_nan=True)
     np.testing.assert_array_equal(np.isnan(lst.values), np.isnan(av["lst"]))
     np.testing.assert_allclose(lst.values, av["lst"], atol=6e-3, equal_nan=True)
     assert list(np.unique(alb["platform"].values)) == ["NOAA-14", "NOAA-16"]
+    assert alb.platform.attrs["source"].startswith("glass_sm.platforms.platform_of")
+    assert list(np.unique(lst["platform"].values)) == ["NOAA-14", "NOAA-16"]
+
+
+def test_albedo_daily_from_the_twin(twin):
+    cfg, dom, s, av = twin
+    d = glass_avhrr.read_glass_albedo_daily(cfg.data.avhrr_dir, cfg.period.start, cfg.period.end, dom,
+                                            progress=False)
+    assert list(d.time.values) == list(s["dates"].values)
+    flag = d.composite_flag.values
+    on_day = np.asarray((s["dates"].day_of_year - 1) % 8 == 0)
+    assert set(np.unique(flag[~on_day])) <= {glass_avhrr.FLAG_INTERPOLATED, glass_avhrr.FLAG_GAP}
+    # the last days of 2002 are bracketed by the composite of 2003-01-01: no gap at the period end
+    assert (flag[-4:] != glass_avhrr.FLAG_GAP).mean() > 0.9
+    # daily values follow the clear-sky signal: correlated with the 8-day running mean of the daily retrievals
+    ok = np.isfinite(d.albedo_wsa.values)
+    assert 0.75 < ok.mean() < 1.0
+    run = pd.DataFrame(av["wsa_sw"].reshape(len(s["dates"]), -1)).rolling(8, center=True, min_periods=1).mean()
+    run = run.to_numpy().reshape(av["wsa_sw"].shape)
+    both = ok & np.isfinite(run)
+    assert np.corrcoef(d.albedo_wsa.values[both], run[both])[0, 1] > 0.9
 
 
 def test_era5land_reader_round_trip_and_wet_bias(twin):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from pyhdf.SD import SD
 
 from glass_sm import twin as gtwin
@@ -58,7 +59,7 @@ def test_platform_step_visible_in_lst_files(smoke_twin, smoke_sim):
                    gtwin.avhrr_filename("lst", dates[t])))
         sds = f.select("LST")
         raw, scale = sds.get().astype(float), sds.attributes()["scale_factor"]
-        assert f.attributes()["Satellite"] == ("NOAA-14" if t < i else "NOAA-16")
+        assert "Satellite" not in f.attributes()      # like the real files: the platform comes from the date
         f.end()
         resid.append(np.where(raw > 0, raw * scale, np.nan) - av["lst_clean"][t])
     before, after = np.nanmean(resid[:45]), np.nanmean(resid[45:])
@@ -124,3 +125,36 @@ def test_station_periods_and_series(smoke_sim):
         assert 0 <= st.row < s["grids"].out.nrows and st.elevation > 0
         assert set(st.table_row()) == {"station", "kind", "start", "end", "lat", "lon", "row", "col", "a", "b",
                                        "sensor"}
+
+
+def test_albedo_composites_are_window_means_with_quality_levels():
+    dates = pd.date_range("1999-12-20", "2000-01-20")
+    n = len(dates)
+    rng = np.random.default_rng(0)
+    wsa = rng.uniform(0.1, 0.3, (n, 1, 3)).astype(np.float32)
+    wsa[:, 0, 1] = np.nan                                   # pixel 1: never clear
+    wsa[:, 0, 2] = np.nan
+    wsa[dates.get_loc(pd.Timestamp("2000-01-10")), 0, 2] = 0.25   # pixel 2: one clear day, low quality
+    qc = np.zeros((n, 1, 3), np.uint8)
+    qc[dates.get_loc(pd.Timestamp("2000-01-10")), 0, 2] = 2
+    av = {k: wsa.copy() for k in sensors.ALBEDO_BANDS}
+    av["qc_albedo"] = qc
+    c = sensors.albedo_composites(av, dates)
+    # every composite whose window (-3..+4 days) overlaps the simulated days: 1999-12-19 .. 2000-01-17
+    assert [d.strftime("%Y-%j") for d in c["dates"]] == ["1999-353", "1999-361", "2000-001", "2000-009", "2000-017"]
+    assert c["window"] == (-3, 4)
+    for i, d in enumerate(c["dates"]):
+        sel = (dates >= d - pd.Timedelta(days=3)) & (dates <= d + pd.Timedelta(days=4))
+        assert c["wsa_sw"][i, 0, 0] == pytest.approx(float(wsa[sel, 0, 0].mean()), rel=1e-6)
+    assert np.isnan(c["wsa_sw"][:, 0, 1]).all() and (c["qc_level"][:, 0, 1] == 3).all()
+    assert c["qc_level"][3, 0, 2] == 2 and c["wsa_sw"][3, 0, 2] == pytest.approx(0.25)
+    assert (c["qc_level"][:, 0, 0] == 0).all() and c["n_clear"][0, 0, 0] == 4 and c["n_clear"][1, 0, 0] == 8
+    # the reader's other reading: the file date is the first of the 8 days
+    assert sensors.composite_window(8, 3.5) == (0, 7) and sensors.composite_window(8, 0.0) == (-3, 4)
+
+
+def test_nir_albedo_closes_the_shortwave_budget(smoke_sim):
+    _, s, av = smoke_sim
+    ok = np.isfinite(av["wsa_sw"]) & (av["wsa_nir"] > 0) & (av["wsa_nir"] < 1)
+    np.testing.assert_allclose(0.5 * av["wsa_vis"][ok] + 0.5 * av["wsa_nir"][ok], av["wsa_sw"][ok], atol=1e-6)
+    assert np.nanmean(av["wsa_nir"]) > np.nanmean(av["wsa_vis"])          # vegetation and soil: NIR brighter

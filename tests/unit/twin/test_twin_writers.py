@@ -16,33 +16,61 @@ from pyhdf.SD import SD
 
 from glass_sm import twin as gtwin
 from glass_sm.grid import block_mean
+from glass_sm.io import glass_avhrr
+from glass_sm.twin import sensors, writers
 
 
 # ---------------------------------------------------------------------------------------------------------
 # files in the real formats
 # ---------------------------------------------------------------------------------------------------------
-def test_hdf4_albedo_and_lst_attributes(smoke_twin, smoke_sim):
+def test_hdf4_albedo_composites_as_the_real_files(smoke_twin, smoke_sim):
+    """8-day V04 composites at the real days of year, HDF-EOS2 grid named after the short name, the six real
+    SDS, per-band QC levels, -1 invalid, no Satellite attribute."""
     cfg, files = smoke_twin
     _, s, av = smoke_sim
-    assert len(files["albedo"]) == len(files["lst"]) == len(s["dates"])
-    t = 200
-    f = SD(str(files["albedo"][t]))
+    comp = sensors.albedo_composites(av, s["dates"])
+    days = [pd.to_datetime(p.name[16:23], format="%Y%j") for p in files["albedo"]]
+    assert days == list(comp["dates"]) and len(days) == 5 * 46 + 1     # 1998-2002 + 2003-001 (brackets the end)
+    assert all((d.day_of_year - 1) % 8 == 0 for d in days) and days[-1] == pd.Timestamp("2003-01-01")
+    assert all(p.name.startswith("GLASS02B05.V04.A") for p in files["albedo"])
+    i = days.index(pd.Timestamp("1998-07-12"))                          # day of year 193
+    f = SD(str(files["albedo"][i]))
     ga = f.attributes()
+    names = set(f.datasets())
+    assert names == set(writers.ALBEDO_SDS) | {"QC_shortwave", "QC_VIS", "QC_NIR"}
+    assert "Satellite" not in ga and "UpperLeftLatitude" not in ga
+    (grid,) = glass_avhrr.parse_struct_metadata(ga["StructMetadata.0"])
     out = s["grids"].out
-    assert ga["UpperLeftLatitude"] == pytest.approx(out.north) and ga["GridResolution"] == 0.05
-    assert ga["UpperLeftLongitude"] == pytest.approx(out.west) and ga["Satellite"] == "NOAA-14"
+    assert grid["name"] == "GLASS02B05" and grid["projection"] == "GCTP_GEO"
+    assert (grid["xdim"], grid["ydim"]) == (out.ncols, out.nrows)
+    assert grid["upper_left"] == pytest.approx((out.west, out.north)) and \
+        grid["lower_right"] == pytest.approx((out.east, out.south))
+    assert set(grid["fields"]) == names and 'SHORTNAME' in ga["CoreMetadata.0"]
     sds = f.select("ABD_WSA_shortwave")
     a = sds.attributes()
-    assert a["scale_factor"] == 1e-4 and a["add_offset"] == 0 and a["_FillValue"] == 32767
+    assert a["scale_factor"] == 1e-4 and a["add_offset"] == 0 and "_FillValue" not in a
     assert list(a["valid_range"]) == [0, 10000] and a["units"] == "dimensionless"
     assert list(sds.dimensions()) == ["YDim:GLASS02B05", "XDim:GLASS02B05"]
     raw = sds.get()
-    qc = f.select("QC").get()
+    qc = f.select("QC_VIS").get()
     f.end()
-    miss = raw == 32767
-    np.testing.assert_array_equal(miss, (qc & 1).astype(bool))
-    np.testing.assert_allclose(raw[~miss] * 1e-4, av["wsa_sw"][t][~miss], atol=6e-5)
+    assert raw.dtype == np.int16 and qc.dtype == np.int16
+    np.testing.assert_array_equal(raw == -1, qc == 3)                   # no clear day: invalid, level 3
+    ok = raw >= 0
+    np.testing.assert_allclose(raw[ok] * 1e-4, comp["wsa_sw"][i][ok], atol=6e-5)
+    np.testing.assert_array_equal(qc, comp["qc_level"][i])
+
+
+def test_hdf4_lst_attributes(smoke_twin, smoke_sim):
+    cfg, files = smoke_twin
+    _, s, av = smoke_sim
+    assert len(files["lst"]) == len(s["dates"])
+    assert all(p.name.startswith("GLASS08B31.V40.A") for p in files["lst"])
+    t = 200
     f = SD(str(files["lst"][t]))
+    assert "Satellite" not in f.attributes()
+    (grid,) = glass_avhrr.parse_struct_metadata(f.attributes()["StructMetadata.0"])
+    assert grid["name"] == "GLASS08B31"
     sds = f.select("LST")
     a, raw = sds.attributes(), sds.get()
     f.end()
@@ -50,6 +78,19 @@ def test_hdf4_albedo_and_lst_attributes(smoke_twin, smoke_sim):
     assert raw.dtype == np.uint16
     np.testing.assert_allclose(raw[raw > 0] * 0.01, av["lst"][t][raw > 0], atol=6e-3)
     assert np.array_equal(raw == 0, ~np.isfinite(av["lst"][t]))
+
+
+def test_satellite_attribute_only_on_request(smoke_sim, make_cfg, tmp_path):
+    cfg0, s, av = smoke_sim
+    cfg = make_cfg(tmp_path, **{"twin.avhrr_satellite_attribute": True})
+    n = 20
+    sub = {k: (v[:n] if isinstance(v, np.ndarray) and len(v) == len(s["dates"]) else v) for k, v in av.items()}
+    files = writers.write_avhrr(cfg, sub, s["dates"][:n], s["grids"].out)
+    for p in files["albedo"] + files["lst"][:2]:
+        f = SD(str(p))
+        assert f.attributes()["Satellite"] == "NOAA-14"
+        f.end()
+    assert [p.name[16:23] for p in files["albedo"]] == ["1998001", "1998009", "1998017"]
 
 
 def test_glass_modis_geotiffs(smoke_twin, smoke_sim):
