@@ -69,3 +69,15 @@ def ismn_testdata() -> Path:
     if not data.is_dir():  # pragma: no cover - a damaged cache
         raise RuntimeError(f"{data} missing after extracting {sdist}; delete {cache} and retry")
     return data
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for the module: tiny models gain nothing from threads, and spin-waiting OpenMP threads crawl
+    on a busy 2-core machine (torch imported here, not at collection, so tests without torch stay light)."""
+    import torch  # noqa: PLC0415
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -87,11 +87,8 @@ def interrupt_after(monkeypatch, n_tiles, exc=KeyboardInterrupt):
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every production test runs with one torch thread (``one_torch_thread`` of tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
