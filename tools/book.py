@@ -7,7 +7,9 @@ What :func:`build_book` does, in order:
 1. copies the executed notebooks ``<results>/notebooks/<stage>.ipynb`` of the stages that exist into
    ``<book>/chapters/`` (a stage without an executed notebook is skipped with a message and left out of the
    table of contents), adding under each title a box that says which run and data source produced it
-   (synthetic twin or real data) -- twin numbers are never the paper's;
+   (synthetic twin or real data) -- twin numbers are never the paper's -- and removing machine paths from
+   what the pages show (:func:`pipeline.relativize_notebook`: the repository's absolute path, and a results
+   folder outside it, shown as ``<results>``);
 2. generates ``chapters/params_reference.md`` (the parameter table, from :func:`glass_sm.config.describe`),
    ``chapters/run_info.md`` (this build's run, stages and provenance, included by ``intro.md``) and
    ``chapters/_toc.yml`` (``<book>/_toc.yml`` minus the pages that do not exist);
@@ -17,7 +19,10 @@ What :func:`build_book` does, in order:
 4. returns (and the CLI prints) ``<book>/_build/html/index.html``.
 
 The build needs no network and the pages load nothing from outside the built folder: the book's Sphinx extension
-``book/_ext/glass_sm_sphinx.py`` renders every formula at build time (no MathJax from a CDN).
+``book/_ext/glass_sm_sphinx.py`` renders every formula at build time (no MathJax from a CDN). The pages hold no
+path of the machine they were built on (the params file is named relative to the repository), so the book is
+the same wherever it is built; ``book/_static/glass_sm.css`` keeps long code lines and wide tables inside the
+text column (they scroll within their cell).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ import yaml
 
 from glass_sm import config
 from glass_sm.paths import atomic_write
-from pipeline import STAGES, find_repo, results_root
+from pipeline import STAGES, find_repo, path_replacements, relativize_notebook, results_root
 
 GENERATED = "chapters"  # sub-folder of the book written by the build (git-ignored)
 
@@ -74,12 +79,17 @@ def _run_label(cfg: config.Config) -> str:
 
 
 def _params_label(cfg: config.Config, repo: Path) -> str:
-    """The run's params file, relative to the repository when it is inside it."""
-    params = cfg.source_file or "(defaults)"
+    """The run's params file as the book names it: relative to the repository when it is inside it, else its file
+    name only (the book shows no path of the machine it was built on)."""
+    if not cfg.source_file:
+        return "(defaults)"
+    path = Path(cfg.source_file)
+    if not path.is_absolute() and not path.exists():
+        path = Path(repo) / path  # relative to the repository, as the notebooks (cwd: the repository) read it
     try:
-        return str(Path(params).resolve().relative_to(repo))
+        return path.resolve().relative_to(Path(repo).resolve()).as_posix()
     except ValueError:
-        return params
+        return f"{path.name} (outside the repository)"
 
 
 def _provenance_note(cfg: config.Config, stage: str, nb: Any, seconds: str | None, repo: Path) -> str:
@@ -147,12 +157,17 @@ def copy_chapters(cfg: config.Config, chapters_dir: Path, notebook_dir: Path | N
                   repo: Path | None = None) -> list[str]:
     """Copy the executed notebooks of ``stages`` that exist into ``chapters_dir``; return the stages copied.
 
-    Each copy gets a provenance box (run, params file, twin or real) as its second cell, and its stream outputs
-    are tidied as Jupyter shows them (:func:`tidy_streams`). The notebooks in ``notebook_dir`` are only read.
+    Each copy gets a provenance box (run, params file, twin or real) as its second cell, loses the machine paths
+    of its outputs (:func:`pipeline.relativize_notebook`: the repository's absolute path, and the results folder
+    as ``<results>`` when it lies outside the repository), and its stream outputs are tidied as Jupyter shows them
+    (:func:`tidy_streams`). The notebooks in ``notebook_dir`` are only read.
     """
     repo = repo or find_repo()
     notebook_dir = Path(notebook_dir) if notebook_dir is not None else results_root(cfg, repo) / "notebooks"
     chapters_dir.mkdir(parents=True, exist_ok=True)
+    root = results_root(cfg, repo)
+    inside = os.path.abspath(root).startswith(os.path.abspath(repo) + os.sep)
+    pairs = path_replacements(repo, None if inside else {root: "<results>"})
     present = []
     for stage in stages:
         src = notebook_dir / f"{stage}.ipynb"
@@ -162,7 +177,7 @@ def copy_chapters(cfg: config.Config, chapters_dir: Path, notebook_dir: Path | N
             if dst.exists():
                 dst.unlink()
             continue
-        nb = tidy_streams(nbformat.read(src, as_version=4))
+        nb = tidy_streams(relativize_notebook(nbformat.read(src, as_version=4), pairs))
         sec = notebook_dir / f"{stage}.seconds"
         seconds = sec.read_text().strip() if sec.is_file() else None
         note = nbformat.v4.new_markdown_cell(_provenance_note(cfg, stage, nb, seconds, repo))

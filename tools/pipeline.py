@@ -19,6 +19,11 @@ A stage runs into ``<stage>.partial.ipynb``, renamed on success, after which its
 removed before it starts, so a failed or interrupted stage is stale. On failure the partial notebook is kept as
 ``<stage>.failed.ipynb`` (removed again by the next success). A relative ``run.results_dir`` is relative to the
 repository (the notebooks run there); an absolute one may be anywhere.
+
+No machine paths: the notebooks run with the repository as working directory, so papermill injects the params
+file *relative to the repository* (``params_file = "params/demo.yaml"``), and the executed notebook is written
+with the repository's absolute path removed from its outputs and papermill metadata (:func:`relativize_notebook`):
+it reads the same wherever the repository is.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -43,7 +49,7 @@ __all__ = [
     "STAGES", "STAGE_MODULES", "PACKAGE", "StageInputs", "Plan", "find_repo", "results_root", "stage_notebooks",
     "resolve_stages", "module_file", "import_closure", "notebook_imports", "config_sections", "notebook_digest",
     "params_digests", "stage_inputs", "stamp_path", "read_stamp", "stamp_digest", "write_stamp", "plan",
-    "stale_stages", "run_stage", "run",
+    "stale_stages", "run_stage", "run", "repo_relative", "path_replacements", "relativize_notebook",
 ]
 
 PACKAGE = "glass_sm"
@@ -392,14 +398,97 @@ def stale_stages(params_file: str | os.PathLike, stages: Iterable[str] | None = 
 
 
 # ----------------------------------------------------------------------------------------------------------
+# No machine paths in the executed notebooks
+# ----------------------------------------------------------------------------------------------------------
+def repo_relative(path: str | os.PathLike, repo: Path) -> str:
+    """``path`` as the notebooks (working directory: ``repo``) should see it: relative to ``repo`` (POSIX
+    separators) when it is inside it, else relative to it with ``..`` (still found from there)."""
+    path, repo = Path(os.path.abspath(path)), Path(os.path.abspath(repo))
+    try:
+        return path.relative_to(repo).as_posix() or "."
+    except ValueError:
+        return Path(os.path.relpath(path, repo)).as_posix()
+
+
+def path_replacements(repo: Path, extra: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """``(absolute prefix, shown instead)`` pairs for :func:`relativize_notebook`: ``<repo>/`` -> ``""`` (so
+    ``/home/me/glass-sm/results/x`` reads ``results/x``), plus ``extra`` (e.g. a results folder outside the
+    repository -> ``<results>``); each path both as given and resolved (symbolic links), longest first."""
+    pairs: dict[str, str] = {}
+    for src, dst in [*((str(k), v) for k, v in (extra or {}).items()), (str(repo), "")]:
+        for form in {os.path.abspath(src), os.path.realpath(src)}:
+            if len(form) > 1:  # never the file-system root
+                pairs.setdefault(form, dst)
+    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
+
+
+def _relativize_text(text: str, pairs: list[tuple[str, str]]) -> str:
+    for src, dst in pairs:
+        if src not in text:
+            continue
+        # "<src>/rest" -> "<dst>/rest" ("rest" alone when dst is empty); a bare "<src>" -> dst or "."
+        text = text.replace(src + "/", (dst + "/") if dst else "")
+        text = re.sub(re.escape(src) + r"(?![\w.-])", dst or ".", text)
+    return text
+
+
+def _relativize(value, pairs):
+    if isinstance(value, str):
+        return _relativize_text(value, pairs)
+    if isinstance(value, list):
+        return [_relativize(v, pairs) for v in value]
+    if isinstance(value, dict):
+        return {k: _relativize(v, pairs) for k, v in value.items()}
+    return value
+
+
+_TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")
+
+
+def relativize_notebook(nb, pairs: list[tuple[str, str]]):
+    """Remove machine paths (``pairs``, from :func:`path_replacements`) from an executed notebook, in place.
+
+    Touches what the reader sees and papermill records, never the code the notebook runs: stream text, the text
+    forms of outputs (``text/plain``, ``text/html``, ``text/markdown``, ``text/latex``; images are left alone),
+    error messages and tracebacks, the source of the papermill-injected parameters cell, and the papermill
+    metadata (``input_path``, ``output_path``, ``parameters``). Returns ``nb``.
+    """
+    pm = nb.get("metadata", {}).get("papermill")
+    if isinstance(pm, dict):
+        for key in ("input_path", "output_path", "parameters", "cwd"):
+            if key in pm:
+                pm[key] = _relativize(pm[key], pairs)
+    for cell in nb.get("cells", []):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell.get("source", "")
+            cell["source"] = _relativize("".join(src) if isinstance(src, list) else src, pairs)
+        for out in cell.get("outputs", []) or []:
+            kind = out.get("output_type")
+            if kind == "stream":
+                out["text"] = _relativize(out.get("text", ""), pairs)
+            elif kind in ("display_data", "execute_result"):
+                data = out.get("data", {})
+                for mime in _TEXT_MIMES:
+                    if mime in data:
+                        data[mime] = _relativize(data[mime], pairs)
+            elif kind == "error":
+                out["evalue"] = _relativize(out.get("evalue", ""), pairs)
+                out["traceback"] = _relativize(out.get("traceback", []), pairs)
+    return nb
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Running
 # ----------------------------------------------------------------------------------------------------------
 def run_stage(stage: str, params_file: str | os.PathLike, overrides: dict | None = None, *,
               repo: Path | None = None, kernel_name: str = "python3") -> Path:
     """Execute one stage notebook with papermill (cwd: the repository); return the executed notebook's path.
 
-    The inputs are hashed before the run and recorded, with the stamps of the earlier stages, in the stage's
-    stamp once the executed notebook is in place.
+    The notebook gets ``params_file`` relative to the repository (``overrides`` are passed as given), so no machine
+    path is injected for a params file in the repository; the executed notebook is then written with the
+    repository's absolute path (and that of a results folder outside it, as ``<results>``) removed from its
+    outputs and metadata (:func:`relativize_notebook`). The inputs are hashed before the run and recorded, with
+    the stamps of the earlier stages, in the stage's stamp once the executed notebook is in place.
 
     Raises
     ------
@@ -418,9 +507,12 @@ def run_stage(stage: str, params_file: str | os.PathLike, overrides: dict | None
     nb_dir.mkdir(parents=True, exist_ok=True)
     stamp_path(nb_dir, stage).unlink(missing_ok=True)  # from here on the stage is stale until it succeeds
     out, partial, failed = (nb_dir / f"{stage}{s}.ipynb" for s in ("", ".partial", ".failed"))
-    parameters = {"params_file": str(params_file)}
+    parameters = {"params_file": repo_relative(params_file, repo)}
     if overrides:
         parameters["overrides"] = overrides
+    root = results_root(cfg, repo)
+    outside = not os.path.abspath(root).startswith(os.path.abspath(repo) + os.sep)
+    pairs = path_replacements(repo, {root: "<results>"} if outside else None)
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -429,14 +521,27 @@ def run_stage(stage: str, params_file: str | os.PathLike, overrides: dict | None
         )
     except BaseException:
         if partial.exists():
+            _relativize_file(partial, pairs)
             os.replace(partial, failed)
         raise
     seconds = time.perf_counter() - t0
+    _relativize_file(partial, pairs)
     os.replace(partial, out)
     failed.unlink(missing_ok=True)
     (nb_dir / f"{stage}.seconds").write_text(f"{seconds:.1f}\n")  # shown in the book's chapter header
     write_stamp(nb_dir, stage, inputs, params_file, seconds)
     return out
+
+
+def _relativize_file(path: Path, pairs: list[tuple[str, str]]) -> None:
+    """Rewrite an executed notebook without the machine paths ``pairs`` (JSON in, JSON out: no nbformat
+    validation or upgrade, so only the text changes)."""
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # an unreadable partial notebook: keep it as it is for the post-mortem
+    path.write_text(json.dumps(relativize_notebook(nb, pairs), indent=1, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
 
 
 def write_stamp(notebooks_dir: Path, stage: str, inputs: StageInputs, params_file: str | os.PathLike,

@@ -1,4 +1,4 @@
-"""The product's files: CF-1.8 NetCDF year files and annual means, written and read here (one home).
+"""The product's files: CF-1.8 / ACDD-1.3 NetCDF year files and annual means, written and read here (one home).
 
 :mod:`glass_sm.production` computes the values tile by tile; this module owns the file format: names
 (:func:`product_path`, :func:`annual_path`), variables and attributes, the assembly of a year's tiles into its two
@@ -11,13 +11,15 @@ Files (``results/<run>/product/``)
     ``add_offset = 0``, ``_FillValue = -32768`` (or float32 with ``production.encoding``), zlib level 4 with
     shuffle, chunks ``(32, c, c)`` with ``c`` the largest divisor of the tile edge up to 64 (tiles never split a
     chunk); ``sm_flag(time, lat, lon)``; latitude descending. ``xarray.open_mfdataset("product/*.nc")`` opens
-    the whole record.
+    the whole record. ``lat``/``lon`` are cell centres (each cell extends 0.025 degree either side).
 ``annual/GLASS_AVHRR_SM_annual_mean_<YYYY>.nc``
     ``sm(time=1, lat, lon)`` mean of the year's days, with ``time_bnds`` and ``cell_methods = "time: mean"``.
 
 Flags
 -----
-Every land pixel (``land_mask == 1``) gets a value every day. ``sm_flag`` (uint8 bit field) says how:
+Every land pixel (``land_mask == 1``) gets a value every day. ``sm_flag`` says how: a bit field stored as CF
+``byte`` (int8; CF-1.8 has no unsigned types) with ``flag_masks`` / ``flag_meanings``, ``_FillValue = -1`` off land
+(:data:`FLAG_FILL_STORED`; the production's uint8 scratch tiles use :data:`FLAG_FILL` = 255, the same byte):
 
 ==== ===================================================================================================
 bit  meaning
@@ -31,10 +33,25 @@ bit  meaning
 16   an input of the window was missing (NaN) and was replaced by its training mean (0 after normalising)
 ==== ===================================================================================================
 
+Metadata
+--------
+The files follow CF-1.8 and ACDD-1.3 (``Conventions = "CF-1.8, ACDD-1.3"``, checked with the IOOS
+compliance-checker in the tests): title, summary, keywords, ``coverage_content_type`` on every variable, who made
+them (the glass-sm compendium), licence, source, history, references (the paper's DOI), time coverage, duration
+and resolution, geospatial extent (:func:`global_attrs`). ``geospatial_lat_min`` ... ``geospatial_lon_max`` and
+the ``geospatial_bounds`` polygon give the extreme cell *centres* (what the coordinates hold); the cells reach
+0.025 degree further (``geospatial_lat_resolution``). ``date_created`` is never the wall clock
+(:func:`creation_date`): ``SOURCE_DATE_EPOCH`` when set, else the newest date the inputs that fix the values
+record (the cube's build date, the checkpoint's ``created`` date when it has one).
+
 What made a year file
 ---------------------
-Three global attributes record what the values depend on (:func:`production_stamp`), and stage 04 re-produces a
-finished year exactly when one of them differs from the current run (:func:`stamp_changes`):
+Four global attributes record what the values and the layout depend on (:func:`production_stamp`), and stage 04
+re-produces a finished year exactly when one of them differs from the current run (:func:`stamp_changes`):
+
+``product_format_version``
+    :data:`PRODUCT_FORMAT_VERSION`, raised when the file layout or metadata change (a file of another version, or
+    one without the attribute: version 1, is rewritten).
 
 ``checkpoint_sha256``
     SHA-256 of the production checkpoint file.
@@ -58,6 +75,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -76,6 +94,8 @@ __all__ = [
     "PRODUCT_GLOB",
     "FLAG_BITS",
     "FLAG_FILL",
+    "FLAG_FILL_STORED",
+    "PRODUCT_FORMAT_VERSION",
     "VALID_MIN",
     "VALID_MAX",
     "EXECUTION_KEYS",
@@ -85,6 +105,8 @@ __all__ = [
     "open_record",
     "open_product",
     "global_attrs",
+    "creation_date",
+    "file_id",
     "production_params",
     "production_stamp",
     "read_stamp",
@@ -105,7 +127,10 @@ FLAG_BITS = {
     "input_missing_replaced_by_training_mean": 16,
 }
 """Bits of ``sm_flag`` (CF ``flag_masks`` / ``flag_meanings``)."""
-FLAG_FILL = 255  #: ``sm_flag`` off land
+FLAG_FILL = 255  #: ``sm_flag`` off land in the production's uint8 scratch tiles (:mod:`glass_sm.production`)
+FLAG_FILL_STORED = -1  #: ``sm_flag`` off land in the files (int8, CF ``byte``: the same byte as :data:`FLAG_FILL`)
+PRODUCT_FORMAT_VERSION = 2
+"""Version of the files' layout and metadata (1: uint8 ``sm_flag``, CF-1.8 only; 2: int8 ``sm_flag``, ACDD-1.3)."""
 SM_SCALE = 1e-4  #: int16 ``scale_factor`` of ``sm``, m3 m-3
 INT16_FILL = -32768
 FLOAT_FILL = -9999.0
@@ -116,8 +141,8 @@ EXECUTION_KEYS = ("years", "scheduler_address", "n_workers", "threads_per_worker
                   "torch_threads")
 """``production`` settings left out of the files' ``params`` attribute: they decide how the work is scheduled,
 not the values, so a run resumed with other workers writes the same bytes."""
-STAMP_ATTRS = ("checkpoint_sha256", "cube_fingerprint", "production_params")
-"""Global attributes recording what a year file's values depend on (:func:`production_stamp`)."""
+STAMP_ATTRS = ("checkpoint_sha256", "cube_fingerprint", "production_params", "product_format_version")
+"""Global attributes recording what a year file's values and layout depend on (:func:`production_stamp`)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -213,17 +238,19 @@ def _define_file(path: Path, lat, lon, times: pd.DatetimeIndex, encoding: str, c
     nc.createDimension("lon", len(lon))
     tv = nc.createVariable("time", "i4", ("time",))
     tv.setncatts({"standard_name": "time", "long_name": "time", "units": "days since 1970-01-01 00:00:00",
-                  "calendar": "proleptic_gregorian", "axis": "T"})
+                  "calendar": "proleptic_gregorian", "axis": "T", "coverage_content_type": "coordinate"})
     if annual:
         nc.createDimension("nv", 2)
         tv.setncattr("bounds", "time_bnds")
         bv = nc.createVariable("time_bnds", "i4", ("time", "nv"))
+        bv.setncattr("coverage_content_type", "coordinate")
         bv[:] = time_bnds
     tv[:] = _days_since_epoch(times)
     for name, vals, std, units, axis in (("lat", lat, "latitude", "degrees_north", "Y"),
                                          ("lon", lon, "longitude", "degrees_east", "X")):
         v = nc.createVariable(name, "f8", (name,))
-        v.setncatts({"standard_name": std, "long_name": std, "units": units, "axis": axis})
+        v.setncatts({"standard_name": std, "long_name": f"{std} of the cell centre", "units": units, "axis": axis,
+                     "coverage_content_type": "coordinate"})
         v[:] = vals
     dims = ("time", "lat", "lon")
     if encoding == "int16":
@@ -238,18 +265,20 @@ def _define_file(path: Path, lat, lon, times: pd.DatetimeIndex, encoding: str, c
     sm.setncatts({"standard_name": "volume_fraction_of_condensed_water_in_soil",
                   "long_name": ("annual mean of daily surface (0-5 cm) soil moisture" if annual
                                 else "daily surface (0-5 cm) soil moisture"),
-                  "units": "m3 m-3"})
+                  "units": "m3 m-3", "coverage_content_type": "modelResult"})
     if annual:
         sm.setncattr("cell_methods", "time: mean")
     sm.set_auto_maskandscale(False)
     fl = None
     if not annual:
-        fl = nc.createVariable("sm_flag", "u1", dims, zlib=True, complevel=4, shuffle=True, chunksizes=chunks,
-                               fill_value=np.uint8(FLAG_FILL))
+        # CF-1.8 knows no unsigned types: a signed byte holds the five bits (0..31), -1 off land
+        fl = nc.createVariable("sm_flag", "i1", dims, zlib=True, complevel=4, shuffle=True, chunksizes=chunks,
+                               fill_value=np.int8(FLAG_FILL_STORED))
         fl.setncatts({"long_name": "quality flags of sm", "standard_name": "status_flag",
-                      "flag_masks": np.array(list(FLAG_BITS.values()), np.uint8),
-                      "flag_meanings": " ".join(FLAG_BITS), "valid_range": np.array([0, 31], np.uint8),
-                      "comment": SPIN_UP_DOC})
+                      "flag_masks": np.array(list(FLAG_BITS.values()), np.int8),
+                      "flag_meanings": " ".join(FLAG_BITS),
+                      "valid_range": np.array([0, sum(FLAG_BITS.values())], np.int8),
+                      "coverage_content_type": "qualityInformation", "comment": SPIN_UP_DOC})
         fl.set_auto_maskandscale(False)
     nc.setncatts(attrs)
     return nc, sm, fl
@@ -303,7 +332,11 @@ def assemble_year(year: int, tiles: list, land_tiles: set, read_tile: Callable, 
     first = int(_days_since_epoch(times[:1])[0])
     bnds = np.array([[first, first + len(times)]], np.int32)
     ann_attrs = {**attrs, "title": attrs["title"] + ", annual mean",
-                 "comment": f"mean of the {len(times)} daily values of {year} produced in this run"}
+                 "comment": f"mean of the {len(times)} daily values of {year} produced in this run; "
+                            + attrs.get("comment", ""),
+                 "time_coverage_resolution": "P1Y"}
+    if "id" in attrs:
+        ann_attrs["id"] = attrs["id"].replace(f"{PRODUCT_NAME}_{year}", f"{PRODUCT_NAME}_annual_mean_{year}")
     with atomic_write(out) as tmp_out, atomic_write(ann) as tmp_ann:  # ann renamed first (inner context)
         nc, sm_v, fl_v = _define_file(tmp_out, lat, lon, times, encoding, chunks, attrs)
         try:
@@ -321,12 +354,20 @@ def assemble_year(year: int, tiles: list, land_tiles: set, read_tile: Callable, 
     return out, ann
 
 
+def _stored_flags(fl: np.ndarray) -> np.ndarray:
+    """The production's uint8 flags (:data:`FLAG_FILL` off land) as the files store them: int8, same bits,
+    :data:`FLAG_FILL_STORED` off land."""
+    out = np.asarray(fl).astype(np.int8)  # 0..31 unchanged
+    out[np.asarray(fl) == FLAG_FILL] = FLAG_FILL_STORED
+    return out
+
+
 def _write_tile(sm: np.ndarray, fl: np.ndarray, slices: tuple[slice, slice], sm_v, fl_v, sma_v,
                 encoding: str) -> None:
     """Copy one tile's values and flags into the open year file and its annual mean into the annual file."""
     rs, cs = slices
     sm_v[:, rs, cs] = _encode(sm, encoding)
-    fl_v[:, rs, cs] = fl
+    fl_v[:, rs, cs] = _stored_flags(fl)
     ok = np.isfinite(sm)
     n = ok.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -364,10 +405,11 @@ def production_params(cfg) -> dict:
 
 
 def production_stamp(cfg, checkpoint_sha256: str, cube_fingerprint: str) -> dict:
-    """The :data:`STAMP_ATTRS` of a year file made now: checkpoint SHA-256, cube fingerprint and the JSON of
-    :func:`production_params` (sorted keys), all strings."""
+    """The :data:`STAMP_ATTRS` of a year file made now: checkpoint SHA-256, cube fingerprint, the JSON of
+    :func:`production_params` (sorted keys) and :data:`PRODUCT_FORMAT_VERSION`, all strings."""
     return {"checkpoint_sha256": checkpoint_sha256, "cube_fingerprint": cube_fingerprint,
-            "production_params": json.dumps(production_params(cfg), sort_keys=True)}
+            "production_params": json.dumps(production_params(cfg), sort_keys=True),
+            "product_format_version": str(PRODUCT_FORMAT_VERSION)}
 
 
 def read_stamp(path: str | os.PathLike) -> dict:
@@ -389,10 +431,16 @@ def stamp_changes(recorded: dict, wanted: dict) -> list[str]:
     """Why a file stamped ``recorded`` is not what a run stamped ``wanted`` would write; empty when it is.
 
     Each item names what changed: ``checkpoint changed (sha256 1a2b3c4d5e6f -> ...)``, ``cube changed
-    (fingerprint ... -> ...)``, ``production parameters changed: batch_size 500 -> 400``; an attribute the file
-    lacks (a file of an older version) reads ``file records no <attribute>``.
+    (fingerprint ... -> ...)``, ``production parameters changed: batch_size 500 -> 400``, ``file format changed
+    (version 1 -> 2)`` (a file without ``product_format_version`` is of version 1); another attribute the file
+    lacks (a file of an older version) reads ``file records no <attribute>``. A key ``wanted`` lacks is not
+    compared.
     """
     out = []
+    if "product_format_version" in wanted:
+        old, new = recorded.get("product_format_version") or "1", wanted["product_format_version"]
+        if old != new:
+            out.append(f"file format changed (version {old} -> {new})")
     for key, what, kind in (("checkpoint_sha256", "checkpoint", "sha256"), ("cube_fingerprint", "cube", "fingerprint")):
         old, new = recorded.get(key), wanted[key]
         if old is None:
@@ -415,8 +463,94 @@ def stamp_changes(recorded: dict, wanted: dict) -> list[str]:
     return out
 
 
+CREATOR = "the glass-sm contributors"  #: who made the files (ACDD ``creator_name``)
+NAMING_AUTHORITY = "glass-sm"  #: ACDD ``naming_authority`` of the files' ``id``
+PAPER_DOI = "10.5194/essd-17-5181-2025"  #: Zhang et al. (2025), the paper the compendium reproduces
+PROCESSING_LEVEL = "L4: seamless (gap-free) daily model estimates on a regular 0.05 degree grid"
+KEYWORDS = ("EARTH SCIENCE > LAND SURFACE > SOILS > SOIL MOISTURE/WATER CONTENT, soil moisture, "
+            "surface soil moisture, AVHRR, GLASS, ERA5-Land, deep learning, attention LSTM")
+STANDARD_NAME_VOCABULARY = "CF Standard Name Table v93"
+"""The table the standard names are taken from (the one compliance-checker 6.1 ships, so it checks offline)."""
+_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?))?")
+
+
+def file_id(cfg, year: int, annual: bool = False) -> str:
+    """ACDD ``id`` of a year file, unique within :data:`NAMING_AUTHORITY`: ``<run>.GLASS_AVHRR_SM_<YYYY>`` or
+    ``<run>.GLASS_AVHRR_SM_annual_mean_<YYYY>`` (white space in the run name becomes ``_``)."""
+    run = re.sub(r"\s+", "_", str(cfg.run.name).strip()) or "run"
+    return f"{run}.{PRODUCT_NAME}_{'annual_mean_' if annual else ''}{year}"
+
+
+def _dates_in(value) -> list[pd.Timestamp]:
+    out = []
+    for m in _DATE.finditer(str(value or "")):
+        try:
+            out.append(pd.Timestamp(m.group(1) + (f"T{m.group(2)}" if m.group(2) else "")))
+        except ValueError:
+            continue
+    return out
+
+
+def creation_date(lm, source) -> str | None:
+    """ACDD ``date_created`` of the files: when the inputs that fix the values were made, never the wall clock.
+
+    ``SOURCE_DATE_EPOCH`` (seconds since 1970, the reproducible-builds convention) when set; else the newest of
+    the dates the checkpoint (``extra['created']`` or ``extra['date_created']``) and the source (a cube's
+    ``date_created`` attribute, or the date its ``history`` starts with, which :func:`glass_sm.data.cube.build_cube`
+    writes) record; None when neither records one. A rerun or a resumed run over the same checkpoint and cube thus
+    writes the same bytes, and a new cube or checkpoint (which re-produces the files anyway) moves the date.
+
+    Returns
+    -------
+    str or None
+        ISO 8601 (``2025-06-01`` or ``2025-06-01T12:00:00Z``).
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return pd.Timestamp(int(epoch), unit="s").strftime("%Y-%m-%dT%H:%M:%SZ")
+    dates = []
+    extra = getattr(lm, "extra", None) or {}
+    for key in ("created", "date_created"):
+        dates += _dates_in(extra.get(key))[:1]
+    ds = getattr(source, "ds", None)  # a cube source's Dataset (other sources may have none)
+    attrs = getattr(ds, "attrs", {}) or {}
+    if attrs.get("date_created"):
+        dates += _dates_in(attrs["date_created"])[:1]
+    elif attrs.get("history"):
+        dates += _dates_in(str(attrs["history"]).strip().splitlines()[0])[:1]
+    if not dates:
+        return None
+    newest = max(d.tz_localize(None) if d.tzinfo else d for d in dates)
+    return newest.strftime("%Y-%m-%d") if newest == newest.normalize() else newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _license(twin: bool) -> str:
+    code = "made with the glass-sm code (MIT licence)"
+    if twin:
+        return f"Synthetic data of the glass-sm synthetic twin, {code}; contains no third-party data."
+    return (f"Derived data, {code}; the terms of its inputs apply: ERA5-Land under the Licence to use Copernicus "
+            "Products, GLASS AVHRR albedo and LST under the GLASS team's terms, and those of the terrain and "
+            "soil-texture inputs named in the run's parameters (attribute params).")
+
+
+def _acknowledgement(twin: bool, year: int) -> str:
+    if twin:
+        return ("Reproduces the method of Zhang et al. (2025) on the glass-sm synthetic twin, a synthetic world "
+                "whose true soil moisture is known; no real observation was used.")
+    return (f"Contains modified Copernicus Climate Change Service information (ERA5-Land, {year}); neither the "
+            "European Commission nor ECMWF is responsible for any use that may be made of the Copernicus "
+            "information or data it contains. GLASS AVHRR products by the GLASS team (Liang et al. 2021, "
+            "https://doi.org/10.1175/BAMS-D-18-0341.1).")
+
+
+def _wkt_box(south: float, north: float, west: float, east: float) -> str:
+    """``POLYGON`` of a lat/lon box in EPSG:4326 axis order (latitude first), as ACDD 1.3's example."""
+    pts = [(south, west), (south, east), (north, east), (north, west), (south, west)]
+    return "POLYGON ((" + ", ".join(f"{la:.4f} {lo:.4f}" for la, lo in pts) + "))"
+
+
 def global_attrs(cfg, lm, source, times: pd.DatetimeIndex, cube_fingerprint: str = "") -> dict:
-    """CF global attributes of a year file.
+    """CF-1.8 and ACDD-1.3 global attributes of a year file.
 
     Parameters
     ----------
@@ -425,36 +559,79 @@ def global_attrs(cfg, lm, source, times: pd.DatetimeIndex, cube_fingerprint: str
     lm : glass_sm.models.LoadedModel
         The production checkpoint (name, SHA-256, window).
     source : glass_sm.production.TileSource
-        The inputs (``source`` label, grid bounds in degrees).
+        The inputs (``source`` label, cell centres in degrees).
     times : pandas.DatetimeIndex
         The file's days.
     cube_fingerprint : str
         :func:`glass_sm.data.cube.store_fingerprint` of the inputs (recorded with the checkpoint SHA-256 and the
         production parameters, :func:`production_stamp`).
+
+    Notes
+    -----
+    Nothing depends on the wall clock or the machine (``date_created``: :func:`creation_date`; paths in
+    ``params`` relative to the run folder), so reruns write the same bytes. The geospatial extent is that of the
+    cell centres, as the coordinates hold them (the cells reach ``geospatial_lat_resolution / 2`` further).
     """
     twin = source.source == "synthetic twin"
     tag = "synthetic twin" if twin else "real data"
-    return {
+    year = int(times[0].year)
+    south, north = float(np.min(source.lat)), float(np.max(source.lat))
+    west, east = float(np.min(source.lon)), float(np.max(source.lon))
+    first, last = times[0].date(), times[-1].date()
+    twin_note = (" Made on the glass-sm synthetic twin: every value describes a synthetic world whose true soil "
+                 "moisture is known, not the real GLASS-AVHRR product." if twin else "")
+    attrs = {
         "title": f"GLASS-AVHRR-like seamless daily 0.05 degree surface soil moisture (glass-sm, {tag})",
+        "summary": (f"Seamless daily surface (0-5 cm) volumetric soil moisture (m3 m-3) on the 0.05 degree GLASS "
+                    f"grid, {first} to {last}, every land cell every day, estimated by an attention-based LSTM "
+                    "(AtLSTM) from AVHRR albedo and land surface temperature, ERA5-Land soil moisture, terrain and "
+                    "soil texture, following Zhang et al. (2025). sm_flag says how each value was made (gap-filled "
+                    f"inputs, spin-up padding, clipping).{twin_note}"),
+        "keywords": KEYWORDS,
+        "keywords_vocabulary": "GCMD:GCMD Science Keywords (the first keyword; the others are free text)",
         "source": f"AtLSTM applied to AVHRR albedo/LST, ERA5-Land, terrain, soil texture ({tag})",
         "references": ("Zhang et al. (2025), GLASS-AVHRR soil moisture, Earth Syst. Sci. Data 17, 5181-5207, "
-                       "https://doi.org/10.5194/essd-17-5181-2025"),
+                       f"https://doi.org/{PAPER_DOI}"),
         "history": (f"glass_sm.production.run_production (glass-sm {glass_sm.__version__}): model "
                     f"'{lm.name}' from {Path(lm.path).name if lm.path else 'memory'} applied tile by tile"),
-        "Conventions": "CF-1.8",
-        "crs": "EPSG:4326 (WGS 84 latitude/longitude), cell centres",
+        "comment": ("lat and lon are cell centres of the 0.05 degree grid (each cell extends 0.025 degree either "
+                    "side); sm_flag is a bit field (flag_masks/flag_meanings); attribute params holds the run's "
+                    "resolved parameters."),
+        "Conventions": "CF-1.8, ACDD-1.3",
+        "standard_name_vocabulary": STANDARD_NAME_VOCABULARY,
+        "id": file_id(cfg, year),
+        "naming_authority": NAMING_AUTHORITY,
         "product_version": glass_sm.__version__,
+        "processing_level": PROCESSING_LEVEL,
+        "cdm_data_type": "Grid",
+        "project": "glass-sm: reproducible research compendium of the GLASS-AVHRR daily soil-moisture product",
+        "institution": f"{CREATOR} (glass-sm research compendium)",
+        "creator_name": CREATOR,
+        "creator_type": "group",
+        "license": _license(twin),
+        "acknowledgement": _acknowledgement(twin, year),
+        "crs": "EPSG:4326 (WGS 84 latitude/longitude), cell centres",
         **production_stamp(cfg, lm.sha256, cube_fingerprint),
         "model": lm.name,
         "window_days": np.int32(lm.window),
         "window_mode": lm.window_mode,
         "spin_up": SPIN_UP_DOC,
-        "time_coverage_start": str(times[0].date()),
-        "time_coverage_end": str(times[-1].date()),
-        "geospatial_lat_min": float(source.lat.min() - 0.025), "geospatial_lat_max": float(source.lat.max() + 0.025),
-        "geospatial_lon_min": float(source.lon.min() - 0.025), "geospatial_lon_max": float(source.lon.max() + 0.025),
+        "time_coverage_start": str(first),
+        "time_coverage_end": str(last),
+        "time_coverage_duration": f"P{len(times)}D",
+        "time_coverage_resolution": "P1D",
+        "geospatial_lat_min": south, "geospatial_lat_max": north,
+        "geospatial_lon_min": west, "geospatial_lon_max": east,
+        "geospatial_lat_units": "degrees_north", "geospatial_lon_units": "degrees_east",
+        "geospatial_lat_resolution": "0.05 degree", "geospatial_lon_resolution": "0.05 degree",
+        "geospatial_bounds": _wkt_box(south, north, west, east),
+        "geospatial_bounds_crs": "EPSG:4326",
         "params": _params_yaml(cfg),
     }
+    created = creation_date(lm, source)
+    if created is not None:
+        attrs["date_created"] = created
+    return attrs
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -473,8 +650,9 @@ def measure_product_bytes(folder: str | os.PathLike) -> dict:
     for f in files:
         total += f.stat().st_size
         with xr.open_dataset(f, mask_and_scale=False) as ds:
-            flag = ds["sm_flag"].isel(time=0).values
-            pd_count += int((flag != FLAG_FILL).sum()) * ds.sizes["time"]
+            var = ds["sm_flag"]
+            fill = var.attrs.get("_FillValue", var.encoding.get("_FillValue", FLAG_FILL_STORED))  # 255: version 1
+            pd_count += int((var.isel(time=0).values != fill).sum()) * ds.sizes["time"]
     return {"files": len(files), "bytes": total, "pixel_days": pd_count,
             "bytes_per_pixel_day": total / pd_count if pd_count else float("nan")}
 

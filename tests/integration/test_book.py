@@ -1,19 +1,21 @@
-"""The book: builds offline from a run's executed notebooks, and its pages load nothing from outside the machine.
+"""The book: builds offline from a run's executed notebooks, its pages load nothing from outside the machine, hold
+no path of the machine they were built on, and keep code and tables inside the text column.
 
-The tests build a temporary copy of ``book/`` (never the repository's ``book/_build``) from a tiny fake run whose
-only executed notebook is stage 01 with a matplotlib PNG output, so they do not depend on the stages' code.
+The tests build the book in a folder with a space in its name: a tiny fake repository (``pyproject.toml``,
+``notebooks/``, ``params/booktest.yaml`` with a relative results folder, a copy of ``book/``) whose only stage
+notebook (stage 01: math, a PNG figure, a printed absolute path, a 300-character code line and a 40-column table)
+is executed by the real pipeline (:func:`pipeline.run_stage`, papermill), so they do not depend on the stages' code.
 The browser test opens the built pages in headless Chromium through the Chrome DevTools Protocol, served from a
-loopback HTTP server, and checks the title, that every image decoded, and that every request stayed on
-127.0.0.1 (or was a ``data:``/``about:`` URL). It is skipped, saying why, when Chromium is not installed
-(``apt-get install -y chromium``; set ``CHROMIUM=/path/to/chrome`` to use another binary).
+loopback HTTP server, and checks the title, that every image decoded, that every request stayed on 127.0.0.1
+(or was a ``data:``/``about:`` URL), and that no code block or table reaches past the text column. It is skipped,
+saying why, when Chromium is not installed (``apt-get install -y chromium``, done by ``make test``; set
+``CHROMIUM=/path/to/chrome`` to use another binary).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import http.server
-import io
 import json
 import os
 import re
@@ -28,7 +30,6 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from matplotlib.figure import Figure
 
 import book
 import pipeline
@@ -37,45 +38,54 @@ from glass_sm import config
 REPO = pipeline.find_repo(Path(__file__))
 RUN = "booktest"
 STAGE = "01_data_preparation"
+LONG_LINE = "x = " + repr("a" * 300)  #: a code line far wider than the text column
+WIDE_COLUMNS = 40  #: columns of the table output
 
 
 # ----------------------------------------------------------------------------------------------------------
-# A tiny fake run and its book
+# A tiny fake repository, one stage run through the pipeline, and its book
 # ----------------------------------------------------------------------------------------------------------
-def _png_figure() -> str:
-    fig = Figure(figsize=(3, 2))
-    ax = fig.add_subplot()
-    ax.plot([1982, 2000, 2021], [0.12, 0.31, 0.22])
-    ax.set_ylabel("SM (m3 m-3)")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=60)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def write_fake_executed_notebook(path: Path) -> Path:
-    """An nbformat notebook shaped like a papermill-executed stage: title, parameters, outputs, math."""
+def write_stage_notebook(path: Path) -> Path:
+    """A stage notebook (not executed) shaped like ours: title, parameters, a figure, printed paths, math."""
     v4 = nbformat.v4
     nb = v4.new_notebook()
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.language_info = {"name": "python", "version": "3.11"}
-    nb.metadata.papermill = {"end_time": "2025-01-01T12:00:00.000000", "parameters": {"params_file": "p.yaml"}}
+    params = v4.new_code_cell('params_file = "params/smoke.yaml"\noverrides = {}')
+    params.metadata["tags"] = ["parameters"]
     nb.cells = [
         v4.new_markdown_cell(
             "# Stage 01 — Data preparation (test notebook)\n\n"
-            "**Overview.** A fake executed stage with inline math $R^2$ and display math\n\n"
+            "**Overview.** A fake stage with inline math $R^2$ and display math\n\n"
             "$$\n\\mathrm{ubRMSE} = \\sqrt{\\frac{1}{n}\\sum_{t=1}^{n}\\left[(x_t-\\bar{x})-(y_t-\\bar{y})\\right]^2}"
             "\n$$"
         ),
-        v4.new_code_cell('params_file = "params/smoke.yaml"\noverrides = {}', metadata={"tags": ["parameters"]}),
+        params,
         v4.new_code_cell(
-            "fig = plot_series()\nprint('cube written')",
-            execution_count=3,
-            outputs=[
-                v4.new_output("stream", name="stdout", text="cube written\n"),
-                v4.new_output("display_data", data={"image/png": _png_figure(), "text/plain": "<Figure>"}),
-            ],
+            "import io\n"
+            "from pathlib import Path\n"
+            "from IPython.display import Image, display\n"
+            "from matplotlib.figure import Figure\n"
+            "from glass_sm import config\n\n"
+            "cfg = config.load(params_file, overrides)  # the injected (relative) path is found from the repository\n"
+            "fig = Figure(figsize=(3, 2))\n"
+            "ax = fig.add_subplot()\n"
+            "ax.plot([1982, 2000, 2021], [0.12, 0.31, 0.22])\n"
+            "ax.set_ylabel('SM (m3 m-3)')\n"
+            "buf = io.BytesIO()\n"
+            "fig.savefig(buf, format='png', dpi=60)\n"
+            "display(Image(data=buf.getvalue()))\n"
+            "print('cube written to', Path.cwd() / cfg.results / 'data' / 'cube.zarr')  # absolute, as stages print"
         ),
-        v4.new_markdown_cell("## 1 A numbered section\n\nText after the figure."),
+        v4.new_code_cell(
+            "import pandas as pd\n\n"
+            f"{LONG_LINE}\n"
+            f"pd.DataFrame([[f'value {{i}}.{{j}}' for j in range({WIDE_COLUMNS})] for i in range(3)],\n"
+            f"             columns=[f'column_number_{{j}}' for j in range({WIDE_COLUMNS})])"
+        ),
+        v4.new_markdown_cell("## 1 A numbered section\n\nText after the figure, with a long file pattern "
+                             "`<avhrr_dir>/albedo/<YYYY>/GLASS02B05.V40.A<YYYY><DDD>.<YYYYDDD-of-production>.hdf."
+                             "<and-a-suffix-long-enough-to-be-wider-than-any-text-column-of-the-book>` inline."),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -89,20 +99,32 @@ def copy_book_sources(dest: Path) -> Path:
     return dest
 
 
+def write_fake_repo(root: Path) -> tuple[Path, Path]:
+    """``<root>/repo`` with the layout of ours; returns ``(repo, params file)`` (results relative: ``results/``)."""
+    repo = root / "repo"
+    (repo / "params").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("[project]\nname = 'fake'\n")
+    params = repo / "params" / f"{RUN}.yaml"
+    params.write_text(f"run:\n  name: {RUN}\n  results_dir: results\n")
+    write_stage_notebook(repo / "notebooks" / f"{STAGE}.ipynb")
+    copy_book_sources(repo / "book")
+    return repo, params
+
+
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
-    root = tmp_path_factory.mktemp("book")
-    params = root / "booktest.yaml"
-    params.write_text(f"run:\n  name: {RUN}\n  results_dir: {root / 'results'}\n")
-    cfg = config.load(params)
-    write_fake_executed_notebook(cfg.results / "notebooks" / f"{STAGE}.ipynb")
-    book_dir = copy_book_sources(root / "book")
-    messages = []
+    root = tmp_path_factory.mktemp("my book")  # a space in the folder's name
+    assert " " in str(root)
+    repo, params = write_fake_repo(root)
     t0 = time.perf_counter()
-    index = book.build_book(params, strict=True, book_dir=book_dir, log=messages.append, repo=REPO)
-    seconds = time.perf_counter() - t0
-    print(f"\nbook build (1 chapter + narrative pages): {seconds:.1f} s")
-    return {"index": index, "html": index.parent, "book": book_dir, "messages": messages, "seconds": seconds}
+    executed = pipeline.run_stage(STAGE, params, repo=repo)  # papermill, cwd = the fake repository
+    t1 = time.perf_counter()
+    messages = []
+    index = book.build_book(params, strict=True, book_dir=repo / "book", log=messages.append, repo=repo)
+    seconds = time.perf_counter() - t1
+    print(f"\nstage run: {t1 - t0:.1f} s; book build (1 chapter + narrative pages): {seconds:.1f} s")
+    return {"index": index, "html": index.parent, "book": repo / "book", "messages": messages, "seconds": seconds,
+            "root": root, "repo": repo, "executed": executed}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -128,7 +150,7 @@ def test_book_builds_from_the_executed_notebooks_of_the_run(built_book):
     # warnings were errors
     assert any(" -W" in m for m in built_book["messages"] if "jupyter-book" in m)
     # the narrative pages
-    for page in ("intro", "reproduce", "design", "bibliography"):
+    for page in ("intro", "reproduce", "design", "cite", "bibliography"):
         assert (html / f"{page}.html").is_file(), page
     assert "doi.org/10.5194/essd-17-5181-2025" in (html / "bibliography.html").read_text()
 
@@ -149,6 +171,36 @@ def test_pages_reference_nothing_outside_the_build(built_book):
         assert not re.search(r"<script[^>]*mathjax", text, re.I), f"{page.relative_to(html)} still loads MathJax"
     math = (html / "intro.html").read_text()
     assert 'class="math"' in math and "data:image/svg+xml;base64," in math  # formulas rendered at build time
+
+
+def test_no_page_shows_a_path_of_the_machine(built_book):
+    """Built in a folder with a space in its name: its absolute path is in no page (nor in the search index),
+    and the executed notebook got the params file relative to the repository."""
+    root, html = built_book["root"], built_book["html"]
+    forms = {str(root), os.path.realpath(root), str(root).replace(" ", "%20"), str(root).replace(" ", "&#32;")}
+    pages = [*html.rglob("*.html"), *html.glob("*.js")]
+    assert len(pages) > 5
+    for page in pages:
+        text = page.read_text(errors="replace")
+        leaked = [f for f in forms if f in text]
+        assert not leaked, f"{page.relative_to(html)} shows {leaked}"
+    executed = built_book["executed"].read_text()
+    assert 'params_file = \\"params/booktest.yaml\\"' in executed  # injected relative, and it was found
+    assert not any(f in executed for f in forms), "the executed notebook keeps a machine path"
+    chapter = (html / "chapters" / f"{STAGE}.html").read_text()
+    assert "cube written to results/booktest/data/cube.zarr" in chapter  # shown relative to the repository
+    assert "params/booktest.yaml" in chapter
+
+
+def test_the_book_loads_its_layout_css_and_the_cite_page(built_book):
+    html = built_book["html"]
+    chapter = (html / "chapters" / f"{STAGE}.html").read_text()
+    assert chapter.count("_static/glass_sm.css") == 1 and (html / "_static" / "glass_sm.css").is_file()
+    cite = (html / "cite.html").read_text()
+    for doi in ("10.5194/essd-17-5181-2025", "10.5281/zenodo.14198201", "10.5194/hess-25-5749-2021",
+                "10.5194/essd-13-4349-2021", "10.1175/BAMS-D-18-0341.1"):
+        assert f"doi.org/{doi}" in cite, doi
+    assert "Copernicus Climate Change Service information" in cite
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -249,6 +301,27 @@ IMAGES_JS = """(async () => {
 })()"""
 
 
+LAYOUT_JS = """(() => {
+  const article = document.querySelector(".bd-article") || document.body;
+  const right = article.getBoundingClientRect().right;
+  const clipped = (e) => {  // inside a box of the article that scrolls (or clips) sideways
+    for (let a = e.parentElement; a && a !== article; a = a.parentElement) {
+      if (getComputedStyle(a).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  const offenders = Array.from(article.querySelectorAll("*")).filter(e => {
+      const r = e.getBoundingClientRect(); return r.width > 0 && r.right > right + 1 && !clipped(e); })
+    .map(e => e.tagName + "." + String(e.className).slice(0, 40) + " " + Math.round(e.getBoundingClientRect().right));
+  const scrolling = Array.from(article.querySelectorAll("pre, table, div.cell_output, div.output"))
+    .filter(e => e.scrollWidth > e.clientWidth + 1).length;
+  return {page: document.documentElement.scrollWidth, window: window.innerWidth, article: Math.round(right),
+          offenders: offenders.slice(0, 8), scrolling: scrolling};
+})()"""
+"""What reaches past the text column (``.bd-article``) without a scrolling box around it, and how many boxes scroll
+sideways; ``page`` wider than ``window`` means the whole page scrolls sideways."""
+
+
 @pytest.fixture(scope="module")
 def browser(built_book, tmp_path_factory):
     chrome = find_chromium()
@@ -319,14 +392,22 @@ def test_pages_render_in_chromium_without_leaving_the_machine(browser):
     pages["intro"] = devtools.evaluate(IMAGES_JS)
     devtools.open(f"{base}/chapters/{STAGE}.html")
     pages["chapter"] = devtools.evaluate(IMAGES_JS)
+    layout = devtools.evaluate(LAYOUT_JS)
     devtools.open(f"{base}/reproduce.html")
     pages["reproduce"] = devtools.evaluate(IMAGES_JS)
+    devtools.open(f"{base}/design.html")  # long inline code (file patterns) in text and tables
+    design_layout = devtools.evaluate(LAYOUT_JS)
     devtools.drain()
 
     assert pages["intro"]["title"].startswith("glass-sm: the GLASS-AVHRR soil-moisture compendium")
     assert "Stage 01" in pages["chapter"]["title"] and "Stage 01" in pages["chapter"]["h1"]
     assert "Reproduce and re-parameterize" in pages["reproduce"]["title"]
     assert pages["chapter"]["images"], "the chapter shows no image"
+    # the 300-character code line and the 40-column table stay inside the text column, scrolling in their box
+    assert layout["article"] > 0 and layout["page"] <= layout["window"], layout
+    assert not layout["offenders"], f"reach past the text column: {layout}"
+    assert layout["scrolling"] >= 2, f"the long line and the wide table should scroll inside their cells: {layout}"
+    assert design_layout["page"] <= design_layout["window"] and not design_layout["offenders"], design_layout
     assert pages["intro"]["images"], "the intro's formulas were not rendered as images"
     for name, page in pages.items():
         broken = [i for i in page["images"] if i["w"] <= 0 or i["h"] <= 0]

@@ -329,7 +329,9 @@ def test_run_executes_stale_stages_stamps_them_and_cleans_failures(repo, params,
     stamp = pipeline.read_stamp(nb_dir, S[1])
     assert stamp["upstream"] == {S[0]: pipeline.stamp_digest(nb_dir, S[0])}
     executed = nbformat.read(nb_dir / f"{S[1]}.ipynb", as_version=4)
-    assert executed.metadata["papermill"]["parameters"]["params_file"] == str(params.resolve())
+    # injected relative to the repository (the notebooks' working directory), where it is found
+    assert executed.metadata["papermill"]["parameters"]["params_file"] == "../elsewhere/run.yaml"
+    assert 'params_file = "../elsewhere/run.yaml"' in executed.cells[2].source  # the injected cell
     assert pipeline.run(params, repo=repo, log=messages.append) == []
     assert messages[-1] == "pipeline: every stage is up to date"
     assert any(str(nb_dir / f"{S[1]}.ipynb") in m for m in messages)
@@ -351,3 +353,47 @@ def test_copied_repository_keeps_its_stamps_valid(repo, params, tmp_path):
     assert stale(params, copy) == []
     stamp = json.loads(pipeline.stamp_path(_nb_dir(params, repo), S[5]).read_text())
     assert all(not k.startswith("/") for k in stamp["inputs"]["modules"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# No machine paths in the executed notebooks
+# ----------------------------------------------------------------------------------------------------------
+def test_params_file_is_injected_relative_to_the_repository(tmp_path):
+    repo = tmp_path / "my repo"
+    assert pipeline.repo_relative(repo / "params" / "demo.yaml", repo) == "params/demo.yaml"
+    assert pipeline.repo_relative(tmp_path / "other" / "p.yaml", repo) == "../other/p.yaml"
+    assert pipeline.repo_relative(repo, repo) == "."
+
+
+def test_relativize_notebook_removes_machine_paths_from_what_is_shown(tmp_path):
+    repo, results = tmp_path / "my repo", tmp_path / "elsewhere" / "run"
+    pairs = pipeline.path_replacements(repo, {results: "<results>"})
+    nb = nbformat.v4.new_notebook()
+    injected = nbformat.v4.new_code_cell(f'params_file = "{repo}/params/x.yaml"')
+    injected.metadata["tags"] = ["injected-parameters"]
+    code = nbformat.v4.new_code_cell(f'open("{repo}/keep/the/code.txt")', outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=f"wrote {results}/data/cube.zarr\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=f"{repo}/.venv/lib/x.py:1: Warning\n"),
+        nbformat.v4.new_output("execute_result", data={"text/plain": f"PosixPath('{repo}')",
+                                                       "text/html": f"<td>{repo}/params/x.yaml</td>",
+                                                       "image/png": "iVBORw0KGgo="}, execution_count=1),
+        nbformat.v4.new_output("error", ename="E", evalue=f"no {repo}/x", traceback=[f"File {repo}/a.py"]),
+    ])
+    nb.cells = [injected, code]
+    nb.metadata["papermill"] = {"input_path": f"{repo}/notebooks/01.ipynb", "parameters": {"params_file": "p"},
+                                "output_path": f"{results}/notebooks/01.partial.ipynb"}
+    out = pipeline.relativize_notebook(nb, pairs)
+    assert out.cells[1].source == f'open("{repo}/keep/the/code.txt")'  # the code the notebook ran is kept
+    shown = json.dumps([out.metadata, out.cells[0], out.cells[1].outputs])
+    assert str(tmp_path) not in shown
+    assert out.cells[0].source == 'params_file = "params/x.yaml"'
+    outputs = out.cells[1].outputs
+    assert outputs[0].text == "wrote <results>/data/cube.zarr\n" and outputs[1].text.startswith(".venv/lib/x.py")
+    assert outputs[2].data["text/plain"] == "PosixPath('.')"
+    assert outputs[2].data["text/html"] == "<td>params/x.yaml</td>" and outputs[2].data["image/png"] == "iVBORw0KGgo="
+    assert outputs[3].evalue == "no x" and outputs[3].traceback == ["File a.py"]
+    assert out.metadata["papermill"]["input_path"] == "notebooks/01.ipynb"
+    assert out.metadata["papermill"]["output_path"] == "<results>/notebooks/01.partial.ipynb"
+    other = pipeline.relativize_notebook(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "x", outputs=[nbformat.v4.new_output("stream", name="stdout", text=f"{repo}2/file {repo}.bak")])]), pairs)
+    assert other.cells[0].outputs[0].text == f"{repo}2/file {repo}.bak"  # other folders are left alone

@@ -8,6 +8,7 @@ table through :func:`glass_sm.contract.write_table` or its figure through ``ctx.
 Tables: ``production_timing`` (written by :func:`glass_sm.production.run_production`), ``04_self_check``,
 ``04_pixel_metrics``, ``04_truth_metrics`` (twin only), ``04_flag_fractions``, ``04_paper_scale_estimate``.
 Figures: ``04_tiles``, ``04_daily_maps``, ``04_annual_mean``, ``04_pixel_series``.
+Beside the product: the STAC catalog ``product/catalog.json`` (:func:`write_catalog`, :mod:`glass_sm.catalog`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from matplotlib.patches import Rectangle
 from rasterio import features as rio_features
 from rasterio.transform import from_origin
 
-from glass_sm import product
+from glass_sm import catalog, product
 from glass_sm.contract import read_table, write_table
 from glass_sm.evaluation import metrics
 from glass_sm.evaluation.aggregate import domain_mean
@@ -39,8 +40,9 @@ from glass_sm.stages import StageContext
 __all__ = [
     "CONFIG_SECTIONS", "PAPER_PERIOD", "load_inputs", "checkpoint_text", "tile_layout", "tile_text", "plot_tiles",
     "produce", "timing", "production_rate", "production_text", "self_check", "self_check_text", "open_files",
-    "encoding_summary", "plot_daily_maps", "plot_annual_means", "central_pixel", "pixel_series", "pixel_metrics",
-    "plot_pixel_series", "pixel", "truth_metrics", "truth_text", "flag_fractions", "bench", "bench_text",
+    "encoding_summary", "write_catalog", "catalog_text", "catalog_table", "plot_daily_maps", "plot_annual_means",
+    "central_pixel", "pixel_series", "pixel_metrics", "plot_pixel_series", "pixel", "truth_metrics", "truth_text",
+    "flag_fractions", "bench", "bench_text",
     "global_land_pixels", "paper_scale_estimate", "measured_rate", "paper_scale", "paper_scale_text",
 ]
 
@@ -211,6 +213,28 @@ def encoding_summary(path: str | Path) -> dict:
         out.update(dtype=str(enc.dtype), chunks=enc.encoding.get("chunksizes"), zlib=enc.encoding.get("zlib"),
                    source=raw.attrs["source"])
     return out
+
+
+def write_catalog(ctx: StageContext) -> tuple[Path, dict]:
+    """Write the STAC catalog of the product beside it, ``product/catalog.json`` (a collection of the daily files
+    and one of the annual means, an item per file with extent, days, variables and SHA-256; relative hrefs), and
+    validate it offline (:func:`glass_sm.catalog.validate_catalog`); returns its path and what was checked."""
+    path = catalog.write_catalog(ctx.paths.product)
+    return path, catalog.validate_catalog(path)
+
+
+def catalog_text(ctx: StageContext, path: Path, checked: dict) -> str:
+    """One line: where the catalog is (relative to the run folder) and how it was validated."""
+    schemas = ", ".join(u.rsplit("/", 1)[-1] for u in checked["schemas"])
+    extensions = ", ".join(u.split("/")[-3] for u in checked["extensions"])  # .../<name>/v1.0.0/schema.json
+    return (f"{os.path.relpath(path, ctx.paths.root)}: {checked['collections']} collections, {checked['items']} "
+            f"items; valid against the core STAC schemas pystac ships ({schemas}); extensions ({extensions}) "
+            "checked structurally (offline); every asset exists with its recorded size")
+
+
+def catalog_table(path: Path) -> pd.DataFrame:
+    """One row per item of the catalog: collection, item, days, bbox, href (relative), size, SHA-256 prefix."""
+    return catalog.catalog_summary(path)
 
 
 def _extent(ctx: StageContext) -> tuple[float, float, float, float]:

@@ -30,7 +30,7 @@ def test_seamless_and_cf_attributes(produced):
         assert ds.sizes["time"] == 366  # 2000
         assert ds["sm"].attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
         assert ds["sm"].attrs["units"] == "m3 m-3"
-        assert ds.attrs["Conventions"] == "CF-1.8" and "10.5194/essd-17-5181-2025" in ds.attrs["references"]
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and "10.5194/essd-17-5181-2025" in ds.attrs["references"]
         assert "synthetic twin" in ds.attrs["source"] and "AtLSTM" in ds.attrs["source"]
         assert len(ds.attrs["checkpoint_sha256"]) == 64 and "tile_size: 3" in ds.attrs["params"]
         assert "{results_dir}" in ds.attrs["params"] and "n_workers" not in ds.attrs["params"]
@@ -155,3 +155,65 @@ def test_stamp_changes_name_what_differs():
     assert product.stamp_changes({**stamp, "cube_fingerprint": None}, stamp) == ["file records no cube_fingerprint"]
     assert product.stamp_changes({**stamp, "production_params": "[]"}, stamp) == [
         "production parameters changed: batch_size (unset) -> 500, encoding (unset) -> int16"]
+
+
+def test_stamp_changes_name_an_older_file_format():
+    stamp = {"checkpoint_sha256": "a" * 64, "cube_fingerprint": "c" * 64, "production_params": "{}",
+             "product_format_version": str(product.PRODUCT_FORMAT_VERSION)}
+    old = {**stamp, "product_format_version": None}  # a file written before the attribute existed
+    assert product.stamp_changes(old, stamp) == [f"file format changed (version 1 -> {product.PRODUCT_FORMAT_VERSION})"]
+    assert product.stamp_changes(stamp, stamp) == []
+
+
+def test_files_record_the_format_version_and_a_cf_byte_flag(produced):
+    f = produced["files"][0]
+    assert product.read_stamp(f)["product_format_version"] == str(product.PRODUCT_FORMAT_VERSION)
+    land = produced["cube"]["land_mask"].values == 1
+    with xr.open_dataset(f, mask_and_scale=False) as raw:
+        flag = raw["sm_flag"]
+        assert flag.dtype == np.int8 and flag.attrs["_FillValue"] == product.FLAG_FILL_STORED
+        assert flag.attrs["flag_masks"].dtype == np.int8 and flag.attrs["valid_range"].tolist() == [0, 31]
+        assert (flag.values[:, ~land] == product.FLAG_FILL_STORED).all()
+        assert ((flag.values[:, land] >= 0) & (flag.values[:, land] <= 31)).all()
+
+
+def test_stored_flags_keep_the_bits_and_map_the_scratch_fill():
+    scratch = np.array([0, 1, 31, 16 | 4, product.FLAG_FILL], np.uint8)
+    stored = product._stored_flags(scratch)
+    assert stored.dtype == np.int8 and stored.tolist() == [0, 1, 31, 20, product.FLAG_FILL_STORED]
+
+
+def test_acdd_attributes_describe_the_file(produced):
+    cube = produced["cube"]
+    with xr.open_dataset(produced["files"][1]) as ds:  # 2000
+        a = ds.attrs
+        assert a["Conventions"] == "CF-1.8, ACDD-1.3" and "summary" in a and "SOIL MOISTURE" in a["keywords"]
+        assert a["id"] == "toy.GLASS_AVHRR_SM_2000" and a["naming_authority"] == product.NAMING_AUTHORITY
+        assert a["creator_name"] == product.CREATOR and "MIT" in a["license"] and a["institution"]
+        assert a["time_coverage_start"] == "2000-01-01" and a["time_coverage_end"] == "2000-12-31"
+        assert a["time_coverage_duration"] == "P366D" and a["time_coverage_resolution"] == "P1D"
+        # the extent of the cell centres (what the coordinates hold), as the checker compares it
+        assert a["geospatial_lat_min"] == pytest.approx(float(cube.lat.min()))
+        assert a["geospatial_lon_max"] == pytest.approx(float(cube.lon.max()))
+        assert a["geospatial_bounds"].startswith("POLYGON ((") and a["geospatial_bounds_crs"] == "EPSG:4326"
+        assert "date_created" not in a  # the toy cube records no build date, and the clock is never used
+        assert ds["sm"].attrs["coverage_content_type"] == "modelResult"
+        assert ds["lat"].attrs["coverage_content_type"] == "coordinate"
+    with xr.open_dataset(product.annual_path(produced["files"][1].parent, 2000)) as ann:
+        assert ann.attrs["id"] == "toy.GLASS_AVHRR_SM_annual_mean_2000"
+        assert ann.attrs["time_coverage_resolution"] == "P1Y"
+
+
+def test_creation_date_is_deterministic(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    cube = SimpleNamespace(ds=SimpleNamespace(attrs={"history": "2025-06-01 built by glass_sm.data.cube.build_cube"}))
+    lm = SimpleNamespace(extra={})
+    assert product.creation_date(lm, cube) == "2025-06-01"
+    assert product.creation_date(SimpleNamespace(extra={"created": "2025-07-02T10:00:00+00:00"}), cube) == \
+        "2025-07-02T10:00:00Z"  # the newest input
+    assert product.creation_date(lm, SimpleNamespace()) is None  # nothing recorded: no date, never the clock
+    assert product.creation_date(lm, SimpleNamespace(ds=SimpleNamespace(attrs={"history": "made in memory"}))) is None
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1735689600")
+    assert product.creation_date(lm, cube) == "2025-01-01T00:00:00Z"
