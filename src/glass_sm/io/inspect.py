@@ -27,6 +27,7 @@ from pyhdf.error import HDF4Error
 from pyhdf.SD import SD, SDC
 
 from glass_sm.io import glass_avhrr as ga
+from glass_sm.io import glass_hdf
 from glass_sm.io.errors import DataError, check_units
 from glass_sm.platforms import platform_of
 
@@ -106,7 +107,7 @@ def describe_file(path, values: bool = True) -> dict:
         gattrs = sd.attributes()
         datasets = sd.datasets()
         out["global_attributes"] = {k: _short(v) for k, v in gattrs.items()}
-        sm = ga._struct_metadata(gattrs)
+        sm = glass_hdf._struct_metadata(gattrs)
         out["struct_grids"] = ga.parse_struct_metadata(sm) if sm else []
         core = "".join(str(v) for k, v in gattrs.items() if str(k).lower().startswith("coremetadata"))
         out["core"] = _core(core) if core else {}
@@ -126,7 +127,7 @@ def describe_file(path, values: bool = True) -> dict:
         first2d = next((n for n in data + list(sds) if len(sds[n]["shape"]) == 2), None)
         if first2d is not None:
             try:
-                out["grid"] = ga._file_grid(gattrs, sds[first2d]["shape"], str(path), first2d,
+                out["grid"] = glass_hdf._file_grid(gattrs, sds[first2d]["shape"], str(path), first2d,
                                             rules.short if rules else None).describe()
             except DataError as e:
                 out["grid"] = f"ERROR: {e}"
@@ -175,7 +176,7 @@ def _summary(sd, name, pack, attrs, rules, path) -> str:
         stored = np.asarray(s.get())
     finally:
         s.endaccess()
-    v = ga._unpack(stored, pack)
+    v = glass_hdf._unpack(stored, pack)
     try:
         v = check_units(v, attrs, rules.units, path, name)
     except DataError as e:
