@@ -19,6 +19,8 @@ Modules
 :mod:`glass_sm.twin.truth`            :func:`simulate_truth`: the hidden world over the period
 :mod:`glass_sm.twin.sensors`          AVHRR-, ERA5-Land-, GLASS-MODIS-, ESA-CCI- and ISMN-like observations;
                                       the albedo's 8-day composites
+:mod:`glass_sm.twin.labels`           the GLASS-MODIS-like labels as the real ones are made: MODIS-like inputs,
+                                      an XGBoost retrieval trained on the stations, ``label_retrieval.json``
 :mod:`glass_sm.twin.writers`          the real products' file formats (HDF-EOS2/HDF4, GeoTIFF, netCDF, ISMN
                                       ``.stm``)
 :mod:`glass_sm.twin.geotiff`          a fast GeoTIFF encoder for the many daily GLASS-MODIS-like files
@@ -140,9 +142,36 @@ layer :math:`Z_E = 70` mm (ERA5-Land layer 1 is 0-7 cm) and wetter soil limits
 :math:`\delta = b\,\min\big(1, (0.25/AI)^{0.7}\big)` (b = ``era5_wet_bias``: largest in dry climates), averaged
 to 0.1 deg grid points, written 6-hourly by linear interpolation between daily values placed at 12 UTC.
 
-**Labels / comparison products / stations**: GLASS-MODIS-like = truth of the 0.05 deg cell holding each
-sinusoidal pixel's centre + N(0, ``label_noise``) per pixel, whole cell-days missing with probability
-``label_gap_fraction``, from ``period.label_start`` on. ESA-CCI-like = :math:`s_c\,\bar\theta_{0.25} +
+**Labels** (``twin.labels``; :mod:`glass_sm.twin.labels`). The real GLASS-MODIS SM (Zhang et al. 2023) is
+itself a retrieval, so the default ``retrieval`` makes the twin's labels the same way, from ``period.label_start``
+(MODIS Terra, 2000-02-24) on:
+
+.. math::
+
+    \alpha_M &= \alpha_{WSA}(\theta, f_{veg}) + \epsilon,\ \epsilon \sim N(0, \sigma_{\alpha,M})
+        \quad\text{(no platform step, no drift)}\\
+    LST_M &= LST_{peak} - C(15.5) + \epsilon_T
+        \quad\text{(10:30 Terra overpass: the daytime cosine is symmetric about 13:00)}\\
+    NDVI &= NDVI_s + (NDVI_v - NDVI_s)\,f_{veg} + \epsilon_N,\quad NDVI_s = 0.04,\ NDVI_v = 0.52
+        \quad\text{(Gutman \& Ignatov 1998)}\\
+    \hat\theta &= \mathrm{clip}\big(F(\alpha_M, LST_M, NDVI, \theta_{ERA5}, z, sand, clay, \sin, \cos(2\pi d/365.25)),
+        \ 0,\ \theta_s\big)
+
+with :math:`\sigma` = ``twin.modis_albedo_noise`` (0.005), ``modis_lst_noise`` (1 K), ``ndvi_noise`` (0.02);
+cloudy days (as for AVHRR) filled by linear interpolation in time between clear days, as GLASS products are
+gap-free by temporal filtering; :math:`\theta_{ERA5}` the 0.1 deg value the ERA5-Land files carry. :math:`F` is
+XGBoost (``twin.retrieval_rounds`` = 300, depth ``twin.retrieval_max_depth`` = 6, learning rate 0.05, subsample
+0.8, hist, one thread, seed from ``(run.seed, 'label_retrieval')``) fitted to the daily means of the stations'
+good (``G``, kept) hours, days with at least 12 of them in ``period.label_start .. label_end``: the targets are
+truth + representativeness error, never the truth. No white noise is added: the error is the input errors (a
+rain under clouds is seen on the next clear day; the stations' offsets and gains; ERA5-Land's bias) propagated
+through a model fitted to points, smooth in time and correlated with the inputs, as the real product's. Each
+sinusoidal pixel takes its 0.05 deg cell's value; whole cell-days are missing with probability
+``label_gap_fraction``. ``label_retrieval.json`` (next to the truth, in the manifest) records the stations,
+station-days, features, hyper-parameters and the fit against the station values. The ablation
+``truth_plus_noise``: the truth of the cell holding each pixel's centre + N(0, ``label_noise``) per pixel.
+
+**Comparison products / stations**: ESA-CCI-like = :math:`s_c\,\bar\theta_{0.25} +
 N(0,\sigma_c)`, :math:`s_c \sim N(1, \text{cci\_scale\_error})` per cell, frequent gaps, noisier (x1.5) and
 sparser before 2007, masked when :math:`T_{air} < 0` degC. Stations: :math:`\theta_{st} = a + b\,\theta_{pixel}
 + e_t`, :math:`e_t` AR(1) (:math:`\rho = 0.9`, sd ``station_noise``), hourly with a small diurnal cycle,
@@ -157,6 +186,8 @@ Dorigo, W. A. et al. (2013). Global automated quality control of in situ soil mo
 International Soil Moisture Network. Vadose Zone J. 12(3).
 Goettsche, F.-M., Olesen, F. S. (2001). Modelling of diurnal cycles of brightness temperature extracted from
 METEOSAT data. Remote Sens. Environ. 76, 337-348.
+Gutman, G., Ignatov, A. (1998). The derivation of the green vegetation fraction from NOAA/AVHRR data for use in
+numerical weather prediction models. Int. J. Remote Sens. 19(8), 1533-1543.
 Hargreaves, G. H., Samani, Z. A. (1985). Reference crop evapotranspiration from temperature. Appl. Eng.
 Agric. 1(2), 96-99.
 Idso, S. B., Jackson, R. D., Reginato, R. J., Kimball, B. A., Nakayama, F. S. (1975). The dependence of bare
@@ -171,8 +202,12 @@ Richardson, C. W. (1981). Stochastic simulation of daily precipitation, temperat
 Water Resour. Res. 17(1), 182-190.
 Saxton, K. E., Rawls, W. J. (2006). Soil water characteristic estimates by texture and organic matter for
 hydrologic solutions. Soil Sci. Soc. Am. J. 70, 1569-1578.
+Wan, Z. (2014). New refinements and validation of the collection-6 MODIS land-surface temperature/emissivity
+product. Remote Sens. Environ. 140, 36-45.
 Wilks, D. S. (1999). Interannual variability and extreme-value characteristics of several stochastic daily
 precipitation models. Agric. For. Meteorol. 93, 153-169.
+Zhang, Y., Liang, S., Ma, H., et al. (2023). Generation of global 1 km daily soil moisture product from 2000 to
+2020 using ensemble learning trained with multiple in situ observations. Earth Syst. Sci. Data 15, 2055-2079.
 """
 
 from __future__ import annotations
@@ -186,8 +221,9 @@ from glass_sm.config import to_dict
 from glass_sm.paths import atomic_write
 from glass_sm.twin.climate import extraterrestrial_radiation, simulate_static, simulate_weather, smooth_fields
 from glass_sm.twin.grids import TWIN_VERSION, TwinGrids, twin_grids
-from glass_sm.twin.sensors import (ALBEDO_VEG_SW, albedo_model, lst_model, modis_grid, simulate_avhrr,
-                                   simulate_era5)
+from glass_sm.twin.labels import RetrievalLabels, retrieval_info_path, retrieval_labels, write_retrieval_info
+from glass_sm.twin.sensors import (ALBEDO_VEG_SW, albedo_model, first_label_day, lst_model, modis_grid,
+                                   simulate_avhrr, simulate_era5)
 from glass_sm.twin.soil import bucket_step, hydraulic_limits, run_bucket
 from glass_sm.twin.truth import simulate_truth
 from glass_sm.twin.writers import (avhrr_filename, cci_filename, era5_filename, modis_filename, write_avhrr,
@@ -211,6 +247,10 @@ __all__ = [
     "ALBEDO_VEG_SW",
     "simulate_avhrr",
     "simulate_era5",
+    "retrieval_labels",
+    "RetrievalLabels",
+    "write_retrieval_info",
+    "retrieval_info_path",
     "generate_twin",
     "twin_hash",
     "modis_grid",
@@ -249,8 +289,10 @@ def generate_twin(cfg, progress: bool = True) -> dict:
     Skips the work when ``twin_manifest.json`` (next to ``data.truth_path``) matches :func:`twin_hash` and
     every file it lists exists. Files are written under temporary names and renamed, and the manifest is
     written last, so an interrupted run is never taken for a finished one. Order: :func:`simulate_truth`,
-    :func:`simulate_avhrr` and :func:`write_avhrr`, then GLASS-MODIS, ERA5-Land, ESA CCI, static, stations and
-    ``truth.nc`` (each writer draws its own random stream, so the order does not change the bytes).
+    :func:`simulate_avhrr` and :func:`write_avhrr`, then (``twin.labels: retrieval``) the label retrieval
+    (:func:`retrieval_labels`, which simulates the stations on their own stream, and ``label_retrieval.json``),
+    GLASS-MODIS, ERA5-Land, ESA CCI, static, stations and ``truth.nc`` (each writer draws its own random stream,
+    so the order does not change the bytes).
 
     Parameters
     ----------
@@ -262,8 +304,9 @@ def generate_twin(cfg, progress: bool = True) -> dict:
     Returns
     -------
     dict
-        ``albedo``, ``lst``, ``era5land``, ``glass_modis``, ``static``, ``esa_cci``, ``stations``: lists of
-        paths; ``truth`` and ``manifest``: paths; ``regenerated``: bool.
+        ``albedo``, ``lst``, ``era5land``, ``glass_modis``, ``static``, ``esa_cci``, ``stations`` and, for
+        ``twin.labels: retrieval``, ``label_retrieval`` (``label_retrieval.json``): lists of paths; ``truth``
+        and ``manifest``: paths; ``regenerated``: bool.
     """
     if not cfg.is_twin:
         raise ValueError("data.source is 'real': refusing to write the synthetic twin over real-data folders")
@@ -289,7 +332,12 @@ def generate_twin(cfg, progress: bool = True) -> dict:
     files: dict[str, list[Path]] = {}
     files.update(write_avhrr(cfg, avhrr, sim["dates"], sim["grids"].out, progress))
     del avhrr
-    files["glass_modis"] = write_glass_modis(cfg, sim, progress)
+    retrieval = None
+    if cfg.twin.labels == "retrieval" and first_label_day(cfg, sim["dates"]) < len(sim["dates"]):
+        retrieval = retrieval_labels(cfg, sim)      # simulates the stations on their own stream: same series
+        files["label_retrieval"] = [write_retrieval_info(cfg, retrieval)]
+    files["glass_modis"] = write_glass_modis(cfg, sim, progress, retrieval)
+    del retrieval
     files["era5land"] = write_era5(cfg, sim, progress)
     files["esa_cci"] = write_cci(cfg, sim, progress)
     files["static"] = write_static(cfg, sim)

@@ -17,7 +17,7 @@ from glass_sm.grid import RES, Domain
 
 __all__ = ["TWIN_VERSION", "EARTH_RADIUS_KM", "component_rng", "TwinGrids", "twin_grids", "km_coords"]
 
-TWIN_VERSION = "1"
+TWIN_VERSION = "2"
 """Bump when the physics or a writer changes: a manifest from another version forces regeneration."""
 
 EARTH_RADIUS_KM = 6371.0  #: mean Earth radius, km (local km coordinates of the random fields)

@@ -4,7 +4,8 @@
   of :mod:`glass_sm.platforms`; the albedo's 8-day composites (:func:`albedo_composites`);
 * ERA5-Land-like soil moisture (:func:`era5_soil_moisture`, :func:`simulate_era5`): the bucket rerun with
   perturbed rain and a deeper, wetter layer, averaged to the 0.1 deg points;
-* GLASS-MODIS-like labels (:func:`modis_grid`, :func:`simulate_glass_modis`): truth + noise per sinusoidal pixel;
+* GLASS-MODIS-like labels (:func:`modis_grid`, :func:`simulate_glass_modis`): the retrieval of
+  :mod:`glass_sm.twin.labels` per sinusoidal pixel (or, the ablation, truth + noise);
 * ESA-CCI-like soil moisture (:func:`simulate_cci`) at 0.25 deg;
 * ISMN-like station series (:func:`station_periods`, :func:`simulate_stations`).
 
@@ -373,21 +374,28 @@ def first_label_day(cfg, dates: pd.DatetimeIndex) -> int:
     return int(np.searchsorted(dates.values, np.datetime64(pd.Timestamp(cfg.period.label_start))))
 
 
-def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:
+def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
+                         labels: np.ndarray | None = None) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:
     """Daily GLASS-MODIS-like SM images on the sinusoidal pixels, from ``period.label_start`` on.
 
-    Each pixel sees the truth of the 0.05 deg cell holding its centre + N(0, ``twin.label_noise``); whole
+    ``twin.labels``: ``retrieval`` (default): each pixel takes the retrieval's value of the 0.05 deg cell holding
+    its centre (``labels``, :func:`glass_sm.twin.labels.retrieval_labels`), without extra noise;
+    ``truth_plus_noise`` (the ablation): the cell's truth + N(0, ``twin.label_noise``) per pixel. In both, whole
     cell-days are missing with probability ``twin.label_gap_fraction``. Drawn one day at a time (memory of one
-    image), in day order.
+    image), in day order, from the random stream ``labels``.
 
     Parameters
     ----------
     cfg : glass_sm.config.Config
-        Uses ``run.seed``, ``period.label_start``, ``twin.label_noise`` and ``twin.label_gap_fraction``.
+        Uses ``run.seed``, ``period.label_start``, ``twin.labels``, ``twin.label_noise`` and
+        ``twin.label_gap_fraction``.
     sim : dict
         :func:`glass_sm.twin.truth.simulate_truth`.
     cell_index : numpy.ndarray
         ``(height, width)`` cell of each pixel, -1 outside the domain (:func:`modis_grid`).
+    labels : numpy.ndarray, optional
+        ``(time, lat, lon)`` retrieval labels on ``grids.out`` from ``period.label_start`` (m3 m-3); required
+        when ``twin.labels`` is ``retrieval``.
 
     Yields
     ------
@@ -398,14 +406,25 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray) -> Iterator[tup
     g, tw = sim["grids"], cfg.twin
     rs_, cs_ = g.out_in_sim
     dates = sim["dates"]
+    t0 = first_label_day(cfg, dates)
+    retrieval = tw.labels == "retrieval"
+    if retrieval and (labels is None or len(labels) != len(dates) - t0):
+        raise ValueError(f"twin.labels 'retrieval' needs the retrieval labels for the {len(dates) - t0} days from "
+                         f"period.label_start (got {None if labels is None else len(labels)}): "
+                         "glass_sm.twin.labels.retrieval_labels")
     rng = component_rng(cfg.run.seed, "labels")
     valid = cell_index >= 0
     cell = np.where(valid, cell_index, 0)
-    for t in range(first_label_day(cfg, dates), len(dates)):
-        truth = sim["theta"][t, rs_, cs_].ravel()
-        gap = rng.random(truth.size) < tw.label_gap_fraction
-        noise = rng.normal(0, tw.label_noise, cell_index.shape).astype(np.float32)
-        val = np.maximum(truth[cell] + noise, 0.0)
+    for t in range(t0, len(dates)):
+        if retrieval:
+            value = labels[t - t0].ravel()
+            gap = rng.random(value.size) < tw.label_gap_fraction
+            val = value[cell]
+        else:
+            truth = sim["theta"][t, rs_, cs_].ravel()
+            gap = rng.random(truth.size) < tw.label_gap_fraction
+            noise = rng.normal(0, tw.label_noise, cell_index.shape).astype(np.float32)
+            val = np.maximum(truth[cell] + noise, 0.0)
         yield dates[t], np.where(valid & ~gap[cell], val, np.nan).astype(np.float32)
 
 
@@ -575,7 +594,7 @@ def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
                       zi=[STATION_RHO * e0])[0]
         daily = a + b * pix + err
         flag_drift = np.zeros(n, bool)
-        if rng.random() < STATION_DRIFT_PROB and n > 120:
+        if rng.random() < STATION_DRIFT_PROB and n >= 240:     # a stretch of 60 days fits in a quarter
             L = int(rng.integers(60, min(240, n // 4) + 1))
             k0 = int(rng.integers(0, n - L))
             daily[k0:k0 + L] += np.linspace(0, rng.uniform(0.03, 0.08), L)

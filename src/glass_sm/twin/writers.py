@@ -28,6 +28,7 @@ from glass_sm.grid import RES, Domain
 from glass_sm.paths import atomic_write
 from glass_sm.twin.geotiff import FastGeoTiff
 from glass_sm.twin.grids import TWIN_VERSION
+from glass_sm.twin.labels import RetrievalLabels, retrieval_labels
 from glass_sm.platforms import platform_of
 from glass_sm.twin.sensors import (albedo_composites, first_label_day, modis_grid, simulate_cci, simulate_era5,
                                    simulate_glass_modis, simulate_stations)
@@ -281,16 +282,21 @@ def _write_lst_day(root: Path, day: pd.Timestamp, lst: np.ndarray, qc: np.ndarra
 
 
 # ---- GLASS-MODIS-like GeoTIFFs -----------------------------------------------------------------------------
-def write_glass_modis(cfg, sim: dict, progress: bool = False) -> list[Path]:
+def write_glass_modis(cfg, sim: dict, progress: bool = False,
+                      retrieval: RetrievalLabels | None = None) -> list[Path]:
     """Daily GLASS-MODIS-like SM GeoTIFFs (sinusoidal, float32, NoData -9999) from ``period.label_start``.
 
     Parameters
     ----------
     cfg : glass_sm.config.Config
-        ``data.glass_modis_dir`` receives ``<YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif``; ``twin.modis_pixel_m``.
+        ``data.glass_modis_dir`` receives ``<YYYY>/GLASS_MODIS_SM.A<YYYY><DDD>.tif``; ``twin.modis_pixel_m``;
+        ``twin.labels`` chooses how the values are made (:func:`glass_sm.twin.sensors.simulate_glass_modis`).
     sim : dict
         :func:`glass_sm.twin.truth.simulate_truth`.
     progress : bool
+    retrieval : RetrievalLabels, optional
+        The retrieval (``twin.labels: retrieval``); computed by :func:`glass_sm.twin.labels.retrieval_labels`
+        when not given.
 
     Returns
     -------
@@ -301,13 +307,16 @@ def write_glass_modis(cfg, sim: dict, progress: bool = False) -> list[Path]:
     t0 = first_label_day(cfg, dates)
     if t0 >= len(dates):
         return []
+    if tw.labels == "retrieval" and retrieval is None:
+        retrieval = retrieval_labels(cfg, sim)
+    field = retrieval.sm if tw.labels == "retrieval" else None
     transform, width, height, idx = modis_grid(g.out, tw.modis_pixel_m)
     writer = FastGeoTiff(width, height, transform, SINU_PROJ4, MODIS_FILL)
     root = Path(cfg.data.glass_modis_dir)
     for year in sorted(set(dates[t0:].year)):
         (root / f"{year:04d}").mkdir(parents=True, exist_ok=True)
     paths = []
-    for day, img in tqdm(simulate_glass_modis(cfg, sim, idx), total=len(dates) - t0, desc="GLASS-MODIS GeoTIFF",
+    for day, img in tqdm(simulate_glass_modis(cfg, sim, idx, field), total=len(dates) - t0, desc="GLASS-MODIS GeoTIFF",
                          disable=not progress, mininterval=1.0):
         img = np.where(np.isnan(img), MODIS_FILL, img).astype(np.float32)
         paths.append(writer.write(root / f"{day.year:04d}" / modis_filename(day), img))

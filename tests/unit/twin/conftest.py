@@ -39,3 +39,10 @@ def smoke_sim(smoke_twin):
     cfg, _ = smoke_twin
     s = gtwin.simulate_truth(cfg)
     return cfg, s, gtwin.simulate_avhrr(cfg, s)
+
+
+@pytest.fixture(scope="session")
+def smoke_retrieval(smoke_sim):
+    """``(cfg, sim, retrieval)``: the smoke twin's label retrieval (:func:`glass_sm.twin.labels.retrieval_labels`)."""
+    cfg, s, _ = smoke_sim
+    return cfg, s, gtwin.retrieval_labels(cfg, s)

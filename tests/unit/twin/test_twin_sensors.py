@@ -78,8 +78,10 @@ def test_era5_like_wet_shift_largest_in_dry_climates(smoke_sim):
     assert (era - block_mean(s["theta"][:, rs, cs], 2)).mean() > 0.01
 
 
-def test_glass_modis_like_images(smoke_sim):
-    cfg, s, _ = smoke_sim
+def test_glass_modis_like_images(smoke_sim, make_cfg, tmp_path):
+    """The truth_plus_noise ablation (the retrieval's images: tests/unit/twin/test_labels.py)."""
+    _, s, _ = smoke_sim
+    cfg = make_cfg(tmp_path, **{"twin.labels": "truth_plus_noise"})
     _, width, height, idx = sensors.modis_grid(s["grids"].out, cfg.twin.modis_pixel_m)
     t0 = sensors.first_label_day(cfg, s["dates"])
     assert s["dates"][t0] == pd.Timestamp(cfg.period.label_start)

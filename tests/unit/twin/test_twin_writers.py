@@ -93,29 +93,24 @@ def test_satellite_attribute_only_on_request(smoke_sim, make_cfg, tmp_path):
     assert [p.name[16:23] for p in files["albedo"]] == ["1998001", "1998009", "1998017"]
 
 
-def test_glass_modis_geotiffs(smoke_twin, smoke_sim):
+def test_glass_modis_geotiffs(smoke_twin, smoke_retrieval):
     cfg, files = smoke_twin
-    _, s, _ = smoke_sim
+    _, s, retrieval = smoke_retrieval
     days = [pd.to_datetime(p.name[16:23], format="%Y%j") for p in files["glass_modis"]]
     assert min(days) == pd.Timestamp(cfg.period.label_start)            # labels absent before label_start
     assert len(days) == (pd.Timestamp(cfg.period.end) - pd.Timestamp(cfg.period.label_start)).days + 1
     out = s["grids"].out
     _, _, _, idx = gtwin.modis_grid(out, cfg.twin.modis_pixel_m)
-    rs, cs = s["grids"].out_in_sim
-    errs = []
     for k in (0, 300, 700):
         with rasterio.open(files["glass_modis"][k]) as r:
             assert r.crs.to_dict()["proj"] == "sinu" and r.crs.to_dict()["R"] == 6371007.181
             assert r.res == (cfg.twin.modis_pixel_m, cfg.twin.modis_pixel_m)
             assert r.nodata == -9999 and r.dtypes[0] == "float32"
             a = r.read(1)
-        t = s["dates"].get_loc(days[k])
         ok = (a != -9999) & (idx >= 0)
-        n = np.bincount(idx[ok], minlength=out.size)
-        mean = np.bincount(idx[ok], a[ok], minlength=out.size) / np.maximum(n, 1)
-        errs.append((mean - s["theta"][t, rs, cs].ravel())[n > 0])
-    err = np.concatenate(errs)
-    assert abs(err.mean()) < 0.005 and err.std() < cfg.twin.label_noise      # noise averages down per cell
+        assert (a[idx < 0] == -9999).all()
+        # every pixel holds its cell's retrieval value (twin.labels: retrieval, the default)
+        np.testing.assert_array_equal(a[ok], retrieval.sm[k].ravel()[idx[ok]])
 
 
 def test_static_geotiffs(smoke_twin, smoke_sim):
@@ -212,7 +207,7 @@ def test_stations_readable_by_ismn(smoke_twin, smoke_sim, tmp_path):
 def test_same_seed_same_bytes(smoke_twin, make_cfg, tmp_path):
     cfg1, f1 = smoke_twin
     f2 = gtwin.generate_twin(make_cfg(tmp_path), progress=False)
-    for key in ("albedo", "lst", "glass_modis", "era5land", "esa_cci", "static", "stations"):
+    for key in ("albedo", "lst", "label_retrieval", "glass_modis", "era5land", "esa_cci", "static", "stations"):
         assert len(f1[key]) == len(f2[key])
         for a, b in zip(f1[key], f2[key]):                       # every file, whatever folder it was written to
             assert a.name == b.name and a.read_bytes() == b.read_bytes(), f"{key}: {a.name} differs"
