@@ -4,6 +4,19 @@ Training is deterministic on CPU: :func:`set_seed` seeds Python, NumPy and torch
 deterministic algorithms, so the same seed, data and model give the same loss history and predictions to the
 last bit (on the same machine, torch build and thread count).
 
+Stopping rule (:func:`train_torch_model`), checked after every epoch on the monitored loss (validation loss, or
+training loss without validation data), with ``best(e)`` the lowest monitored loss up to epoch ``e``:
+
+1. no new best for ``patience`` epochs -> stop, reason ``'early-stopped'``;
+2. else, when ``best(e - patience) - best(e) < converge_tol * best(e - patience)`` (the best loss improved by
+   less than the relative tolerance over the last ``patience`` epochs) -> stop, ``'converged'``;
+3. else, at epoch ``epochs`` -> stop, ``'budget cap'`` (still improving: the model is a lower bound of what the
+   architecture can reach).
+
+With ``lr_schedule='plateau'`` the learning rate is halved (``torch.optim.lr_scheduler.ReduceLROnPlateau``, mode
+min, factor 0.5, threshold 0 so that "improvement" means a new best as in the rule above) when more than
+``lr_patience`` consecutive epochs bring no new best.
+
 Checkpoints (the format, :func:`~glass_sm.models.checkpoint.save_checkpoint`, loading) live in
 :mod:`glass_sm.models.checkpoint`.
 """
@@ -28,6 +41,8 @@ from glass_sm.models.xgb import XGBoostRegressor
 
 __all__ = [
     "LOSSES",
+    "LR_SCHEDULES",
+    "STOP_REASONS",
     "TrainingResult",
     "measure_inference_rate",
     "predict",
@@ -38,6 +53,12 @@ __all__ = [
 
 LOSSES: dict[str, type[nn.Module]] = {"mse": nn.MSELoss, "huber": nn.HuberLoss, "l1": nn.L1Loss}
 """Training losses by name."""
+
+LR_SCHEDULES = ("plateau", "none")
+"""Learning-rate schedules of :func:`train_torch_model`."""
+
+STOP_REASONS = ("converged", "early-stopped", "budget cap")
+"""Why a fit ended (``TrainingResult.stop_reason``, the ``stop_reason`` column of the stage tables)."""
 
 
 def set_seed(seed: int) -> None:
@@ -65,7 +86,8 @@ class TrainingResult:
     ----------
     history : pandas.DataFrame
         One row per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss`` (NaN without validation data;
-        losses in (m3 m-3)^2 for MSE) and ``seconds`` (wall time of the epoch, s).
+        losses in (m3 m-3)^2 for MSE), ``seconds`` (wall time of the epoch, s) and ``lr`` (learning rate used
+        during the epoch).
     best_epoch : int
         Epoch whose weights the model holds after training.
     best_loss : float
@@ -73,7 +95,11 @@ class TrainingResult:
     train_seconds : float
         Wall time of the whole training, s.
     stopped_early : bool
-        Whether early stopping ended training before ``epochs``.
+        Whether training ended before ``epochs``.
+    stop_reason : str
+        One of :data:`STOP_REASONS`: ``'converged'``, ``'early-stopped'`` or ``'budget cap'`` (module docstring).
+    final_lr : float
+        Learning rate in effect when training ended (after the schedule's last step).
     """
 
     history: pd.DataFrame
@@ -81,6 +107,8 @@ class TrainingResult:
     best_loss: float
     train_seconds: float
     stopped_early: bool
+    stop_reason: str = "budget cap"
+    final_lr: float = float("nan")
 
 
 def _as_loader(data, batch_size: int, shuffle: bool, seed: int, what: str) -> DataLoader | None:
@@ -105,8 +133,15 @@ def _as_loader(data, batch_size: int, shuffle: bool, seed: int, what: str) -> Da
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
-def _check_settings(*, epochs, batch_size, lr, weight_decay, patience, max_batches_per_epoch) -> None:
+def _check_settings(*, epochs, batch_size, lr, weight_decay, patience, max_batches_per_epoch, lr_schedule="none",
+                    lr_patience=1, converge_tol=0.0) -> None:
     """Raise ValueError for a training setting outside its range (``not`` comparisons also catch NaN)."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+    if not lr_patience >= 1:
+        raise ValueError(f"lr_patience must be >= 1, got {lr_patience}")
+    if not 0 <= converge_tol < 1:
+        raise ValueError(f"converge_tol must be in [0, 1), got {converge_tol}")
     if not epochs >= 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}: a run of no epochs would return an untrained model")
     if not batch_size >= 1:
@@ -173,13 +208,17 @@ def train_torch_model(
     loss: str = "mse",
     progress: bool = True,
     max_batches_per_epoch: int | None = None,
+    lr_schedule: str = "none",
+    lr_patience: int = 1,
+    converge_tol: float = 0.0,
 ) -> TrainingResult:
-    """Train a torch model with AdamW, early stopping and restoration of the best epoch's weights.
+    """Train a torch model with AdamW, a learning-rate schedule, the stopping rule and the best epoch's weights.
 
     Each epoch makes one pass over ``train`` (at most ``max_batches_per_epoch`` batches), then computes the loss
     on the whole of ``val``. The weights of the epoch with the lowest validation loss (training loss without
-    ``val``) are kept in memory and restored at the end; training stops after ``patience`` epochs without
-    improvement.
+    ``val``) are kept in memory and restored at the end. Training stops by the rule of the module docstring
+    (early-stopped / converged / budget cap). The defaults of ``lr_schedule`` and ``converge_tol`` (no schedule,
+    no convergence test) keep the plain early stopping of earlier versions; the stages pass ``training.*``.
 
     Parameters
     ----------
@@ -198,7 +237,8 @@ def train_torch_model(
     weight_decay : float
         AdamW decoupled weight decay.
     patience : int or None
-        Epochs without improvement before stopping (None: never stop early).
+        Epochs without improvement before stopping, and the span of the convergence test (None: neither; only
+        the epoch cap stops training).
     batch_size : int
         Windows per batch when arrays are given.
     seed : int
@@ -209,17 +249,26 @@ def train_torch_model(
         Show a tqdm bar over epochs.
     max_batches_per_epoch : int or None
         Cap on training batches per epoch (smoke runs).
+    lr_schedule : {'none', 'plateau'}
+        ``'plateau'``: halve the learning rate when more than ``lr_patience`` consecutive epochs bring no new
+        best monitored loss (``ReduceLROnPlateau``, factor 0.5, threshold 0); ``'none'``: constant ``lr``.
+    lr_patience : int
+        Epochs without a new best tolerated before halving (torch's ``patience``).
+    converge_tol : float
+        Relative improvement of the best monitored loss over the last ``patience`` epochs below which training
+        has converged (0: never; the convergence test is off).
 
     Returns
     -------
     TrainingResult
-        History, best epoch and timings.
+        History, best epoch, timings, why training stopped and the final learning rate.
 
     Raises
     ------
     ValueError
         Unknown ``loss``; a setting that would train nothing or nonsense (``epochs`` < 1, ``batch_size`` < 1,
-        ``lr`` <= 0, ``weight_decay`` < 0, ``patience`` or ``max_batches_per_epoch`` < 1); no training windows
+        ``lr`` <= 0, ``weight_decay`` < 0, ``patience`` or ``max_batches_per_epoch`` < 1, an unknown
+        ``lr_schedule``, ``lr_patience`` < 1, ``converge_tol`` outside [0, 1)); no training windows
         (or an empty ``val``). Checked before the model is touched.
     FloatingPointError
         The training loss became NaN or infinite.
@@ -227,25 +276,32 @@ def train_torch_model(
     if loss not in LOSSES:
         raise ValueError(f"unknown loss '{loss}'; valid: {', '.join(LOSSES)}")
     _check_settings(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
-                    max_batches_per_epoch=max_batches_per_epoch)
+                    max_batches_per_epoch=max_batches_per_epoch, lr_schedule=lr_schedule, lr_patience=lr_patience,
+                    converge_tol=converge_tol)
     set_seed(seed)
     train_loader = _as_loader(train, batch_size, shuffle=True, seed=seed, what="training")
     val_loader = _as_loader(val, batch_size, shuffle=False, seed=seed, what="validation")
     device = _device(model)
     criterion = LOSSES[loss]()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=lr_patience,
+                                                            threshold=0.0)
+                 if lr_schedule == "plateau" else None)
 
     rows, best_loss, best_epoch, best_state, waited = [], math.inf, 0, None, 0
+    best_so_far: list[float] = []  # best monitored loss after each epoch
+    reason = "budget cap"
     start = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=f"{type(model).__name__}", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_start = time.perf_counter()
+        epoch_lr = float(optimizer.param_groups[0]["lr"])
         train_loss = _train_epoch(model, train_loader, criterion, optimizer, device, max_batches_per_epoch)
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss is {train_loss} at epoch {epoch}; try a smaller lr (now {lr})")
         val_loss = _evaluate(model, val_loader, criterion, device) if val_loader is not None else math.nan
-        rows.append((epoch, train_loss, val_loss, time.perf_counter() - epoch_start))
-        bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}")
+        rows.append((epoch, train_loss, val_loss, time.perf_counter() - epoch_start, epoch_lr))
+        bar.set_postfix(train=f"{train_loss:.3g}", val=f"{val_loss:.3g}", lr=f"{epoch_lr:.2g}")
 
         monitored = val_loss if val_loader is not None else train_loss
         if monitored < best_loss:
@@ -253,21 +309,44 @@ def train_torch_model(
             best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         else:
             waited += 1
-            if patience is not None and waited >= patience:
-                break
+        best_so_far.append(best_loss)
+        if scheduler is not None:
+            scheduler.step(monitored)
+        stop = _stop_reason(best_so_far, waited, patience, converge_tol)
+        if stop is not None:
+            reason = stop
+            break
     bar.close()
 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds"])
+    history = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss", "seconds", "lr"])
     return TrainingResult(
         history=history,
         best_epoch=best_epoch,
         best_loss=float(best_loss),
         train_seconds=time.perf_counter() - start,
         stopped_early=len(rows) < epochs,
+        stop_reason=reason,
+        final_lr=float(optimizer.param_groups[0]["lr"]),
     )
+
+
+def _stop_reason(best_so_far: list[float], waited: int, patience: int | None, converge_tol: float) -> str | None:
+    """The stopping rule after an epoch (module docstring): ``'early-stopped'``, ``'converged'`` or None.
+
+    ``best_so_far``: the best monitored loss after each epoch so far; ``waited``: epochs since the last new best.
+    """
+    if patience is None:
+        return None
+    if waited >= patience:
+        return "early-stopped"
+    if len(best_so_far) > patience:
+        before, now = best_so_far[-1 - patience], best_so_far[-1]
+        if before - now < converge_tol * abs(before):
+            return "converged"
+    return None
 
 
 def _input_batches(data, batch_size: int) -> Iterator[torch.Tensor]:

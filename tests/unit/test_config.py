@@ -94,6 +94,8 @@ def test_hparams_merge_onto_defaults_key_by_key():
         "common": {"hidden_size": 16, "num_layers": 1, "dropout": 0.1, "d_model": 16, "n_heads": 2},
         "xgboost": {"n_estimators": 50, "max_depth": 4, "learning_rate": 0.1, "early_stopping_rounds": 20,
                     "n_jobs": 2},
+        "xgboost_window": {"n_estimators": 50, "max_depth": 4, "learning_rate": 0.1, "early_stopping_rounds": 20,
+                           "n_jobs": 2},
     }
     nested = config.load(PARAMS / "smoke.yaml", {"models": {"hparams": {"common": {"dropout": 0}}}})
     assert nested.models.hparams["common"]["hidden_size"] == 16  # the file's value survives a nested override
@@ -348,7 +350,8 @@ def test_plain_run_names_are_accepted():
         ({"samples.n_boot": 3}, r"belongs in training\.n_boot or validation\.n_boot"),
         ({"training.hidden_size": 8}, r"belongs in models\.hparams\.common\.hidden_size"),
         ({"models.hparams.common.epochs": 3}, r"belongs in training\.epochs"),
-        ({"models.hparams.lstm.n_estimators": 3}, r"belongs in models\.hparams\.xgboost\.n_estimators"),
+        ({"models.hparams.lstm.n_estimators": 3},  # declared by xgboost and xgboost_window: the shared section
+             r"belongs in models\.hparams\.common\.n_estimators"),
     ],
 )
 def test_key_in_the_wrong_section_says_where_it_belongs(override, pattern):

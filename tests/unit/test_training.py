@@ -20,6 +20,7 @@ SMALL = {
     "lstm": {"hidden_size": 16, "num_layers": 1},
     "bilstm": {"hidden_size": 16, "num_layers": 1},
     "atlstm": {"hidden_size": 16, "num_layers": 1},
+    "atlstm_cl": {"hidden_size": 16, "num_layers": 1},
     "transformer": {"d_model": 16, "n_heads": 2, "num_layers": 1},
 }
 
@@ -60,13 +61,13 @@ def _built(name, seed=0, **hparams):
     return build_model(name, N_FEATURES, WINDOW, **{**SMALL[name], **hparams})
 
 
-@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "transformer"])
+@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer"])
 def test_each_model_learns(name, data):
     train, val = data
     model = _built(name)
     result = train_torch_model(model, train, val, epochs=4, lr=5e-3, batch_size=32, progress=False)
     history = result.history
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "seconds"]
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "seconds", "lr"]
     assert history.epoch.tolist() == list(range(1, len(history) + 1))
     assert history.train_loss.iloc[-1] < history.train_loss.iloc[0]
     assert history.val_loss.min() < history.val_loss.iloc[0]
@@ -80,10 +81,11 @@ def test_training_is_deterministic(data):
     runs = []
     for _ in range(2):
         model = _built("atlstm", seed=3, dropout=0.2)
-        result = train_torch_model(model, train, val, epochs=3, batch_size=32, seed=3, progress=False)
+        result = train_torch_model(model, train, val, epochs=3, batch_size=32, seed=3, progress=False,
+                                   lr_schedule="plateau", converge_tol=0.002)
         runs.append((result.history, predict(model, val[0]), [p.detach().clone() for p in model.parameters()]))
     (h1, p1, w1), (h2, p2, w2) = runs
-    assert h1[["train_loss", "val_loss"]].equals(h2[["train_loss", "val_loss"]])
+    assert h1[["train_loss", "val_loss", "lr"]].equals(h2[["train_loss", "val_loss", "lr"]])
     np.testing.assert_array_equal(p1, p2)
     assert all(torch.equal(a, b) for a, b in zip(w1, w2))
 

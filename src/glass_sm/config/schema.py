@@ -143,7 +143,27 @@ class TwinConfig:
         "(Beck et al., 2021, HESS 25, 17-40); 0.25 made the reanalysis unrealistically good (r 0.93)",
         ge=0,
     )
-    label_noise: float = P(0.02, "GLASS-MODIS-like label noise sd, m3 m-3", ge=0)
+    labels: Literal["retrieval", "truth_plus_noise"] = P(
+        "retrieval",
+        "how the GLASS-MODIS-like labels are made: 'retrieval' (as the real GLASS-MODIS SM: an XGBoost retrieval "
+        "trained on the twin's in situ station days from MODIS-like inputs, ERA5-Land and static data, applied "
+        "at 0.05 deg; see glass_sm.twin.labels) or 'truth_plus_noise' (truth + N(0, label_noise), the ablation)")
+    label_noise: float = P(0.02, "GLASS-MODIS-like label noise sd, m3 m-3 (labels: truth_plus_noise)", ge=0)
+    retrieval_rounds: int = P(
+        300, "boosting rounds of the label retrieval (labels: retrieval); with learning rate 0.05 a modest model "
+        "for the few thousand to tens of thousands of station-days an ISMN-like network gives", ge=1)
+    retrieval_max_depth: int = P(
+        6, "tree depth of the label retrieval (XGBoost's default; labels: retrieval)", ge=1, le=12)
+    modis_albedo_noise: float = P(
+        0.005, "MODIS-like white-sky albedo noise sd, dimensionless (labels: retrieval): half the AVHRR-like "
+        "albedo_noise, MODIS albedo coming from one calibrated multi-band, multi-angle sensor (Schaaf et al. 2002, "
+        "RSE 83, 135-148), AVHRR's from seven platforms", ge=0)
+    modis_lst_noise: float = P(
+        1.0, "MODIS-like LST noise sd, K (labels: retrieval): MOD11 LST accuracy better than 1 K in most validations "
+        "(Wan 2014, RSE 140, 36-45), vs the AVHRR-like lst_noise 1.5 K", ge=0)
+    ndvi_noise: float = P(
+        0.02, "MODIS-like NDVI noise sd, dimensionless (labels: retrieval): the MOD13 NDVI uncertainty, of order "
+        "0.02 (Huete et al. 2002, RSE 83, 195-213)", ge=0)
     label_gap_fraction: float = P(0.05, "fraction of missing label pixel-days", ge=0, lt=1)
     cloud_base: float = P(0.35, "mean cloud probability on a dry day", ge=0, le=1)
     albedo_noise: float = P(0.01, "albedo retrieval noise sd, dimensionless", ge=0)
@@ -256,6 +276,8 @@ class SamplesConfig:
 DEFAULT_HPARAMS = {
     COMMON: {"hidden_size": 64, "num_layers": 2, "dropout": 0.1, "d_model": 64, "n_heads": 4},
     "xgboost": {"n_estimators": 600, "max_depth": 8, "learning_rate": 0.1, "early_stopping_rounds": 20, "n_jobs": 2},
+    "xgboost_window": {"n_estimators": 600, "max_depth": 8, "learning_rate": 0.1, "early_stopping_rounds": 20,
+                       "n_jobs": 2},
 }
 """Default ``models.hparams``; a parameter file's sections are merged onto it key by key."""
 
@@ -272,7 +294,9 @@ RENAMED = {
 class ModelsConfig:
     """Model zoo of stage 02 (see :mod:`glass_sm.models`)."""
 
-    names: list[str] = P(["lstm", "bilstm", "atlstm", "transformer", "xgboost"], "models to compare", min_items=1)
+    names: list[str] = P(["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer", "xgboost", "xgboost_window"],
+                         "models to compare: xgboost is the paper's benchmark (target-day inputs), xgboost_window "
+                         "and atlstm_cl (attention head reading [context; last state]) are ablations", min_items=1)
     hparams: dict = P(
         DEFAULT_HPARAMS,
         "hyperparameters: hparams.common.<key> for every model declaring <key>, hparams.<model>.<key> for one "
@@ -300,7 +324,19 @@ class TrainingConfig:
     torch_threads: int = P(1, "torch CPU threads in stages 02-03 (0: torch default; 1: robust on a busy 2-core CPU)",
                             ge=0)
     eval_batch_size: int = P(4096, "windows per batch for validation and prediction", ge=1)
+    parallel_fits: int = P(1, "models trained side by side in stages 02-03, each in its own process with "
+                              "torch_threads threads (results identical to 1; 2 uses both cores of a 2-core CPU)",
+                           ge=1)
     init_output_bias: bool = P(True, "start the torch models' output bias at the mean training label (m3 m-3)")
+    lr_schedule: Literal["plateau", "none"] = P(
+        "plateau", "learning-rate schedule: 'plateau' halves the rate once more than lr_patience epochs in a row bring no new "
+        "best validation loss (torch ReduceLROnPlateau), 'none' keeps it constant")
+    lr_patience: int = P(1, "epochs in a row without a new best validation loss that are tolerated before the rate "
+                            "is halved (ReduceLROnPlateau patience)", ge=1)
+    converge_tol: float = P(
+        0.002, "stopping rule: the run has converged when the best validation loss improved by less than this "
+        "relative amount over the last `patience` epochs (stop reason 'converged'); no improvement at all is "
+        "'early-stopped', reaching `epochs` while still improving is 'budget cap'", ge=0, lt=1)
 
 
 @dataclass
@@ -332,9 +368,17 @@ class ProductionConfig:
     encoding: Literal["int16", "float32"] = P("int16", "storage of sm: scaled int16 or float32")
     overwrite: bool = P(False, "rewrite finished years")
     scheduler: Literal["distributed", "synchronous"] = P("distributed", "Dask cluster, or in-process (tests)")
-    model_batch: int = P(256, "windows per model call inside a batch (CPU caches favour 128-512)", ge=1)
+    model_batch: int = P(
+        1024, "windows per recurrent batch of the inference engine: large enough to amortise the ~5 us dispatch of "
+        "each of the ~10 operators of an LSTM step, small enough that a step's gates (model_batch x 4 hidden x 4 B; "
+        "512 KiB at hidden 32) stay in a core's L2 (tools/bench.py rows b-mb: 1024-2048 best on a 2-core EPYC)",
+        ge=1)
     torch_threads: Optional[int] = P(None, "torch threads per task (None: 1; small LSTM GEMMs slow down with more)",
                                      ge=1)
+    precision: Literal["fp32", "bf16"] = P(
+        "fp32", "arithmetic of inference (glass_sm.models.inference): fp32, or bf16 GEMMs (fp32 state and "
+        "accumulation); bf16 is the default only once tools/bench.py shows the product within RMSE 1e-4 m3 m-3 "
+        "of fp32 and faster on the machine")
 
 
 @dataclass

@@ -307,17 +307,24 @@ def fig_sequence_length(seq: pd.DataFrame, final_window: int | None = None, labe
     return fig
 
 
-def fig_attention(tables: Mapping[str, pd.DataFrame], example: pd.DataFrame | None = None, label: str = ""):
-    """Attention weights of the production AtLSTM.
+def fig_attention(tables: Mapping[str, pd.DataFrame], example: pd.DataFrame | None = None, label: str = "",
+                  model: str = "atlstm"):
+    """Attention weights of one attention model (default the production AtLSTM, ``model='atlstm'``).
 
     (a) mean weight by lag over all test windows, with the uniform weight 1/L; (b) weight relative to uniform
     for each group (soil-moisture level, season, climate), a diverging map centred on 1; (c) one worked example
     window (bars) with its ERA5-Land input (line), when ``example`` is given.
 
     ``tables``: ``{'overall': attention_by_lag.csv, 'SM level': ..._sm.csv, 'season': ..., 'climate': ...}``
-    (stage 03; columns ``group, n, lag_0 ... lag_{L-1}``); ``example``: ``attention_example.csv``.
+    (stage 03; columns ``group, n, lag_0 ... lag_{L-1}``, and ``model`` when several attention models were
+    analysed: the rows of ``model`` are drawn); ``example``: ``attention_example.csv``.
     """
-    tables = {k: v for k, v in tables.items() if v is not None and len(v)}
+    tables = {k: (v[v["model"] == model].dropna(axis=1, how="all") if "model" in v else v)
+              for k, v in tables.items() if v is not None}
+    tables = {k: v for k, v in tables.items() if len(v)}
+    if example is not None and "model" in example:
+        example = example[example["model"] == model]
+        example = example if len(example) else None
     overall_key = next(iter(tables))
     ncol = 3 if example is not None else 2
     fig = plt.figure(figsize=(3.3 * ncol + 0.6, 3.6), layout="constrained")
@@ -328,7 +335,7 @@ def fig_attention(tables: Mapping[str, pd.DataFrame], example: pd.DataFrame | No
     L = len(lags)
     ax = fig.add_subplot(gs[0])
     w = ov.iloc[0][cols].to_numpy(float)
-    ax.plot(lags, w, marker="o", ms=3, color=model_color("atlstm"), label=f"all test windows (n={int(ov.n.iloc[0])})")
+    ax.plot(lags, w, marker="o", ms=3, color=model_color(model), label=f"all test windows (n={int(ov.n.iloc[0])})")
     ax.axhline(1 / L, color="0.4", ls="--", lw=0.8, label=f"uniform 1/L = {1 / L:.3f}")
     ax.set_xlabel("lag before the target day (days)")
     ax.set_ylabel("mean attention weight (1)")
@@ -384,7 +391,7 @@ def fig_attention(tables: Mapping[str, pd.DataFrame], example: pd.DataFrame | No
         ax.legend(h1 + h2, l1 + l2, fontsize=6, frameon=False, loc="upper center", ncol=2)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         panel_letter(ax, 2)
-    fig.suptitle(f"AtLSTM attention weights (test set){title_suffix(label)}", fontsize=9.5)
+    fig.suptitle(f"{display_name(model)} attention weights (test set){title_suffix(label)}", fontsize=9.5)
     return fig
 
 

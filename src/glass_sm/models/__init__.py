@@ -1,7 +1,8 @@
-"""Soil-moisture models: the recurrent family (LSTM, Bi-LSTM, AtLSTM), a Transformer and XGBoost.
+"""Soil-moisture models: the recurrent family (LSTM, Bi-LSTM, AtLSTM and its [c; h_L] head ablation), a
+Transformer, and XGBoost (the paper's target-day benchmark and the flattened-window ablation).
 
 Torch models take ``x`` of shape ``(batch, L, n_features)`` (float32) and return ``(batch,)`` soil moisture in
-m3 m-3; XGBoost takes the same windows and flattens them. Build them by name with :func:`build_model`, with the
+m3 m-3; XGBoost takes the same windows and reads the target day (or flattens them). Build them by name with :func:`build_model`, with the
 run's hyperparameters from :func:`model_hparams`; name them with :func:`display_name` and :func:`model_color`.
 
 Adding a model: one module defining the class (``default_hparams``, ``display_name``, ``color``; see
@@ -24,7 +25,7 @@ from glass_sm.models.checkpoint import (
     save_checkpoint,
     save_production_checkpoint,
 )
-from glass_sm.models.lstm import AtLSTMRegressor, BiLSTMRegressor, LSTMRegressor
+from glass_sm.models.lstm import AtLSTMContextLastRegressor, AtLSTMRegressor, BiLSTMRegressor, LSTMRegressor
 from glass_sm.models.registry import (
     MODEL_REGISTRY,
     build_model,
@@ -36,11 +37,12 @@ from glass_sm.models.registry import (
     model_hparams,
 )
 from glass_sm.models.transformer import TransformerRegressor
-from glass_sm.models.xgb import XGBoostRegressor
+from glass_sm.models.xgb import XGBoostRegressor, XGBoostWindowRegressor
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "MODEL_REGISTRY",
+    "AtLSTMContextLastRegressor",
     "AtLSTMRegressor",
     "BiLSTMRegressor",
     "CheckpointIntegrityError",
@@ -50,6 +52,7 @@ __all__ = [
     "TransformerRegressor",
     "UnverifiedCheckpointWarning",
     "XGBoostRegressor",
+    "XGBoostWindowRegressor",
     "build_model",
     "count_flops",
     "default_hparams",

@@ -12,6 +12,11 @@ refuse a file that differs (one flipped bit), that torch cannot read (truncated,
 that holds no checkpoint, with a :class:`CheckpointIntegrityError` naming the file. A checkpoint whose sidecar
 records no hash (written before the hash was recorded) loads with one :class:`UnverifiedCheckpointWarning`.
 
+Hyperparameters: :func:`save_checkpoint` records every hyperparameter of the class (the ones given over the
+class defaults), so a later change of a default cannot change a reloaded model. A checkpoint written before a
+hyperparameter existed loads with the value that reproduces the model it holds (:data:`LEGACY_HPARAMS`: an
+``atlstm`` without ``head`` had the ``[c; h_L]`` head, ``'context_last'``).
+
 The production contract (``book/design.md``, "Production checkpoints"): ``results/<run>/models/atlstm_final.pt``
 is a :func:`save_checkpoint` file whose ``extra`` holds the preprocessing, so the exact inputs of training can be
 rebuilt from a cube:
@@ -57,6 +62,8 @@ __all__ = [
     "CheckpointIntegrityError",
     "CheckpointMismatchError",
     "LoadedModel",
+    "LEGACY_HPARAMS",
+    "checkpoint_hparams",
     "file_sha256",
     "load_checkpoint",
     "load_model_weights",
@@ -335,7 +342,8 @@ def save_checkpoint(
     name : str
         Its key in :data:`~glass_sm.models.MODEL_REGISTRY`.
     hparams : dict
-        Hyperparameters it was built with (``build_model(name, n_features, window, **hparams)``).
+        Hyperparameters it was built with (``build_model(name, n_features, window, **hparams)``); recorded over
+        the class's ``default_hparams``, so the file names every setting.
     extra : dict, optional
         Plain metadata (str, int, float, bool, None, lists and dicts of them; NumPy values are converted).
 
@@ -347,19 +355,22 @@ def save_checkpoint(
     Raises
     ------
     ValueError
-        ``model`` is not an instance of the class registered as ``name``.
+        ``model`` is not an instance of the class registered as ``name``, or is the class of another name.
     TypeError
         A value of ``hparams`` or ``extra`` is not plain (nothing is written).
     """
     path = Path(path)
     if not isinstance(model, MODEL_REGISTRY.get(name, ())):
         raise ValueError(f"model is a {type(model).__name__}, not the registry's '{name}' ({list(MODEL_REGISTRY)})")
+    registered_as = [key for key, cls in MODEL_REGISTRY.items() if type(model) is cls]
+    if registered_as and name not in registered_as:  # e.g. an atlstm_cl saved as 'atlstm' would reload wrongly
+        raise ValueError(f"model is a {type(model).__name__}, registered as {registered_as[0]!r}, not {name!r}")
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "name": name,
         "n_features": int(model.n_features),
         "window": int(model.window),
-        "hparams": _plain(dict(hparams), "hparams"),
+        "hparams": _plain({**MODEL_REGISTRY[name].default_hparams, **dict(hparams)}, "hparams"),
         "extra": _plain(dict(extra or {})),
         "torch_version": str(torch.__version__),
         "glass_sm_version": glass_sm.__version__,
@@ -376,6 +387,28 @@ def save_checkpoint(
 
 
 _REQUIRED = ("format", "name", "n_features", "window", "hparams", "state_dict")
+
+LEGACY_HPARAMS: dict[str, dict] = {"atlstm": {"head": "context_last"}}
+"""Per registry name, the value of a hyperparameter a checkpoint lacks because it was written before the
+setting existed: the behaviour the saved weights were trained with (not today's default)."""
+
+
+def checkpoint_hparams(name: str, hparams: dict) -> dict:
+    """A checkpoint's hyperparameters with :data:`LEGACY_HPARAMS` filled in where the checkpoint predates them.
+
+    Parameters
+    ----------
+    name : str
+        The checkpoint's registry key.
+    hparams : dict
+        Its recorded hyperparameters.
+
+    Returns
+    -------
+    dict
+        ``hparams`` plus the legacy values of the keys it lacks.
+    """
+    return {**LEGACY_HPARAMS.get(name, {}), **dict(hparams)}
 
 
 def recorded_sha256(path: str | os.PathLike) -> str | None:
@@ -486,7 +519,7 @@ def _rebuild(checkpoint: dict, path: Path) -> nn.Module:
     """The registry model of a checkpoint dict with its weights, in eval mode."""
     try:
         model = build_model(checkpoint["name"], checkpoint["n_features"], checkpoint["window"],
-                            **checkpoint["hparams"])
+                            **checkpoint_hparams(checkpoint["name"], checkpoint["hparams"]))
         model.load_state_dict(checkpoint["state_dict"])
     except (ValueError, TypeError, RuntimeError, KeyError) as e:
         raise CheckpointIntegrityError(f"{path}: the weights do not fit the model '{checkpoint['name']}' it "
@@ -570,7 +603,7 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedModel:
     loaded = LoadedModel(
         model=_rebuild(ckpt, path),
         name=ckpt["name"],
-        hparams=dict(ckpt["hparams"]),
+        hparams=checkpoint_hparams(ckpt["name"], ckpt["hparams"]),
         normalizer=normalizer,
         features=list(extra.get("features", normalizer.names)),
         window=int(extra.get("window", ckpt["window"])),

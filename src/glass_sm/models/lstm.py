@@ -14,7 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["AtLSTMRegressor", "BiLSTMRegressor", "LSTMRegressor", "RegressionHead", "lstm_flops"]
+from typing import Literal
+
+__all__ = ["ATTENTION_HEADS", "AtLSTMContextLastRegressor", "AtLSTMRegressor", "BiLSTMRegressor", "LSTMRegressor",
+           "RegressionHead", "lstm_flops"]
+
+ATTENTION_HEADS = ("context", "context_last")
+"""Valid ``head`` of :class:`AtLSTMRegressor`: what the output MLP reads."""
 
 
 def lstm_flops(n_in: int, hidden_size: int, window: int) -> int:
@@ -182,10 +188,19 @@ class AtLSTMRegressor(nn.Module):
         e_t &= v^\\top \\tanh(W_h h_t + W_q h_L + b) \\\\
         a_t &= \\exp(e_t) / \\textstyle\\sum_{s=1}^{L} \\exp(e_s) \\\\
         c &= \\textstyle\\sum_{t=1}^{L} a_t h_t \\\\
-        \\hat y &= \\mathrm{MLP}([c; h_L])
+        \\hat y &= \\mathrm{MLP}(c) \\quad (\\text{head 'context'}) \\quad\\text{or}\\quad
+        \\mathrm{MLP}([c; h_L]) \\quad (\\text{head 'context\\_last'})
 
     ``W_h, W_q`` are ``(attention_size, h)``, ``b`` is ``(attention_size,)`` and ``v`` is ``(attention_size,)``.
     The weights ``a`` (non-negative, summing to 1 over the window) tell which days the model draws on.
+
+    **The head (an assumption).** The paper does not publish the AtLSTM's output layer. In the classic
+    attention LSTM used for soil moisture the output layer reads the attention context alone, ``MLP(c)``: the
+    prediction then depends on the window only through ``c``, so the attention weights have to select the days
+    that matter and their pattern can be interpreted. That is the default (``head='context'``). Feeding the head
+    ``[c; h_L]`` as well (``head='context_last'``, the registry's ``atlstm_cl``, an ablation) lets the last hidden
+    state, which already summarises the window, carry the prediction; the attention is then free to stay uniform
+    without hurting the fit, and its weights say little.
 
     Parameters
     ----------
@@ -201,9 +216,13 @@ class AtLSTMRegressor(nn.Module):
         Dropout between LSTM layers and in the head, dimensionless.
     attention_size : int or None
         Width of the attention layer (None: ``hidden_size``).
+    head : {'context', 'context_last'}
+        What the output MLP reads: the attention context ``c`` alone (``h`` inputs; the assumption above) or
+        ``[c; h_L]`` (``2h`` inputs; the ablation). A checkpoint saved before this setting existed used
+        ``'context_last'`` and loads as such (:mod:`glass_sm.models.checkpoint`).
     """
 
-    default_hparams = {"hidden_size": 64, "num_layers": 2, "dropout": 0.1, "attention_size": None}
+    default_hparams = {"hidden_size": 64, "num_layers": 2, "dropout": 0.1, "attention_size": None, "head": "context"}
     hparam_ranges = {"hidden_size": {"ge": 1}, "num_layers": {"ge": 1}, "dropout": {"ge": 0, "lt": 1},
                      "attention_size": {"ge": 1}}
     display_name = "AtLSTM"
@@ -217,16 +236,42 @@ class AtLSTMRegressor(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.1,
         attention_size: int | None = None,
+        head: Literal["context", "context_last"] = "context",
     ):
         super().__init__()
+        if head not in ATTENTION_HEADS:
+            raise ValueError(f"AtLSTM head must be one of {ATTENTION_HEADS}, got {head!r}")
         attention_size = attention_size or hidden_size
         self.n_features, self.window = n_features, window
         self.hidden_size, self.num_layers, self.attention_size = hidden_size, num_layers, attention_size
+        self.head_input = head
         self.lstm = _lstm(n_features, hidden_size, num_layers, dropout, bidirectional=False)
         self.key = nn.Linear(hidden_size, attention_size)  # W_h, with the bias b
         self.query = nn.Linear(hidden_size, attention_size, bias=False)  # W_q
         self.score = nn.Linear(attention_size, 1, bias=False)  # v
-        self.head = RegressionHead(2 * hidden_size, hidden_size, dropout)
+        n_head = hidden_size if head == "context" else 2 * hidden_size
+        self.head = RegressionHead(n_head, hidden_size, dropout)
+
+    def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The attention step without the head.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, L, n_features)`` float32 normalised inputs.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor, torch.Tensor)
+            Context ``c`` ``(batch, h)``, last hidden state ``h_L`` ``(batch, h)`` and attention weights
+            ``(batch, L)`` (dimensionless, summing to 1 over the window).
+        """
+        hidden, _ = self.lstm(x)  # (B, L, h)
+        last = hidden[:, -1]  # (B, h)
+        energy = self.score(torch.tanh(self.key(hidden) + self.query(last).unsqueeze(1))).squeeze(-1)  # (B, L)
+        attention = torch.softmax(energy, dim=1)
+        context = torch.bmm(attention.unsqueeze(1), hidden).squeeze(1)  # (B, h)
+        return context, last, attention
 
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
@@ -246,12 +291,8 @@ class AtLSTMRegressor(nn.Module):
             Soil moisture ``(batch,)``, m3 m-3, and with ``return_attention`` the weights ``(batch, L)``,
             dimensionless, non-negative, summing to 1 over the window.
         """
-        hidden, _ = self.lstm(x)  # (B, L, h)
-        last = hidden[:, -1]  # (B, h)
-        energy = self.score(torch.tanh(self.key(hidden) + self.query(last).unsqueeze(1))).squeeze(-1)  # (B, L)
-        attention = torch.softmax(energy, dim=1)
-        context = torch.bmm(attention.unsqueeze(1), hidden).squeeze(1)  # (B, h)
-        prediction = self.head(torch.cat([context, last], dim=-1))
+        context, last, attention = self.attend(x)
+        prediction = self.head(context if self.head_input == "context" else torch.cat([context, last], dim=-1))
         return (prediction, attention) if return_attention else prediction
 
     def forward_flops(self, window: int, n_features: int) -> int:
@@ -259,9 +300,50 @@ class AtLSTMRegressor(nn.Module):
 
         LSTM layers (:func:`lstm_flops`) plus attention: keys ``2 L h a``, query ``2 h a``, adding the query
         ``L a``, tanh ``L a``, scores ``2 L a``, softmax ``3 L`` (exp, sum, divide), context ``2 L h``; then the
-        head on ``2h``.
+        head on ``h`` (head ``'context'``) or ``2h`` (``'context_last'``).
         """
         h, a, L = self.hidden_size, self.attention_size, window
         layers = sum(lstm_flops(n_features if i == 0 else h, h, L) for i in range(self.num_layers))
         attention = 2 * L * h * a + 2 * h * a + L * a + L * a + 2 * L * a + 3 * L + 2 * L * h
         return layers + attention + self.head.flops()
+
+
+class AtLSTMContextLastRegressor(AtLSTMRegressor):
+    """AtLSTM whose output MLP reads ``[c; h_L]`` (the attention context and the last hidden state): the ablation.
+
+    The model of :class:`AtLSTMRegressor` with ``head='context_last'`` (see there for the equations and why the
+    production AtLSTM reads ``c`` alone).
+
+    Parameters
+    ----------
+    n_features : int
+        Input features per step.
+    window : int
+        Window length ``L``, days.
+    hidden_size : int
+        LSTM hidden units.
+    num_layers : int
+        Stacked LSTM layers.
+    dropout : float
+        Dropout between LSTM layers and in the head, dimensionless.
+    attention_size : int or None
+        Width of the attention layer (None: ``hidden_size``).
+    head : {'context', 'context_last'}
+        ``'context_last'``: the head reads ``[c; h_L]`` (``'context'`` would make it the AtLSTM).
+    """
+
+    default_hparams = {**AtLSTMRegressor.default_hparams, "head": "context_last"}
+    display_name = "AtLSTM [c; h_L]"
+    color = "#332288"  # Paul Tol's indigo (colour-blind safe; the Okabe-Ito palette is used up)
+
+    def __init__(
+        self,
+        n_features: int,
+        window: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        attention_size: int | None = None,
+        head: Literal["context", "context_last"] = "context_last",
+    ):
+        super().__init__(n_features, window, hidden_size, num_layers, dropout, attention_size, head)

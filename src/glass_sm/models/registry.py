@@ -37,9 +37,9 @@ from typing import Any
 
 from torch import nn
 
-from glass_sm.models.lstm import AtLSTMRegressor, BiLSTMRegressor, LSTMRegressor
+from glass_sm.models.lstm import AtLSTMContextLastRegressor, AtLSTMRegressor, BiLSTMRegressor, LSTMRegressor
 from glass_sm.models.transformer import TransformerRegressor
-from glass_sm.models.xgb import XGBoostRegressor
+from glass_sm.models.xgb import XGBoostRegressor, XGBoostWindowRegressor
 
 __all__ = [
     "COMMON",
@@ -60,9 +60,11 @@ __all__ = [
 MODEL_REGISTRY: dict[str, type] = {
     "lstm": LSTMRegressor,
     "bilstm": BiLSTMRegressor,
-    "atlstm": AtLSTMRegressor,
+    "atlstm": AtLSTMRegressor,  # head reads the attention context alone (the production model)
+    "atlstm_cl": AtLSTMContextLastRegressor,  # ablation: head reads [context; last hidden state]
     "transformer": TransformerRegressor,
-    "xgboost": XGBoostRegressor,
+    "xgboost": XGBoostRegressor,  # the paper's benchmark: the target day's features only
+    "xgboost_window": XGBoostWindowRegressor,  # ablation: the whole window flattened
 }
 """Model classes by the names used in the parameters (``models.names``, ``models.hparams``) and in checkpoints."""
 
@@ -155,7 +157,8 @@ def build_model(name: str, n_features: int, window: int, **hparams):
     Parameters
     ----------
     name : str
-        Key of :data:`MODEL_REGISTRY` (``'lstm'``, ``'bilstm'``, ``'atlstm'``, ``'transformer'``, ``'xgboost'``).
+        Key of :data:`MODEL_REGISTRY` (``'lstm'``, ``'bilstm'``, ``'atlstm'``, ``'atlstm_cl'``, ``'transformer'``,
+        ``'xgboost'``, ``'xgboost_window'``).
     n_features : int
         Input features per step.
     window : int

@@ -15,6 +15,7 @@ Tables: ``input_coverage``, ``gap_fractions``, ``era5_bias`` (twin only). Figure
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -34,10 +35,10 @@ from glass_sm.platforms import transition_dates
 from glass_sm.stages import StageContext
 
 __all__ = [
-    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "input_coverage", "coverage_text", "build_cube",
-    "open_truth", "cube_summary", "map_day", "plot_input_maps", "centre_pixel", "plot_pixel_series",
-    "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias", "observed_anomaly",
-    "plot_sensor_transitions", "platforms_seen", "summary_text", "run",
+    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "label_retrieval", "labels_text", "input_coverage",
+    "coverage_text", "build_cube", "open_truth", "cube_summary", "map_day", "plot_input_maps", "centre_pixel",
+    "plot_pixel_series", "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias",
+    "observed_anomaly", "plot_sensor_transitions", "platforms_seen", "summary_text", "run",
 ]
 
 CONFIG_SECTIONS = ("run", "domain", "period", "twin", "data", "cube", "figures")
@@ -86,6 +87,54 @@ def inputs_text(ctx: StageContext, written: dict | None) -> str:
     n = int(twin_files(written)["files"].sum())
     how = "written now" if written["regenerated"] else "reused (its manifest matches the parameters)"
     return f"Synthetic twin {how}: {n} files under `{Path(written['manifest']).parent}`."
+
+
+def label_retrieval(ctx: StageContext, written: dict | None) -> dict | None:
+    """How the twin made its GLASS-MODIS-like labels (``twin.labels``); None on real data.
+
+    Parameters
+    ----------
+    written : dict or None
+        :func:`make_twin`'s return value (None: real data).
+
+    Returns
+    -------
+    dict or None
+        ``retrieval``: ``label_retrieval.json`` (:func:`glass_sm.twin.labels.write_retrieval_info`: stations,
+        station-days, features, hyper-parameters, ``training_fit_vs_stations``); ``truth_plus_noise``:
+        ``mode`` and ``label_noise`` (m3 m-3).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``twin.labels`` is ``retrieval`` and the twin wrote no ``label_retrieval.json`` (a period ending before
+        ``period.label_start`` has no labels at all).
+    """
+    cfg = ctx.cfg
+    if written is None:
+        return None
+    if cfg.twin.labels != "retrieval":
+        return {"mode": cfg.twin.labels, "label_noise": cfg.twin.label_noise}
+    paths = written.get("label_retrieval") or []
+    if not paths or not Path(paths[0]).exists():
+        raise FileNotFoundError(f"{twin.retrieval_info_path(cfg)}: the twin's label retrieval report is missing "
+                                "(twin.labels: retrieval)")
+    return json.loads(Path(paths[0]).read_text())
+
+
+def labels_text(info: dict | None) -> str:
+    """One paragraph on how the labels were made (from :func:`label_retrieval`)."""
+    if info is None:
+        return "Labels: the real GLASS-MODIS SM files."
+    if info["mode"] != "retrieval":
+        return (f"Labels (twin, ablation `truth_plus_noise`): the truth of each pixel's cell + N(0, "
+                f"{info['label_noise']:g}) m3 m-3 per pixel.")
+    fit, hp = info["training_fit_vs_stations"], info["hyperparameters"]
+    return (f"Labels (twin, `retrieval`, as GLASS-MODIS SM is made): XGBoost ({hp['num_boost_round']} rounds, depth "
+            f"{hp['max_depth']}) trained on {info['station_days']} station-days of {info['n_stations']} stations "
+            f"({info['training_days'][0]}..{info['training_days'][1]}) from {', '.join(info['features'])}; "
+            f"fit against the station values: RMSE {fit['rmse']:.3f} m3 m-3, R² {fit['r2']:.2f} (in-sample; "
+            "the labels' accuracy against the truth is measured in stage 02).")
 
 
 _SOURCE_NAMES = {"albedo": "Albedo", "lst": "LST", "era5land": "ERA5-Land", "glass_modis": "GLASS-MODIS labels"}
@@ -385,7 +434,8 @@ def run(ctx: StageContext, progress: bool = False) -> dict:
     ds = build_cube(ctx, progress=progress, coverage=coverage)
     truth = open_truth(ctx)
     bias = era5_bias(ctx, ds, truth)
-    out = {"twin": written, "input_coverage": coverage, "cube": ds, "truth": truth, "summary": cube_summary(ds),
+    out = {"twin": written, "label_retrieval": label_retrieval(ctx, written), "input_coverage": coverage, "cube": ds,
+           "truth": truth, "summary": cube_summary(ds),
            "01_input_maps": plot_input_maps(ctx, ds), "01_pixel_series": plot_pixel_series(ctx, ds, truth),
            "gap_fractions": gap_fractions(ctx, ds), "era5_bias": bias, "era5_bias_stats": era5_bias_stats(bias),
            "01_era5_wet_bias": plot_era5_bias(ctx, bias),

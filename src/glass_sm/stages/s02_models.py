@@ -1,4 +1,5 @@
-"""Stage 02: LSTM, Bi-LSTM, AtLSTM, Transformer and XGBoost trained on identical samples, scored on the test set.
+"""Stage 02: the model zoo (LSTM, Bi-LSTM, AtLSTM and its [c; h_L] ablation, Transformer, XGBoost on the target
+day (the paper's benchmark) and on the window (ablation)) trained on identical samples, scored on the test set.
 
 The notebook ``02_model_comparison`` calls the stage functions (they take the :class:`~glass_sm.stages.StageContext`,
 write the stage's tables through :func:`glass_sm.contract.write_table` and return them); the concept functions
@@ -10,8 +11,13 @@ Protocol (every choice is a parameter, see :mod:`glass_sm.config`)
 * **Identical samples.** Every model of a comparison is trained on the same :class:`~glass_sm.data.Samples` (same
   training, validation and test windows, same normalization). The torch models use the shared loop
   :func:`glass_sm.training.train_torch_model` (AdamW, ``training.*``, early stopping on the validation MSE with
-  the best epoch's weights restored); XGBoost is fitted on the same windows flattened to ``L * F`` columns with
-  early stopping on the validation RMSE.
+  the best epoch's weights restored, the plateau learning-rate schedule and the convergence rule of
+  :mod:`glass_sm.training`); XGBoost is fitted on the same windows, reading the target day's ``F`` features
+  (``xgboost``, the benchmark) or the window flattened to ``L * F`` columns (``xgboost_window``), with early
+  stopping on the validation RMSE.
+* **Stopping reasons.** Every fit records why it ended (``stop_reason`` of the timing tables): ``'converged'``,
+  ``'early-stopped'`` or ``'budget cap'`` (torch: :data:`glass_sm.training.STOP_REASONS`; XGBoost: early stopping
+  triggered or ``n_estimators`` reached). A model stopped at the budget cap is a lower bound.
 * **Seeds.** Every model is initialised and trained with ``run.seed``; the bootstrap of the confidence intervals
   uses ``run.seed`` too, so the intervals of two models on the same test set come from the *same* resamples.
   Same parameters, cube and seed on the same CPU and thread count give identical metric tables; timings (train
@@ -32,14 +38,17 @@ import torch
 import xarray as xr
 
 from glass_sm.contract import TABLES, read_table, tables_of, write_table
-from glass_sm.data import DAY, PIXEL, Samples, WindowBatches, build_samples, open_cube
+from glass_sm.data import DAY, PIXEL, Samples, build_samples, open_cube
+from glass_sm.evaluation.ceiling import label_ceiling
+from glass_sm.evaluation.claims import paper_claims
 from glass_sm.evaluation.skill import baseline_differences, evaluate, metrics_by_sm_bin, sm_bin_labels
 from glass_sm.figures.paper import fig_accuracy_by_sm, fig_model_density
 from glass_sm.interpret.attention import find_aridity
-from glass_sm.models import build_model, count_flops, display_name, is_torch_model, model_hparams
+from glass_sm.models import display_name, is_torch_model, model_hparams
 from glass_sm.models.checkpoint import save_checkpoint
+from glass_sm.fitting import FitResult, fit_model, fit_models, predict_split, rate_windows
 from glass_sm.paths import RunPaths
-from glass_sm.training import measure_inference_rate, predict, set_seed, train_torch_model
+from glass_sm.training import measure_inference_rate
 
 __all__ = ["CONFIG_SECTIONS", "STAGE", "BASELINE", "StageInputs", "FitResult", "ComparisonResult",
            "SplitStrategyResult", "set_torch_threads", "open_inputs", "fit_model", "predict_split", "rate_windows",
@@ -100,129 +109,6 @@ def open_inputs(ctx) -> StageInputs:
 # ----------------------------------------------------------------------------------------------------------
 # One model
 # ----------------------------------------------------------------------------------------------------------
-@dataclass
-class FitResult:
-    """A trained model and how its training went.
-
-    Attributes
-    ----------
-    name : str
-        Registry key.
-    model : torch.nn.Module or XGBoostRegressor
-        The trained model (torch models in eval mode, best epoch's weights).
-    hparams : dict
-        Its hyperparameters.
-    train_seconds : float
-        Wall time of the training, s (varies between runs).
-    epochs_run : int
-        Epochs (torch) or boosting rounds (XGBoost) run.
-    best_epoch : int
-        Epoch (1-based) or boosting round (1-based) whose weights are kept.
-    history : pandas.DataFrame
-        Per epoch ``epoch, train_loss, val_loss, seconds`` (torch) or per round ``iteration, val_rmse`` (XGBoost).
-    n_parameters : int
-        Trainable parameters (torch) or tree nodes (XGBoost, best rounds).
-    flops : float
-        Analytic forward FLOPs per window (torch; NaN for XGBoost).
-    """
-
-    name: str
-    model: object
-    hparams: dict
-    train_seconds: float
-    epochs_run: int
-    best_epoch: int
-    history: pd.DataFrame
-    n_parameters: int
-    flops: float
-
-
-def _tree_nodes(model) -> int:
-    trees = model.booster.get_dump()[: model.best_iteration + 1]
-    return int(sum(t.count("\n") for t in trees))
-
-
-def _init_output_bias(model: torch.nn.Module, value: float) -> None:
-    """Set the bias of the model's last ``Linear(., 1)`` layer (its output) to ``value`` (m3 m-3).
-
-    The networks predict soil moisture in m3 m-3 directly; starting the output at the mean label instead of
-    about 0 saves the first epochs from merely learning the mean (matters under a small CPU budget).
-    """
-    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 1]
-    if last and last[-1].bias is not None:
-        with torch.no_grad():
-            last[-1].bias.fill_(value)
-
-
-def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epochs: int | None = None,
-              progress: bool = True) -> FitResult:
-    """Train one registry model on ``samples`` (training split; validation split for early stopping).
-
-    Parameters
-    ----------
-    name : str
-        Registry key.
-    samples : Samples
-        From :func:`glass_sm.data.build_samples` (or ``with_window``).
-    cfg : glass_sm.config.Config
-        Hyperparameters (:func:`glass_sm.models.model_hparams`) and ``training.*`` (epochs, batch size, lr,
-        weight decay, patience, ``max_batches_per_epoch``, ``eval_batch_size``, ``init_output_bias``).
-    seed : int, optional
-        Initialisation, shuffling and dropout seed (default ``run.seed``).
-    epochs : int, optional
-        Maximum epochs (default ``training.epochs``).
-    progress : bool
-        Show the training loop's progress bar.
-
-    Returns
-    -------
-    FitResult
-    """
-    seed = int(cfg.run.seed if seed is None else seed)
-    tc = cfg.training
-    hp = model_hparams(name, cfg, seed)
-    F, L = samples.n_features, samples.window
-    if not is_torch_model(name):
-        model = build_model(name, F, L, **hp)
-        x, y = samples.xy("train")
-        xv, yv = samples.xy("val")
-        model.fit(x, y, xv if len(yv) else None, yv if len(yv) else None)
-        del x, xv
-        return FitResult(name, model, hp, float(model.train_seconds), model.n_rounds, model.best_iteration + 1,
-                         model.history, _tree_nodes(model), float("nan"))
-    set_seed(seed)
-    model = build_model(name, F, L, **hp)
-    if tc.init_output_bias:
-        _init_output_bias(model, float(np.mean(samples.targets("train"))))
-    train = samples.batches("train", tc.batch_size, shuffle=True, seed=seed)
-    val = samples.batches("val", tc.eval_batch_size, shuffle=False) if len(samples.val) else None
-    result = train_torch_model(
-        model, train, val, epochs=int(epochs or tc.epochs), lr=tc.lr, weight_decay=tc.weight_decay,
-        patience=tc.patience, batch_size=tc.batch_size, seed=seed, progress=progress,
-        max_batches_per_epoch=tc.max_batches_per_epoch)
-    n_par = int(sum(p.numel() for p in model.parameters()))
-    return FitResult(name, model, hp, result.train_seconds, len(result.history), result.best_epoch,
-                     result.history, n_par, float(count_flops(model, L, F)))
-
-
-def predict_split(model, samples: Samples, split: str | np.ndarray = "test", batch_size: int = 4096) -> np.ndarray:
-    """Predictions (m3 m-3, float32) of a torch or XGBoost model for a split's windows (or an index), by batch."""
-    if isinstance(split, str):
-        batches = samples.batches(split, batch_size, shuffle=False)
-    else:
-        batches = WindowBatches(samples.arrays(), samples.index(split), None, samples.window, samples.window_mode,
-                                batch_size, shuffle=False)
-    return predict(model, batches, batch_size)
-
-
-def rate_windows(samples: Samples, n: int) -> np.ndarray:
-    """Up to ``n`` test windows, evenly spaced over the (pixel, day)-sorted test set (for the inference rate)."""
-    test = samples.test
-    if len(test) > n:
-        test = test[np.linspace(0, len(test) - 1, n).astype(np.int64)]
-    return samples.windows(test)
-
-
 def sample_counts(samples: Samples) -> dict:
     """Windows and pixels per split of ``samples`` and the test period (one row of a ``*_samples`` table)."""
     return {"split": samples.split, "window": samples.window, "n_train": len(samples.train),
@@ -253,9 +139,10 @@ class ComparisonResult:
     metrics : pandas.DataFrame
         Test metrics with 95 % CIs: ``split, window, model, reference, n, r2, r2_lo, r2_hi, r, ..., bias_hi``.
     timing : pandas.DataFrame
-        ``split, model, n_train, n_parameters, flops_per_window, epochs_run, best_epoch, train_seconds,
-        train_windows_per_s, inference_windows_per_s, threads`` (seconds and rates vary between runs; for XGBoost
-        epochs are boosting rounds, ``n_parameters`` counts tree nodes and ``train_windows_per_s`` is NaN).
+        ``split, model, n_train, n_parameters, flops_per_window, epochs_run, best_epoch, stop_reason, final_lr,
+        train_seconds, train_windows_per_s, inference_windows_per_s, threads`` (seconds and rates vary between runs;
+        for XGBoost epochs are boosting rounds, ``n_parameters`` counts tree nodes, ``final_lr`` and
+        ``train_windows_per_s`` are NaN).
     by_bin : pandas.DataFrame
         Metrics per reference-SM bin with CIs: ``split, model, reference, bin, lo, hi, n, ...``.
     predictions : pandas.DataFrame
@@ -269,6 +156,10 @@ class ComparisonResult:
         The samples' window length, days.
     samples : dict
         :func:`sample_counts` of the samples.
+    preprocessing : dict
+        ``normalizer`` (:meth:`glass_sm.data.Normalizer.to_dict`), ``features`` and ``window_mode`` of the samples,
+        saved with each model (:meth:`save_models`) so that a later stage can feed it its own inputs (stage 03
+        reloads ``atlstm_cl`` with :func:`glass_sm.models.load_checkpoint`).
     """
 
     metrics: pd.DataFrame
@@ -279,6 +170,7 @@ class ComparisonResult:
     split: str
     window: int
     samples: dict = field(default_factory=dict)
+    preprocessing: dict = field(default_factory=dict)
 
     @property
     def models(self) -> dict:
@@ -301,17 +193,19 @@ class ComparisonResult:
             self.timing[self.timing.model.isin(keep)].reset_index(drop=True),
             self.by_bin[self.by_bin.model.isin(keep)].reset_index(drop=True),
             self.predictions[[c for c in self.predictions.columns if c not in self.fits or c in keep]],
-            {k: v for k, v in self.fits.items() if k in keep}, self.split, self.window, dict(self.samples))
+            {k: v for k, v in self.fits.items() if k in keep}, self.split, self.window, dict(self.samples),
+            dict(self.preprocessing))
 
     def save_models(self, paths: RunPaths, prefix: str = "compare") -> list:
-        """Write each model to ``models/<prefix>_<split>_<name>.pt`` (torch) or ``.json`` (XGBoost)."""
+        """Write each model to ``models/<prefix>_<split>_<name>.pt`` (torch, with :attr:`preprocessing` in its
+        ``extra``) or ``.json`` (XGBoost)."""
         out = []
         for name, fit in self.fits.items():
             stem = f"{prefix}_{self.split}_{name}"
             if is_torch_model(name):
                 out.append(save_checkpoint(paths.model_file(stem, ".pt"), fit.model, name, fit.hparams,
                                            {"split": self.split, "window": self.window,
-                                            "purpose": "stage 02 model comparison"}))
+                                            "purpose": "stage 02 model comparison", **self.preprocessing}))
             else:
                 out.append(fit.model.save(paths.model_file(stem, ".json")))
         return out
@@ -350,8 +244,8 @@ def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, pro
                           "label": refs[0][1], "truth": refs[1][1] if truth is not None else np.nan})
     x_rate = rate_windows(samples, int(cfg.models.rate_windows))
     fits, m_rows, t_rows, b_rows = {}, [], [], []
-    for name in names:
-        fit = fit_model(name, samples, cfg, seed=seed, progress=progress)
+    fitted = fit_models([(name, samples, {"seed": seed}) for name in names], cfg, progress=progress)
+    for name, fit in zip(names, fitted):
         fits[name] = fit
         pred = predict_split(fit.model, samples, "test", cfg.training.eval_batch_size)
         preds[name] = pred.astype(np.float64)
@@ -370,15 +264,18 @@ def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, pro
         t_rows.append({"split": samples.split, "model": name, "n_train": len(samples.train),
                        "n_parameters": fit.n_parameters, "flops_per_window": fit.flops,
                        "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
+                       "stop_reason": fit.stop_reason, "final_lr": fit.final_lr,
                        "train_seconds": fit.train_seconds,
                        "train_windows_per_s": seen / fit.train_seconds if fit.train_seconds > 0 else np.nan,
                        "inference_windows_per_s": rate, "threads": torch.get_num_threads()})
         if progress:
             r = m_rows[-len(refs)]
-            print(f"{samples.split:>6} {name:>11}: RMSE vs label {r['rmse']:.4f} m3 m-3, R2 {r['r2']:.3f}; "
-                  f"{fit.epochs_run} epochs/rounds in {fit.train_seconds:.1f} s", flush=True)
+            print(f"{samples.split:>6} {name:>14}: RMSE vs label {r['rmse']:.4f} m3 m-3, R2 {r['r2']:.3f}; "
+                  f"{fit.epochs_run} epochs/rounds in {fit.train_seconds:.1f} s ({fit.stop_reason})", flush=True)
+    preprocessing = {"normalizer": samples.normalizer.to_dict(), "features": list(samples.feature_names),
+                     "window_mode": samples.window_mode}
     return ComparisonResult(pd.DataFrame(m_rows), pd.DataFrame(t_rows), pd.concat(b_rows, ignore_index=True),
-                            preds, fits, samples.split, samples.window, sample_counts(samples))
+                            preds, fits, samples.split, samples.window, sample_counts(samples), preprocessing)
 
 
 def input_baseline(samples: Samples, cfg, variable: str = "sm_era5land",
@@ -518,6 +415,38 @@ def split_strategies(ctx, inputs: StageInputs, result: ComparisonResult, progres
     return splits
 
 
+def label_ceiling_table(ctx, splits: SplitStrategyResult) -> pd.DataFrame:
+    """The label ceiling per split strategy (table ``label_ceiling``): the labels' own accuracy against the truth
+    beside each model's against label and truth (:func:`glass_sm.evaluation.ceiling.label_ceiling`).
+
+    Computed from the in-memory test predictions of every strategy (only the main split's are written to disk).
+    Without a truth (real data) the truth rows are absent and the table holds the models against the labels.
+    """
+    cfg = ctx.cfg
+    table = label_ceiling({s: r.predictions for s, r in splits.results.items()}, list(cfg.models.names),
+                          n_boot=int(cfg.training.n_boot), seed=int(cfg.run.seed))
+    write_table(ctx.paths, "label_ceiling", table)
+    return table
+
+
+STAGE02_CLAIMS = ("C1", "C2", "C3", "C6")
+"""The paper's claims that stage 02's tables can test (C4 attention and C5 sequence length need stage 03)."""
+
+
+def claims_so_far(ctx) -> pd.DataFrame:
+    """The claims of :data:`STAGE02_CLAIMS`, from the tables this stage wrote (read back from ``tables/``).
+
+    Shown in the notebook only: the run's table ``paper_claims`` is written by stage 03 with every claim, by the
+    same function on the same files, so these rows reappear there unchanged.
+    """
+    tables = {name: read_table(ctx.paths, name) for name in
+              ("model_comparison_predictions", "model_comparison", "split_strategies", "model_timing",
+               "label_ceiling")}
+    claims = paper_claims(tables, n_boot=int(ctx.cfg.training.n_boot), seed=int(ctx.cfg.run.seed),
+                          sm_bins=list(ctx.cfg.models.sm_bins))
+    return claims[claims.claim_id.isin(STAGE02_CLAIMS)].reset_index(drop=True)
+
+
 def read_tables(ctx) -> dict[str, pd.DataFrame]:
     """Every table stage 02 wrote, by contract name (what the prose functions below read)."""
     return {spec.name: read_table(ctx.paths, spec.name) for spec in tables_of(STAGE)}
@@ -591,7 +520,7 @@ def _delta(r) -> str:
 
 
 def ranking_text(tables: Mapping[str, pd.DataFrame], sm_bins: Sequence[float]) -> str:
-    """Markdown: ranking by RMSE per reference and how many deep models beat XGBoost, overall and when wet.
+    """Markdown: ranking by RMSE per reference and how many models beat XGBoost, overall and when wet.
 
     ``tables``: :func:`read_tables` (``model_comparison``, ``model_vs_xgboost``); ``sm_bins``: edges, m3 m-3.
     """
@@ -610,7 +539,7 @@ def ranking_text(tables: Mapping[str, pd.DataFrame], sm_bins: Sequence[float]) -
         overall = d[d.bin == "all"].set_index("model")
         wet_d = d[d.bin == wet].set_index("model")
         n_better = int((overall.verdict == "better").sum())
-        lines.append(f"{n_better} of {len(overall)} deep models beat XGBoost overall (paired 95 % interval of ΔRMSE "
+        lines.append(f"{n_better} of {len(overall)} models beat XGBoost (the target-day benchmark) overall (paired 95 % interval of ΔRMSE "
                      "below 0): " + "; ".join(f"{display_name(m)} ΔRMSE {_delta(r)} ({r.verdict})"
                                               for m, r in overall.iterrows()) + ".")
         if len(wet_d):
@@ -687,10 +616,10 @@ def mechanisms_text(tables: Mapping[str, pd.DataFrame]) -> str:
 
 
 def budget_text(tables: Mapping[str, pd.DataFrame], cfg) -> str:
-    """Markdown: does any deep model beat XGBoost on this run, and were the models still improving when stopped?
+    """Markdown: does any deep model beat XGBoost on this run, and why did each model stop training?
 
-    ``tables``: :func:`read_tables`; ``cfg``: ``training.epochs``, ``training.max_batches_per_epoch`` and the
-    XGBoost round cap (:func:`glass_sm.models.model_hparams`).
+    ``tables``: :func:`read_tables` (``model_timing`` with ``stop_reason``); ``cfg``: ``training.epochs``,
+    ``training.max_batches_per_epoch`` and the XGBoost round caps (:func:`glass_sm.models.model_hparams`).
     """
     metrics, diffs, hist = tables["model_comparison"], tables["model_vs_xgboost"], tables["model_histories"]
     tim = tables["model_timing"].set_index("model")
@@ -698,34 +627,39 @@ def budget_text(tables: Mapping[str, pd.DataFrame], cfg) -> str:
     last = hist.groupby("model").tail(2).groupby("model").val_loss.agg(["first", "last"])
     change = (last["last"] / last["first"] - 1) * 100
     at_end = tim.loc[[m for m in cfg.models.names if is_torch_model(m) and m in tim.index]]
-    still = [m for m in at_end.index if at_end.loc[m, "best_epoch"] == at_end.loc[m, "epochs_run"]]
     lines = []
     if len(diffs):
         ov = diffs[(diffs.reference == ref_main) & (diffs.bin == "all")].set_index("model")
         xgb_rmse = float(metrics[(metrics.model == BASELINE) & (metrics.reference == ref_main)].rmse.iloc[0])
         n_better = int((ov.verdict == "better").sum())
         if n_better == len(ov):
-            lines.append(f"**On this run every deep model beats XGBoost** against the {ref_main}, as in the paper.")
+            lines.append(f"**On this run every other model beats XGBoost** against the {ref_main}, as in the paper.")
         elif n_better == 0:
             lines.append(
-                f"**On this run no deep model beats XGBoost** against the {ref_main}, unlike the paper: ΔRMSE "
+                f"**On this run no model beats XGBoost** against the {ref_main}, unlike the paper: ΔRMSE "
                 f"{ov.d_rmse.min():+.4f} to {ov.d_rmse.max():+.4f} m³ m⁻³, i.e. {100 * ov.d_rmse.min() / xgb_rmse:.1f}–"
                 f"{100 * ov.d_rmse.max() / xgb_rmse:.1f} % of XGBoost's RMSE of {xgb_rmse:.4f}.")
         else:
-            lines.append(f"**On this run {n_better} of {len(ov)} deep models beat XGBoost** against the {ref_main}.")
-    line = ("*Training budget.* The deep models stopped after "
-            + ", ".join(f"{display_name(m)} {int(at_end.loc[m, 'epochs_run'])}" for m in at_end.index)
-            + f" epochs (at most `training.epochs` = {cfg.training.epochs} of at most "
-            f"{cfg.training.max_batches_per_epoch or 'all'} batches); over the last epoch the validation loss changed "
-            "by " + ", ".join(f"{display_name(m)} {change[m]:+.1f} %" for m in change.index)
-            + " (negative: still falling), and "
-            + (", ".join(display_name(m) for m in still) + " had their best epoch at the very end"
-               if still else "none had its best epoch at the very end")
-            + ". A deep model still improving when stopped is a lower bound on what it can reach. ")
-    if BASELINE in tim.index:
-        cap = model_hparams(BASELINE, cfg)["n_estimators"]
-        line += (f"XGBoost converged (best round {int(tim.loc[BASELINE, 'best_epoch'])}, early stopping before its "
-                 f"cap of {cap} rounds)." if tim.loc[BASELINE, "epochs_run"] < cap
-                 else f"XGBoost, too, ran to its cap of {cap} boosting rounds.")
-    lines.append(line.rstrip())
+            lines.append(f"**On this run {n_better} of {len(ov)} models beat XGBoost** against the {ref_main}.")
+    reasons = tim["stop_reason"] if "stop_reason" in tim else pd.Series("unknown", index=tim.index)
+    parts = []
+    for m in tim.index:
+        unit = "epochs" if is_torch_model(m) else "rounds"
+        cap = int(cfg.training.epochs) if is_torch_model(m) else int(model_hparams(m, cfg)["n_estimators"])
+        parts.append(f"{display_name(m)} {reasons[m]} after {int(tim.loc[m, 'epochs_run'])} of at most {cap} {unit} "
+                     f"(best {int(tim.loc[m, 'best_epoch'])})")
+    line = ("*Training budget.* Why each fit ended (`stop_reason` of `model_timing`): " + "; ".join(parts)
+            + f". An epoch is at most {cfg.training.max_batches_per_epoch or 'all'} batches of "
+            f"{cfg.training.batch_size} windows.")
+    if len(at_end) and len(change):
+        line += (" Over the last epoch the validation loss changed by "
+                 + ", ".join(f"{display_name(m)} {change[m]:+.1f} %" for m in at_end.index if m in change.index)
+                 + " (negative: still falling).")
+    capped = [m for m in tim.index if reasons[m] == "budget cap"]
+    if capped:
+        line += (" " + ", ".join(display_name(m) for m in capped) + " stopped at the budget cap, still improving: "
+                 "a lower bound on what they can reach (`params/full.yaml` holds a budget that lets them converge).")
+    else:
+        line += " No model stopped at the budget cap."
+    lines.append(line)
     return "\n\n".join(x for x in lines if x)

@@ -1,9 +1,14 @@
 """Stage 03: the AtLSTM — sequence length, the production model, attention by lag, a worked example, importance.
 
+The attention analysis runs for both AtLSTM heads (:class:`glass_sm.models.AtLSTMRegressor`): the production
+model (head reading the attention context alone, ``model='atlstm'`` in the attention tables) and, when stage 02
+trained it, the ``[c; h_L]`` ablation ``atlstm_cl`` reloaded from ``models/compare_<samples.split>_atlstm_cl.pt``,
+on the same test windows.
+
 The notebook ``03_atlstm_training`` calls the stage functions (they take the :class:`~glass_sm.stages.StageContext`,
 write the stage's tables through :func:`glass_sm.contract.write_table` and the checkpoint to
 ``ctx.paths.checkpoint``, and return what they computed). Models are fitted exactly as in stage 02
-(:func:`glass_sm.stages.s02_models.fit_model`); one set of samples, built with the longest window needed, serves
+(:func:`glass_sm.fitting.fit_model`); one set of samples, built with the longest window needed, serves
 the whole stage, shorter windows being cut from it (:meth:`glass_sm.data.Samples.with_window`).
 """
 
@@ -22,16 +27,19 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from glass_sm.contract import write_table
+from glass_sm.contract import read_table, write_table
 from glass_sm.data import DAY, PIXEL, Samples, build_samples
+from glass_sm.evaluation.claims import paper_claims
 from glass_sm.evaluation.skill import METRIC_NAMES, evaluate
 from glass_sm.figures.paper import fig_attention, fig_sequence_length
 from glass_sm.interpret.attention import attention_by_lag, attention_groups, attention_summary, example_window
 from glass_sm.interpret.importance import permutation_importance
 from glass_sm.models import LoadedModel, display_name, load_checkpoint, save_production_checkpoint
+from glass_sm.models.checkpoint import CheckpointMismatchError
 from glass_sm.paths import RunPaths, atomic_write
-from glass_sm.stages.s02_models import (StageInputs, fit_model, main_reference, open_inputs, predict_split,
-                                        rate_windows, reference_values, sample_counts, set_torch_threads)
+from glass_sm.fitting import fit_model, fit_models, predict_split, rate_windows
+from glass_sm.stages.s02_models import (StageInputs, main_reference, open_inputs, reference_values, sample_counts,
+                                        set_torch_threads)
 from glass_sm.training import measure_inference_rate, predict_with_attention
 
 __all__ = ["CONFIG_SECTIONS", "STAGE", "StageInputs", "SequenceLengthResult", "AttentionResult", "open_inputs",
@@ -48,6 +56,12 @@ CONFIG_SECTIONS = ("run", "domain", "period", "data", "samples", "models", "trai
 ATTENTION_TABLES = {"overall": "attention_by_lag", "SM level": "attention_by_lag_sm",
                     "season": "attention_by_lag_season", "climate": "attention_by_lag_climate"}
 """Grouping title -> table name of the attention tables."""
+
+FINAL_MODEL = "atlstm"
+"""``model`` of the production AtLSTM's rows in the attention tables."""
+
+ABLATION_MODEL = "atlstm_cl"
+"""``model`` of the stage-02 ``[c; h_L]`` ablation's rows in the attention tables."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -91,7 +105,7 @@ def sequence_length_experiment(samples: Samples, cfg, lengths: Sequence[int] | N
     -------
     SequenceLengthResult
         ``metrics``: ``model, window, reference, n, r2, r2_lo, ..., bias_hi``; ``timing``: ``model, window,
-        epochs_run, best_epoch, train_seconds, inference_windows_per_s, threads``.
+        epochs_run, best_epoch, stop_reason, final_lr, train_seconds, inference_windows_per_s, threads``.
 
     Raises
     ------
@@ -106,15 +120,19 @@ def sequence_length_experiment(samples: Samples, cfg, lengths: Sequence[int] | N
     seed, n_boot = int(cfg.run.seed), int(cfg.training.n_boot)
     refs = reference_values(samples, truth)
     m_rows, t_rows = [], []
+    views = {L: samples.with_window(L) for L in lengths}
+    jobs = [(name, views[L], {"seed": seed, "epochs": epochs}) for L in lengths for name in models]
+    fitted = iter(fit_models(jobs, cfg))  # side by side in training.parallel_fits processes; same results
     for L in lengths:
-        s = samples.with_window(L)
+        s = views[L]
         x_rate = rate_windows(s, min(int(cfg.models.rate_windows), 5000))
         for name in models:
-            fit = fit_model(name, s, cfg, seed=seed, epochs=epochs, progress=False)
+            fit = next(fitted)
             pred = predict_split(fit.model, s, "test", cfg.training.eval_batch_size)
             for ref_name, ref in refs:
                 m_rows.append({"model": name, "window": L, "reference": ref_name, **evaluate(pred, ref, n_boot, seed)})
             t_rows.append({"model": name, "window": L, "epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
+                           "stop_reason": fit.stop_reason, "final_lr": fit.final_lr,
                            "train_seconds": fit.train_seconds,
                            "inference_windows_per_s": measure_inference_rate(fit.model, x_rate,
                                                                              cfg.training.eval_batch_size, 1),
@@ -122,7 +140,7 @@ def sequence_length_experiment(samples: Samples, cfg, lengths: Sequence[int] | N
             if progress:
                 r = m_rows[-len(refs)]
                 print(f"L={L:>3} {name:>7}: RMSE vs label {r['rmse']:.4f} m3 m-3, R2 {r['r2']:.3f} "
-                      f"({fit.epochs_run} epochs, {fit.train_seconds:.1f} s)", flush=True)
+                      f"({fit.epochs_run} epochs, {fit.stop_reason}, {fit.train_seconds:.1f} s)", flush=True)
     return SequenceLengthResult(pd.DataFrame(m_rows), pd.DataFrame(t_rows))
 
 
@@ -182,9 +200,11 @@ def model_card_sections(extra: dict, hparams: dict) -> dict:
                      f"{extra['train_period'][1]}",
                      f"split `{extra['split']}` ({json.dumps(extra.get('split_info', {}))}); {tr.get('n_train')} "
                      f"training, {tr.get('n_val')} validation, {tr.get('n_test')} test windows",
-                     f"AdamW lr {tr.get('lr')}, weight decay {tr.get('weight_decay')}, batch {tr.get('batch_size')}, "
+                     f"AdamW lr {tr.get('lr')} (schedule {tr.get('lr_schedule')}, final lr {tr.get('final_lr')}), "
+                     f"weight decay {tr.get('weight_decay')}, batch {tr.get('batch_size')}, "
                      f"at most {tr.get('epochs_max')} epochs (ran {tr.get('epochs_run')}, best epoch "
-                     f"{tr.get('best_epoch')}), patience {tr.get('patience')}, seed {extra.get('seed')}"],
+                     f"{tr.get('best_epoch')}, stopped: {tr.get('stop_reason')}), patience {tr.get('patience')}, "
+                     f"seed {extra.get('seed')}"],
         "test_metrics": "95 % percentile-bootstrap intervals in brackets.\n\n" + _metrics_markdown(extra["metrics"]),
         "intended_use": ["daily 0.05 deg surface soil moisture from AVHRR albedo and LST, ERA5-Land soil moisture, "
                          "terrain and soil texture over the AVHRR period (stage 04)"],
@@ -259,7 +279,9 @@ def train_final_atlstm(cube: xr.Dataset, cfg, *, samples: Samples | None = None,
         "metrics": scores, "source": str(cube.attrs.get("source", "synthetic twin" if cfg.is_twin else "real data")),
         "seed": seed,
         "training": {"epochs_max": int(ac.final_epochs or cfg.training.epochs), "epochs_run": fit.epochs_run,
-                     "best_epoch": fit.best_epoch, "batch_size": cfg.training.batch_size, "lr": cfg.training.lr,
+                     "best_epoch": fit.best_epoch, "stop_reason": fit.stop_reason, "final_lr": fit.final_lr,
+                     "lr_schedule": cfg.training.lr_schedule, "converge_tol": cfg.training.converge_tol,
+                     "batch_size": cfg.training.batch_size, "lr": cfg.training.lr,
                      "weight_decay": cfg.training.weight_decay, "patience": cfg.training.patience,
                      "max_batches_per_epoch": cfg.training.max_batches_per_epoch,
                      "n_train": len(samples.train), "n_val": len(samples.val), "n_test": len(samples.test)},
@@ -329,29 +351,87 @@ def production_model(ctx, inputs: StageInputs, samples: Samples) -> tuple[Loaded
     return final, table
 
 
-def attention(ctx, inputs: StageInputs, samples: Samples, final: LoadedModel) -> AttentionResult:
-    """Attention of the production model by lag over the test windows, overall and by SM level, season and climate.
+def ablation_checkpoint(ctx) -> Path:
+    """Where stage 02 saved the ``[c; h_L]`` ablation: ``models/compare_<samples.split>_atlstm_cl.pt``."""
+    return ctx.paths.model_file(f"compare_{ctx.cfg.samples.split}_{ABLATION_MODEL}", ".pt")
 
-    Writes ``attention_by_lag``, ``attention_by_lag_sm``, ``attention_by_lag_season``, ``attention_by_lag_climate``
-    and ``attention_summary``.
+
+def load_ablation(ctx) -> LoadedModel | None:
+    """The stage-02 ``atlstm_cl`` model with its normalizer, or None when stage 02 did not train it.
+
+    Raises
+    ------
+    CheckpointMismatchError
+        The file exists but lacks the normalizer (written by an older stage 02: re-run stage 02).
+    """
+    path = ablation_checkpoint(ctx)
+    if ABLATION_MODEL not in ctx.cfg.models.names or not path.exists():
+        return None
+    try:
+        return load_checkpoint(path)
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(f"{e} (the atlstm_cl attention analysis needs the stage-02 normalizer: "
+                                      "re-run stage 02)") from None
+
+
+def _attention_of(model: LoadedModel, samples: Samples, batch_size: int) -> tuple[Samples, np.ndarray]:
+    """Attention ``(N, L)`` of ``model`` on the test windows of ``samples`` cut to its window.
+
+    The windows are those of ``samples`` (same target days, same raw inputs); when the model was trained with
+    another normalizer (the stage-02 samples), they are re-normalised with its own statistics.
+    """
+    fs = samples.with_window(model.window)
+    if list(model.features) != list(fs.feature_names):
+        raise ValueError(f"{model.path}: features {model.features} differ from the samples' {fs.feature_names}")
+    same = (np.array_equal(model.normalizer.mean, fs.normalizer.mean)
+            and np.array_equal(model.normalizer.sd, fs.normalizer.sd))
+    parts = []
+    test = fs.test
+    for start in range(0, len(test), batch_size):
+        x = fs.windows(test[start:start + batch_size])
+        if not same:
+            x = model.normalizer.apply(fs.normalizer.inverse(x))
+        parts.append(predict_with_attention(model.model, x, batch_size)[1])
+    return fs, (np.concatenate(parts) if parts else np.empty((0, model.window), np.float32))
+
+
+def attention(ctx, inputs: StageInputs, samples: Samples, final: LoadedModel) -> AttentionResult:
+    """Attention by lag over the test windows, overall and by SM level, season and climate, for both heads.
+
+    The production model (``model='atlstm'``, head on the context alone) and, when stage 02 trained it, the
+    ``[c; h_L]`` ablation (``model='atlstm_cl'``, :func:`load_ablation`) on the same test windows. Writes
+    ``attention_by_lag``, ``attention_by_lag_sm``, ``attention_by_lag_season``, ``attention_by_lag_climate`` and
+    ``attention_summary``, each with a ``model`` column (the production model's rows first).
     """
     cfg = ctx.cfg
-    fs = samples.with_window(final.window)
-    _, att = predict_with_attention(final.model, fs.batches("test", cfg.training.eval_batch_size, shuffle=False))
-    groups, orders = attention_groups(fs, "test", inputs.truth, inputs.aridity, cfg.models.sm_bins)
-    tables = {"overall": attention_by_lag(att, fs.offsets)}
-    for title, key in (("SM level", "sm_level"), ("season", "season"), ("climate", "climate")):
-        tables[title] = attention_by_lag(att, fs.offsets, groups[key], orders[key], key)
-    for title, t in tables.items():
+    models = {FINAL_MODEL: final}
+    if (ablation := load_ablation(ctx)) is not None:
+        models[ABLATION_MODEL] = ablation
+    per_title: dict[str, list] = {title: [] for title in ATTENTION_TABLES}
+    summaries, climate_rule, fs_final = [], "", None
+    for name, loaded in models.items():
+        fs, att = _attention_of(loaded, samples, cfg.training.eval_batch_size)
+        groups, orders = attention_groups(fs, "test", inputs.truth, inputs.aridity, cfg.models.sm_bins)
+        tables = {"overall": attention_by_lag(att, fs.offsets)}
+        for title, key in (("SM level", "sm_level"), ("season", "season"), ("climate", "climate")):
+            tables[title] = attention_by_lag(att, fs.offsets, groups[key], orders[key], key)
+        for title, t in tables.items():
+            per_title[title].append(t.assign(model=name)[["model", *t.columns]])
+            summaries.append(attention_summary(t).assign(model=name))
+        if name == FINAL_MODEL:
+            fs_final, climate_rule = fs, orders["climate_rule"]
+    merged = {title: pd.concat(parts, ignore_index=True) for title, parts in per_title.items()}
+    for title, t in merged.items():
         write_table(ctx.paths, ATTENTION_TABLES[title], t)
-    summary = pd.concat([attention_summary(t) for t in tables.values()], ignore_index=True)
+    summary = pd.concat(summaries, ignore_index=True)
+    summary = summary[["model", *[c for c in summary.columns if c != "model"]]]
     write_table(ctx.paths, "attention_summary", summary)
-    return AttentionResult(fs, tables, summary, orders["climate_rule"])
+    return AttentionResult(fs_final, merged, summary, climate_rule)
 
 
 def worked_example(ctx, inputs: StageInputs, samples: Samples, final: LoadedModel) -> pd.DataFrame:
     """The test window with the largest ERA5-Land rise, with attention and prediction (``attention_example``)."""
-    example = example_window(samples, final.model, inputs.truth)
+    example = example_window(samples, final.model, inputs.truth).assign(model=FINAL_MODEL)
     write_table(ctx.paths, "attention_example", example)
     return example
 
@@ -401,10 +481,11 @@ def figure_final_loss(ctx):
     return fig
 
 
-def figure_attention(ctx, att: AttentionResult):
-    """Mean attention by lag and, per group, relative to uniform, as stage 06 draws it (``03_attention_by_lag``)."""
-    fig = fig_attention(att.tables, label=ctx.data_label)
-    ctx.savefig(fig, "03_attention_by_lag")
+def figure_attention(ctx, att: AttentionResult, model: str = FINAL_MODEL):
+    """Mean attention by lag and, per group, relative to uniform, as stage 06 draws it: ``03_attention_by_lag``
+    for the production model, ``03_attention_by_lag_<model>`` for another (e.g. ``atlstm_cl``)."""
+    fig = fig_attention(att.tables, label=ctx.data_label, model=model)
+    ctx.savefig(fig, "03_attention_by_lag" + ("" if model == FINAL_MODEL else f"_{model}"))
     return fig
 
 
@@ -490,23 +571,31 @@ def sequence_length_text(metrics: pd.DataFrame, final_window: int) -> str:
     return "\n\n".join(lines)
 
 
+def _attention_line(o, who: str) -> str:
+    return (f"{who}: over the {int(o.n)} test windows the target day receives on average {o.w_lag0:.3f} of the "
+            f"attention (uniform would be {o.uniform:.3f}), lags 0–2 together {o.w_adjacent:.3f}; the attention-"
+            f"weighted mean lag is {o.mean_lag:.1f} days and the weights are spread over about "
+            f"{o.effective_steps:.1f} of the {int(o.window)} days (1/Σw²). The most-attended lag is "
+            f"{int(o.argmax_lag)} day(s).")
+
+
 def attention_text(summary: pd.DataFrame) -> str:
-    """Markdown: how local the attention is, overall and per group (``attention_summary`` table)."""
-    o = summary[summary.grouping == "all"].iloc[0]
-    lines = [
-        f"Over the {int(o.n)} test windows, the target day receives on average {o.w_lag0:.3f} of the attention "
-        f"(uniform would be {o.uniform:.3f}), lags 0–2 together {o.w_adjacent:.3f}; the attention-weighted mean lag is "
-        f"{o.mean_lag:.1f} days and the weights are spread over about {o.effective_steps:.1f} of the {int(o.window)} "
-        f"days (1/Σw²). The most-attended lag is {int(o.argmax_lag)} day(s)."]
+    """Markdown: how local the attention is, overall and per group, for the production AtLSTM (head on the context
+    alone) and, when present, the ``[c; h_L]`` ablation (``attention_summary`` table, column ``model``)."""
+    by_model = dict(iter(summary.groupby("model", sort=False))) if "model" in summary else {FINAL_MODEL: summary}
+    final = by_model.get(FINAL_MODEL, summary)
+    o = final[final.grouping == "all"].iloc[0]
+    lines = [_attention_line(o, f"**{display_name(FINAL_MODEL)}** (production model, head reading the attention "
+                                "context alone)")]
     ratio = o.w_adjacent / (3 * o.uniform)
     if o.window_effective_steps > 0.9 * o.window:
         lines.append(
             f"**The learned attention is nearly uniform**, on average and window by window (each window's own "
             f"effective number of days is {o.window_effective_steps:.1f} of {int(o.window)} on average; lags 0–2 get "
-            f"{ratio:.2f} times their uniform share): on this run the model does not "
-            "single out the days next to the target, unlike the paper's finding. The AtLSTM head also receives the "
-            "last hidden state h_L directly, which already summarises the window, so the attended context can act as "
-            "a plain average without hurting the fit.")
+            f"{ratio:.2f} times their uniform share): on this run the model does not single out the days next to "
+            "the target, unlike the paper's finding. Its head reads only the attended context, so a near-uniform "
+            "context (close to the mean hidden state) is what the fit chose, not a by-product of a shortcut "
+            "through the last hidden state.")
     elif o.effective_steps > 0.9 * o.window:
         lines.append(
             f"Each window concentrates its attention (effective number of days {o.window_effective_steps:.1f} of "
@@ -519,10 +608,17 @@ def attention_text(summary: pd.DataFrame) -> str:
         lines.append(f"Lags 0–2 get {ratio:.2f} times their uniform share: the attention is spread over the window "
                      "rather than concentrated next to the target day.")
     for grouping in ("sm_level", "season", "climate"):
-        g = summary[summary.grouping == grouping]
+        g = final[final.grouping == grouping]
         lines.append(f"By {grouping.replace('_', ' ')}: " + "; ".join(
             f"{r.group} (n = {int(r.n)}) target day {r.w_lag0:.3f}, lags 0–2 {r.w_adjacent:.3f}, mean lag "
             f"{r.mean_lag:.1f} d" for r in g.itertuples()) + ".")
+    if ABLATION_MODEL in by_model:
+        c = by_model[ABLATION_MODEL]
+        c = c[c.grouping == "all"].iloc[0]
+        lines.append(_attention_line(c, f"**{display_name(ABLATION_MODEL)}** (the ablation whose head also reads the "
+                                        "last hidden state h_L)") + " Against the production model: target-day "
+                     f"weight {c.w_lag0:.3f} vs {o.w_lag0:.3f}, per-window effective days "
+                     f"{c.window_effective_steps:.1f} vs {o.window_effective_steps:.1f}.")
     return "\n\n".join(lines)
 
 
@@ -544,3 +640,26 @@ def importance_text(table: pd.DataFrame, n_windows: int) -> str:
     """Markdown: baseline RMSE and the ranking of the inputs (``feature_importance`` table, ``n_windows`` used)."""
     return (f"Baseline RMSE on these {n_windows} windows: {table.base_rmse.iloc[0]:.4f} m³ m⁻³. Ranking: "
             + ", ".join(f"`{r.feature}` +{r.importance:.4f}" for r in table.itertuples()) + " m³ m⁻³.")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The paper's claims
+# ----------------------------------------------------------------------------------------------------------
+CLAIM_INPUTS = ("model_comparison_predictions", "model_comparison", "split_strategies", "model_timing",
+                "label_ceiling", "attention_by_lag", "sequence_length")
+"""Tables of stages 02-03 that :func:`claims` reads (every number of ``paper_claims`` comes from them)."""
+
+
+def claims(ctx) -> pd.DataFrame:
+    """Test each claim of the paper on this run's tables (:func:`glass_sm.evaluation.claims.paper_claims`);
+    writes ``paper_claims``. Stage 02's tables must exist (a missing one makes its claims 'not testable here')."""
+    tables = {}
+    for name in CLAIM_INPUTS:
+        try:
+            tables[name] = read_table(ctx.paths, name)
+        except FileNotFoundError:
+            pass
+    table = paper_claims(tables, n_boot=int(ctx.cfg.training.n_boot), seed=int(ctx.cfg.run.seed),
+                         sm_bins=list(ctx.cfg.models.sm_bins))
+    write_table(ctx.paths, "paper_claims", table)
+    return table

@@ -339,8 +339,11 @@ def sequence_length_numbers(seq: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     return ref, pd.DataFrame(rows, columns=["model", "first_window", "first_rmse", "best_window", "best_rmse"])
 
 
-def attention_numbers(summary: pd.DataFrame) -> pd.Series:
-    """The ``all`` row of stage 03's ``attention_summary``."""
+def attention_numbers(summary: pd.DataFrame, model: str = "atlstm") -> pd.Series:
+    """The ``all`` row of stage 03's ``attention_summary`` for ``model`` (the production AtLSTM by default; a
+    table without a ``model`` column holds that model only)."""
+    if "model" in summary:
+        summary = summary[summary["model"] == model]
     return summary[summary.grouping == "all"].iloc[0]
 
 

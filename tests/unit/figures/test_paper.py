@@ -159,7 +159,7 @@ def test_model_density_scatter():
     pred = _predictions()
     fig = paper.fig_model_density(pred, _metrics(pred), label="synthetic twin")
     grid = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
-    assert len(grid) == 10  # 2 references x 5 models
+    assert len(grid) == 2 * len(MODEL_REGISTRY)  # 2 references x every registered model
     _labelled(fig)
     assert any("count" in t for t in _texts(fig))
     cap = captions.caption_model_density(True, s06.model_comparison_numbers(_metrics(pred)))

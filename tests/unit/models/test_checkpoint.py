@@ -17,6 +17,7 @@ from glass_sm.models import (
     CheckpointMismatchError,
     LoadedModel,
     build_model,
+    default_hparams,
     load_checkpoint,
     load_model_weights,
     save_checkpoint,
@@ -26,7 +27,7 @@ from glass_sm.models.checkpoint import UnverifiedCheckpointWarning, same_units
 from glass_sm.testing import make_toy_cube
 
 WINDOW, N_FEATURES = 8, 3
-SMALL = {**{n: {"hidden_size": 8, "num_layers": 1} for n in ("lstm", "bilstm", "atlstm")},
+SMALL = {**{n: {"hidden_size": 8, "num_layers": 1} for n in ("lstm", "bilstm", "atlstm", "atlstm_cl")},
          "transformer": {"d_model": 8, "n_heads": 2, "num_layers": 1}}
 
 
@@ -39,7 +40,7 @@ def _x(n=20, seed=0):
     return torch.randn(n, WINDOW, N_FEATURES, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "transformer"])
+@pytest.mark.parametrize("name", ["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer"])
 def test_checkpoint_round_trip_weights_only(name, tmp_path):
     hparams = {**SMALL[name], "dropout": 0.0}
     model = _built(name, **hparams)
@@ -51,7 +52,7 @@ def test_checkpoint_round_trip_weights_only(name, tmp_path):
     assert (payload["window"], payload["n_features"]) == (WINDOW, N_FEATURES)
     assert payload["extra"]["feature_mean"] == pytest.approx([0.1, 0.2, 0.3])
     metadata = json.loads(path.with_suffix(".json").read_text())
-    assert metadata["hparams"] == hparams and metadata["n_parameters"] > 0
+    assert metadata["hparams"] == {**default_hparams(name), **hparams} and metadata["n_parameters"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.pt"]  # no temporaries
 
     loaded = load_model_weights(path)
@@ -77,6 +78,31 @@ def resave(payload, path):
     meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     sidecar.write_text(json.dumps({**meta, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
     return path
+
+
+def test_legacy_atlstm_checkpoint_without_head_loads_with_the_context_last_head(tmp_path):
+    """An AtLSTM saved before ``head`` existed had the [c; h_L] head: it reloads as such, predicting identically."""
+    model = _built("atlstm", head="context_last", dropout=0.0)
+    path = save_checkpoint(tmp_path / "old.pt", model, "atlstm", {**SMALL["atlstm"], "head": "context_last"})
+    payload = torch.load(path, weights_only=True)
+    resave({**payload, "hparams": {k: v for k, v in payload["hparams"].items() if k != "head"}}, path)
+    assert "head" not in torch.load(path, weights_only=True)["hparams"]
+    loaded = load_model_weights(path)
+    assert loaded.head_input == "context_last" and loaded.head.net[0].in_features == 2 * 8
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(_x()), model(_x()), rtol=0, atol=0)
+
+
+def test_new_atlstm_checkpoint_records_its_head(tmp_path):
+    """Saved without ``head`` in the given hparams, a context-head AtLSTM still records it (no legacy guess)."""
+    path = save_checkpoint(tmp_path / "new.pt", _built("atlstm"), "atlstm", SMALL["atlstm"])
+    assert torch.load(path, weights_only=True)["hparams"]["head"] == "context"
+    assert load_model_weights(path).head_input == "context"
+
+
+def test_a_model_saved_under_another_registered_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="registered as 'atlstm_cl', not 'atlstm'"):
+        save_checkpoint(tmp_path / "m.pt", _built("atlstm_cl"), "atlstm", SMALL["atlstm"])
 
 
 def test_other_format_is_refused(tmp_path):

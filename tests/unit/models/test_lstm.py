@@ -1,5 +1,6 @@
 """glass_sm.models.lstm: attention weights, the Bi-LSTM summary and FLOP counts by hand."""
 
+import pytest
 import torch
 
 from glass_sm.models import AtLSTMRegressor, build_model, count_flops
@@ -39,12 +40,13 @@ def test_count_flops_one_layer_lstm_by_hand():
     assert count_flops(model) == 1344  # defaults: the model's window and features
 
 
-def test_attention_flops_by_hand():
-    model = AtLSTMRegressor(n_features=2, window=3, hidden_size=2, num_layers=1, attention_size=3)
+@pytest.mark.parametrize("head, head_in", [("context", 2), ("context_last", 4)])
+def test_attention_flops_by_hand(head, head_in):
+    model = AtLSTMRegressor(n_features=2, window=3, hidden_size=2, num_layers=1, attention_size=3, head=head)
     lstm = 3 * (8 * 2 * (2 + 2) + 9 * 2)
     attention = 2 * 3 * 2 * 3 + 2 * 2 * 3 + 3 * 3 + 3 * 3 + 2 * 3 * 3 + 3 * 3 + 2 * 3 * 2
-    head = 2 * 4 * 2 + 2 + 2 * 2
-    assert count_flops(model) == lstm + attention + head
+    head_flops = 2 * head_in * 2 + 2 + 2 * 2  # Linear(head_in, 2) + ReLU + Linear(2, 1)
+    assert count_flops(model) == lstm + attention + head_flops
 
 
 def test_lstm_flops_linear_in_the_window():

@@ -25,11 +25,12 @@ from glass_sm.models import (
 from glass_sm.models.registry import hparam_docs, hparam_types
 
 PARAMS = Path(__file__).resolve().parents[3] / "params"
-TORCH_MODELS = ["lstm", "bilstm", "atlstm", "transformer"]
+TORCH_MODELS = ["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer"]
 SMALL = {
     "lstm": {"hidden_size": 8},
     "bilstm": {"hidden_size": 8},
     "atlstm": {"hidden_size": 8},
+    "atlstm_cl": {"hidden_size": 8},
     "transformer": {"d_model": 8, "n_heads": 2},
 }
 
@@ -84,12 +85,16 @@ def test_output_shape_and_dtype(name):
 
 
 def test_registry_names_and_defaults():
-    assert list(MODEL_REGISTRY) == ["lstm", "bilstm", "atlstm", "transformer", "xgboost"]
+    assert list(MODEL_REGISTRY) == ["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer", "xgboost",
+                                    "xgboost_window"]
     model = build_model("lstm", 4, 30)
     assert isinstance(model, LSTMRegressor)
     assert (model.hidden_size, model.num_layers, model.window) == (64, 2, 30)
     assert default_hparams("atlstm")["hidden_size"] == 64
     assert isinstance(build_model("xgboost", 4, 30), XGBoostRegressor)
+    assert build_model("xgboost", 4, 30).inputs == "target_day"  # the paper's benchmark
+    assert build_model("xgboost_window", 4, 30).inputs == "window"  # the ablation
+    assert isinstance(build_model("xgboost_window", 4, 30), XGBoostRegressor)
 
 
 def test_registry_rejects_unknown_names():
@@ -113,11 +118,11 @@ def test_count_flops_orders():
 
 def test_display_names_colours_and_kinds():
     names = {n: display_name(n) for n in MODEL_REGISTRY}
-    assert names == {"lstm": "LSTM", "bilstm": "Bi-LSTM", "atlstm": "AtLSTM", "transformer": "Transformer",
-                     "xgboost": "XGBoost"}
+    assert names == {"lstm": "LSTM", "bilstm": "Bi-LSTM", "atlstm": "AtLSTM", "atlstm_cl": "AtLSTM [c; h_L]",
+                     "transformer": "Transformer", "xgboost": "XGBoost", "xgboost_window": "XGBoost (window)"}
     colours = {n: model_color(n) for n in MODEL_REGISTRY}
-    assert colours == {"lstm": "#56B4E9", "bilstm": "#E69F00", "atlstm": "#0072B2", "transformer": "#CC79A7",
-                       "xgboost": "#D55E00"}
+    assert colours == {"lstm": "#56B4E9", "bilstm": "#E69F00", "atlstm": "#0072B2", "atlstm_cl": "#332288",
+                       "transformer": "#CC79A7", "xgboost": "#D55E00", "xgboost_window": "#009E73"}
     assert all(is_color_like(c) for c in colours.values()) and len(set(colours.values())) == len(colours)
     assert (display_name("era5land"), model_color("era5land")) == ("era5land", None)  # not a model: as is
     assert [n for n in MODEL_REGISTRY if is_torch_model(n)] == TORCH_MODELS
@@ -141,10 +146,12 @@ def test_shipped_params_give_the_pre_restructure_hyperparameters():
     recurrent = {"hidden_size": 16, "num_layers": 1, "dropout": 0.1}
     smoke = config.load(PARAMS / "smoke.yaml")
     assert {n: model_hparams(n, smoke) for n in MODEL_REGISTRY} == {
-        "lstm": recurrent, "bilstm": recurrent, "atlstm": recurrent,
+        "lstm": recurrent, "bilstm": recurrent, "atlstm": recurrent, "atlstm_cl": recurrent,
         "transformer": {"d_model": 16, "n_heads": 2, "num_layers": 1, "dropout": 0.1},
         "xgboost": {"n_estimators": 50, "max_depth": 4, "learning_rate": 0.1, "early_stopping_rounds": 20,
                     "n_jobs": 2, "seed": 7},
+        "xgboost_window": {"n_estimators": 50, "max_depth": 4, "learning_rate": 0.1, "early_stopping_rounds": 20,
+                           "n_jobs": 2, "seed": 7},
     }
     assert list(model_hparams("transformer", smoke)) == ["d_model", "n_heads", "num_layers", "dropout"]
     demo = config.load(PARAMS / "demo.yaml")
@@ -152,6 +159,7 @@ def test_shipped_params_give_the_pre_restructure_hyperparameters():
     assert model_hparams("transformer", demo) == {"d_model": 32, "n_heads": 4, "num_layers": 2, "dropout": 0.1}
     assert model_hparams("xgboost", demo) == {"n_estimators": 300, "max_depth": 6, "learning_rate": 0.1,
                                               "early_stopping_rounds": 20, "n_jobs": 2, "seed": 42}
+    assert model_hparams("xgboost_window", demo) == model_hparams("xgboost", demo)  # same trees, other inputs
     defaults = config.load(None)
     assert model_hparams("bilstm", defaults) == {"hidden_size": 64, "num_layers": 2, "dropout": 0.1}
     assert model_hparams("xgboost", defaults)["n_estimators"] == 600

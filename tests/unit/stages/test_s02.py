@@ -1,4 +1,4 @@
-"""Stage 02 on a toy cube: the five-model comparison through the stage functions (tables of the contract, models,
+"""Stage 02 on a toy cube: the seven-model comparison through the stage functions (tables of the contract, models,
 figures, prose), determinism, split strategies, and a model added by one class + one registry entry."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import xarray as xr
 
 from glass_sm import config, stages
 from glass_sm.contract import read_table, tables_of
+from glass_sm.data import build_samples
 from glass_sm.evaluation.skill import METRIC_NAMES
-from glass_sm.models import MODEL_REGISTRY, load_model_weights
+from glass_sm.models import MODEL_REGISTRY, is_torch_model, load_checkpoint, load_model_weights
 from glass_sm.stages import s02_models as s02
 from glass_sm.testing import make_toy_cube
 
@@ -28,6 +29,8 @@ TINY = {
     "models.hparams.common.n_heads": 2,
     "models.hparams.xgboost.n_estimators": 15,
     "models.hparams.xgboost.max_depth": 3,
+    "models.hparams.xgboost_window.n_estimators": 15,
+    "models.hparams.xgboost_window.max_depth": 3,
     "models.rate_windows": 300,
     "models.split_strategies": ["site", "year"],
     "models.split_models": ["atlstm", "xgboost"],
@@ -75,34 +78,62 @@ def tables(ctx, inputs, samples, result):
     """Every table of stage 02, written by the stage functions and read back from the contract."""
     s02.era5land_yardstick(ctx, inputs, samples)
     s02.versus_baseline(ctx, result)
-    s02.split_strategies(ctx, inputs, result)
+    splits = s02.split_strategies(ctx, inputs, result)
+    s02.label_ceiling_table(ctx, splits)
     return s02.read_tables(ctx)
 
 
-def test_train_and_score_runs_all_five_with_the_contract_columns(ctx, result, samples):
-    assert list(result.fits) == ["lstm", "bilstm", "atlstm", "transformer", "xgboost"]
+ALL = ["lstm", "bilstm", "atlstm", "atlstm_cl", "transformer", "xgboost", "xgboost_window"]
+
+
+def test_train_and_score_runs_all_seven_with_the_contract_columns(ctx, result, samples):
+    assert list(result.fits) == ALL
     cols = ["split", "window", "model", "reference", "n"] + [c for m in METRIC_NAMES for c in (m, f"{m}_lo", f"{m}_hi")]
     assert list(result.metrics.columns) == cols
-    assert set(result.metrics.reference) == {"label", "truth"} and len(result.metrics) == 10
+    assert set(result.metrics.reference) == {"label", "truth"} and len(result.metrics) == 14
     assert (result.metrics.n == len(samples.test)).all()
     ok = result.metrics.dropna(subset=["rmse"])
     assert (ok.rmse_lo <= ok.rmse).all() and (ok.rmse <= ok.rmse_hi).all()
     assert (result.timing.inference_windows_per_s > 0).all()
-    assert result.timing.set_index("model").train_windows_per_s.isna().xgboost
+    timing = result.timing.set_index("model")
+    assert timing.train_windows_per_s.isna().xgboost and timing.train_windows_per_s.isna().xgboost_window
+    assert set(timing.stop_reason) <= {"converged", "early-stopped", "budget cap"}
+    assert timing.final_lr[["xgboost", "xgboost_window"]].isna().all()
+    torch_rows = timing.loc[[m for m in ALL if is_torch_model(m)]]
+    assert (torch_rows.final_lr > 0).all() and (torch_rows.final_lr <= ctx.cfg.training.lr).all()
+    for name in ALL:  # the table says what the fit said
+        assert timing.stop_reason[name] == result.fits[name].stop_reason
     assert set(result.by_bin["bin"]) == {"0-0.1", "0.1-0.2", "0.2-0.3", "0.3-0.4", ">0.4"}
     assert len(result.predictions) == len(samples.test)
     np.testing.assert_allclose(result.predictions.label, samples.targets("test"))
-    assert set(result.histories.model) == {"lstm", "bilstm", "atlstm", "transformer"}
+    assert set(result.histories.model) == {"lstm", "bilstm", "atlstm", "atlstm_cl", "transformer"}
+    assert "lr" in result.histories
     back = read_table(ctx.paths, "model_comparison")
     pd.testing.assert_frame_equal(back, result.metrics, check_exact=False, rtol=1e-12)
 
 
 def test_saved_comparison_models_reload_with_the_same_predictions(ctx, result, samples):
     for name in result.fits:
-        suffix = ".json" if name == "xgboost" else ".pt"
+        suffix = ".pt" if is_torch_model(name) else ".json"
         assert ctx.paths.model_file(f"compare_site_{name}", suffix).exists()
     lstm = load_model_weights(ctx.paths.model_file("compare_site_lstm", ".pt"))
     np.testing.assert_allclose(s02.predict_split(lstm, samples, "test"), result.predictions.lstm, rtol=1e-6)
+    cl = load_checkpoint(ctx.paths.model_file("compare_site_atlstm_cl", ".pt"))  # with the samples' normalizer
+    assert cl.name == "atlstm_cl" and cl.model.head_input == "context_last"
+    np.testing.assert_array_equal(cl.normalizer.mean, samples.normalizer.mean)
+    assert (cl.window, cl.window_mode, cl.features) == (samples.window, samples.window_mode, samples.feature_names)
+
+
+def test_xgboost_benchmark_reads_the_target_day_of_the_samples(result, samples, ctx, inputs):
+    """``target_step`` comes from the samples' window mode: the last step of a past window, the middle of a
+    centred one."""
+    assert result.fits["xgboost"].hparams["target_step"] == samples.window - 1
+    assert result.fits["xgboost"].model.inputs == "target_day"
+    assert result.fits["xgboost_window"].model.inputs == "window"
+    centred = build_samples(inputs.cube, ctx.cfg, window=7, window_mode="centred")
+    fit = s02.fit_model("xgboost", centred, ctx.cfg)
+    assert fit.hparams["target_step"] == 3 and centred.offsets[3] == 0
+    assert fit.stop_reason in ("early-stopped", "budget cap")
 
 
 def test_metric_table_is_deterministic(ctx, result, samples, toy):
@@ -118,6 +149,23 @@ def test_every_stage_table_is_written(tables, samples):
     assert "xgboost" not in set(diffs.model)
     era5 = tables["era5land_input_metrics"]
     assert era5.model.tolist() == ["sm_era5land (input)"] * 2 and (era5.n == len(samples.test)).all()
+
+
+def test_label_ceiling_has_the_labels_and_every_split_model(tables):
+    ceiling = tables["label_ceiling"]
+    assert set(ceiling.split) == {"site", "year"}
+    labels = ceiling[ceiling.subject == "label"]
+    assert len(labels) == 2 and set(labels.reference) == {"truth"}  # the labels against the truth, per split
+    models = ceiling[ceiling.subject != "label"]
+    assert set(models.subject) == {"atlstm", "xgboost"} and set(models.reference) == {"label", "truth"}
+
+
+def test_claims_so_far_are_the_stage_02_claims(ctx, tables):
+    claims = s02.claims_so_far(ctx)
+    assert set(claims.claim_id) == set(s02.STAGE02_CLAIMS)
+    assert set(claims.verdict) <= {"holds", "does not hold", "inconclusive", "not testable here"}
+    c1 = claims[(claims.claim_id == "C1") & (claims.design == "paper design") & (claims.reference == "truth")]
+    assert set(c1.models.str.contains("xgboost")) == {True}  # every C1 row is a deep model against the benchmark
 
 
 def test_split_strategies_reuse_the_main_comparison(tables, result):
@@ -140,12 +188,14 @@ def test_figures_are_saved(ctx, result, tables):
 def test_prose_from_the_written_tables(tables, ctx):
     ranking = s02.ranking_text(tables, ctx.cfg.models.sm_bins)
     assert "**Against the label**" in ranking and "**Against the truth**" in ranking and "Bi-LSTM" in ranking
-    assert "deep models beat XGBoost overall" in ranking and "In the wet class >0.4" in ranking
+    assert "models beat XGBoost (the target-day benchmark) overall" in ranking and "In the wet class >0.4" in ranking
     mech = s02.mechanisms_text(tables)
     lab = tables["model_comparison"].query("reference == 'label'")
     assert f"{lab.rmse.min():.4f}–{lab.rmse.max():.4f}" in mech and "*Label noise" in mech and "*Cost.*" in mech
     budget = s02.budget_text(tables, ctx.cfg)
-    assert "*Training budget.*" in budget and ("15 boosting rounds" in budget or "cap of 15 rounds" in budget)
+    assert "*Training budget.*" in budget and "of at most 15 rounds" in budget
+    for name, row in tables["model_timing"].set_index("model").iterrows():
+        assert f"{s02.display_name(name)} {row.stop_reason} after {int(row.epochs_run)} of at most" in budget
 
 
 # ---- prose on hand-made tables (exact numbers) --------------------------------------------------------------
@@ -165,7 +215,7 @@ def test_ranking_and_split_verdicts_on_hand_made_tables():
                           "verdict": ["better", "tie"]})
     text = s02.ranking_text({"model_comparison": metrics, "model_vs_xgboost": diffs}, (0.0, 0.4, 1.0))
     assert "ranking by RMSE AtLSTM (0.0300) < XGBoost (0.0350) m³ m⁻³" in text
-    assert "1 of 1 deep models beat XGBoost overall" in text
+    assert "1 of 1 models beat XGBoost (the target-day benchmark) overall" in text
     assert "AtLSTM ΔRMSE -0.0050 [-0.0070, -0.0030] (better)" in text
     assert "In the wet class >0.4 m³ m⁻³ (n = 7): AtLSTM +0.0010 [-0.0040, +0.0060] (tie)" in text
     split = pd.concat([_metrics([("atlstm", "label", 0.030), ("xgboost", "label", 0.035)]).assign(split="random"),

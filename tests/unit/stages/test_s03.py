@@ -77,6 +77,8 @@ def test_sequence_length_uses_identical_targets(ctx, inputs, samples):
     assert res.metrics.window.tolist() == [1, 1, 1, 1, 4, 4, 4, 4]
     assert res.metrics.model.tolist()[:4] == ["atlstm", "atlstm", "lstm", "lstm"]
     assert res.metrics.n.nunique() == 1 and set(res.timing.window) == {1, 4}
+    assert set(res.timing.stop_reason) <= {"converged", "early-stopped", "budget cap"}
+    assert (read_table(ctx.paths, "sequence_length_timing").final_lr > 0).all()
     assert len(read_table(ctx.paths, "sequence_length")) == 8
     with pytest.raises(ValueError, match="window"):
         s03.sequence_length_experiment(samples, ctx.cfg, [1, samples.window + 1], models=("lstm",), progress=False)
@@ -122,7 +124,9 @@ def test_attention_tables_and_summary(ctx, att, samples):
     assert set(att.tables["climate"].group) <= {"arid", "semi-arid", "dry sub-humid", "humid"}
     assert list(att.summary.grouping.unique()) == ["all", "sm_level", "season", "climate"]
     text = s03.attention_text(att.summary)
-    assert f"Over the {len(att.samples.test)} test windows" in text and "By season:" in text
+    assert f"over the {len(att.samples.test)} test windows" in text and "By season:" in text
+    assert set(att.summary.model) == {"atlstm"}  # no stage-02 atlstm_cl model in this run: the final model only
+    assert all(set(t.model) == {"atlstm"} for t in att.tables.values())
     s03.figure_attention(ctx, att)
     assert ctx.paths.figure("03_attention_by_lag", "png").exists()
 
@@ -140,6 +144,37 @@ def test_worked_example_and_importance(ctx, inputs, att, final):
     s03.figure_importance(ctx, imp)
     for name in ("03_attention_example", "03_feature_importance"):
         assert ctx.paths.figure(name, "png").exists()
+
+
+def test_attention_runs_for_both_heads_on_the_same_test_windows(ctx, inputs, samples, final, tmp_path):
+    """With the stage-02 ``atlstm_cl`` checkpoint present (trained on other samples: window 5, its own
+    normalizer), the analysis adds its rows, on the final model's test target days, re-normalised correctly."""
+    from glass_sm.stages import s02_models as s02
+    from glass_sm.training import predict_with_attention
+
+    ctx2 = stages.setup(None, {**OVERRIDES, "run.results_dir": str(tmp_path)}, s03.STAGE)
+    s2 = build_samples(inputs.cube, ctx2.cfg, window=5)
+    s02.compare_models(s2, ctx2.cfg, progress=False, names=["atlstm_cl"]).save_models(ctx2.paths)
+    assert s03.ablation_checkpoint(ctx2).exists()
+    both = s03.attention(ctx2, inputs, samples, final[0])
+    assert list(both.summary.model.unique()) == ["atlstm", "atlstm_cl"]
+    overall = read_table(ctx2.paths, "attention_by_lag").set_index("model")
+    assert overall.n["atlstm"] == overall.n["atlstm_cl"] == len(samples.test)
+    lag_cols = [c for c in overall.columns if c.startswith("lag_")]
+    np.testing.assert_allclose(overall.loc["atlstm_cl", lag_cols].sum(), 1.0, rtol=1e-6)
+    assert overall.loc["atlstm_cl", lag_cols].isna().sum() == 1  # a 5-day window: lag 5 is not in it
+    # by hand: the stage-02 samples' own windows of the same (pixel, day) pairs give the same attention
+    cl = load_checkpoint(s03.ablation_checkpoint(ctx2))
+    fs = samples.with_window(5)
+    _, expected = predict_with_attention(cl.model, s2.windows(fs.test))
+    _, got = s03._attention_of(cl, samples, 256)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(overall.loc["atlstm_cl", [f"lag_{k}" for k in range(5)]].to_numpy(float),
+                               expected.mean(axis=0)[::-1], atol=1e-6)
+    text = s03.attention_text(both.summary)
+    assert "**AtLSTM [c; h_L]**" in text and "Against the production model" in text
+    s03.figure_attention(ctx2, both, "atlstm_cl")
+    assert ctx2.paths.figure("03_attention_by_lag_atlstm_cl", "png").exists()
 
 
 # ---- prose on hand-made tables (exact numbers, each branch) --------------------------------------------------
@@ -175,3 +210,20 @@ def test_sequence_length_and_importance_text_exact():
     imp = pd.DataFrame({"feature": ["lst", "sand"], "importance": [0.0123, 0.0001], "base_rmse": 0.04})
     assert s03.importance_text(imp, 99) == ("Baseline RMSE on these 99 windows: 0.0400 m³ m⁻³. Ranking: `lst` +0.0123, "
                                             "`sand` +0.0001 m³ m⁻³.")
+
+
+def test_claims_from_the_stage_tables_without_stage_02(ctx, inputs, samples, att):
+    """Stage 03 alone (no stage-02 tables in this results folder): the claims stage 02 feeds are 'not testable
+    here', the attention claim is computed from the attention table just written, and the table is written."""
+    s03.sequence_length(ctx, inputs, samples)
+    claims = s03.claims(ctx)
+    assert read_table(ctx.paths, "paper_claims").shape == claims.shape
+    assert set(claims.claim_id) == {"C1", "C2", "C3", "C4", "C5", "C6"}
+    by = claims.groupby("claim_id").verdict.agg(set)
+    assert by["C1"] == {"not testable here"} and by["C3"] == {"not testable here"}
+    c4 = claims[(claims.claim_id == "C4") & (claims.design == "paper design")].iloc[0]
+    table = read_table(ctx.paths, "attention_by_lag")
+    row = table[(table.grouping == "all") & (table.model == "atlstm")].iloc[0]
+    lags = [c for c in table.columns if c.startswith("lag_")]
+    near = float(sum(row[f"lag_{k}"] for k in range(3)) / row[lags].sum())
+    assert c4.value == pytest.approx(near) and c4.verdict in {"holds", "does not hold", "not testable here"}
