@@ -7,14 +7,16 @@ Work decomposition
 ------------------
 The grid is cut into ``production.tile_size`` x ``tile_size`` cell tiles (:func:`make_tiles`); one *task* is one
 land tile x one year. A task reads only its tile's inputs for the year plus the ``L - 1`` days of spin-up the
-first windows need (through a :class:`TileSource`), normalises them once into a ``(days, pixels, features)``
-array, forms every window as a strided *view* of that array (no copy, no per-window Python), predicts in
-batches of ``production.batch_size`` windows (``model_batch`` per model call, sized for the CPU caches) under
-``torch.inference_mode``, and writes ``product/.work/<year>/<tile>.npz`` (temporary name, then rename). Memory
-per task is bounded by the tile, not the domain (:func:`tile_memory_bytes`). Tasks run on a Dask
-``distributed`` cluster: a ``LocalCluster(n_workers, threads_per_worker)`` by default, an existing scheduler
-when ``production.scheduler_address`` is set (so a ``dask-jobqueue`` cluster on HPC runs the same code), or in
-the calling process (``production.scheduler = 'synchronous'``, for tests).
+first windows need (through a :class:`TileSource`), normalises them once into a ``(days, pixels, features)`` array
+and predicts every window of it with :class:`glass_sm.models.inference.WindowEngine` (the first layer's input
+projection once per pixel-day, shared by the overlapping windows; blocks of about ``production.batch_size``
+windows, ``model_batch`` per recurrent batch, sized for the CPU caches; arithmetic ``production.precision``),
+equal to the module's forward up to fp32 rounding (:func:`predict_tile`), and writes
+``product/.work/<year>/<tile>.npz`` (temporary name, then rename). Memory per task is bounded by the tile, not the
+domain (:func:`tile_memory_bytes`). Tasks run on a Dask ``distributed`` cluster: a ``LocalCluster(n_workers,
+threads_per_worker)`` by default, an existing scheduler when ``production.scheduler_address`` is set (so a
+``dask-jobqueue`` cluster on HPC runs the same code), or in the calling process (``production.scheduler =
+'synchronous'``, for tests).
 
 When all land tiles of a year exist, the driver assembles them, tile by tile, into the year file and the
 annual-mean file (:func:`glass_sm.product.assemble_year`), then deletes the year's scratch. Every land pixel gets
@@ -41,6 +43,7 @@ What is redone, and what is guaranteed
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -67,6 +70,8 @@ from glass_sm.contract import read_table, write_table
 from glass_sm.data.cube import store_fingerprint
 from glass_sm.lock import LockedError, hold_lock
 from glass_sm.models.checkpoint import load_checkpoint
+from glass_sm.models.inference import PRECISIONS, WindowEngine
+from glass_sm.models.inference import supports as supports_engine
 from glass_sm.paths import RunPaths, atomic_write
 from glass_sm.product import (FLAG_BITS, FLAG_FILL, PRODUCT_GLOB, PRODUCT_NAME, VALID_MAX, VALID_MIN, annual_path,
                               assemble_year, global_attrs, open_product, product_path, production_stamp, read_stamp,
@@ -84,6 +89,8 @@ __all__ = [
     "tile_memory_bytes",
     "produce_tile",
     "predict_tile",
+    "load_model",
+    "inference_engine",
     "run_production",
     "check_production_params",
     "store_fingerprint",
@@ -173,8 +180,17 @@ def _tune_malloc() -> None:
         pass
 
 
-def _get_model(checkpoint):
-    """A LoadedModel as given, or loaded once per process from ``(path, sha256)``."""
+def load_model(checkpoint):
+    """The production model: a ``LoadedModel`` as given, or loaded once per process from ``(path, sha256)``.
+
+    Dask workers call it in every task (the model is cached per process); ``tools/bench.py`` calls it to load
+    the model in the workers before its clock starts.
+
+    Raises
+    ------
+    RuntimeError
+        The file at ``path`` no longer has ``sha256`` (the checkpoint changed during production).
+    """
     if not isinstance(checkpoint, tuple):
         return checkpoint
     path, sha = checkpoint
@@ -189,13 +205,66 @@ def _get_model(checkpoint):
     return _MODEL_CACHE[key]
 
 
-def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model_batch: int = 256) -> np.ndarray:
+_ENGINES: dict = {}
+
+
+def inference_engine(model, precision: str = "fp32"):
+    """The :class:`glass_sm.models.inference.WindowEngine` of ``model`` (built once per model and precision in a
+    process), or None when the engine does not support the model (it is then predicted with its forward)."""
+    if not supports_engine(model):
+        return None
+    key = (id(model), precision)
+    hit = _ENGINES.get(key)
+    if hit is None or hit[0] is not model:
+        if len(_ENGINES) > 4:
+            _ENGINES.clear()
+        hit = _ENGINES[key] = (model, WindowEngine(model, precision))
+    return hit[1]
+
+
+@contextlib.contextmanager
+def _without_onednn():
+    """oneDNN off for the block (``torch.backends.mkldnn.flags`` would also touch TF32 and warn). A process-wide
+    switch: used only by the bf16 reference path on CPUs whose oneDNN has no bf16 LSTM."""
+    was = torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(was)
+
+
+def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model_batch: int = 1024,
+                 precision: str = "fp32", method: str = "engine") -> np.ndarray:
     """Predict every window of a normalised ``(T, P, F)`` array: ``(n_out, P)`` float32, m3 m-3.
 
-    Output day ``k`` reads input days ``k .. k + L - 1`` (``T = n_out + L - 1``); the windows are a strided
-    view of a pixel-major copy of ``x``, copied to a contiguous ``(windows, L, F)`` block one batch of pixels at
-    a time (about ``batch_size`` windows), then fed to the model ``model_batch`` windows per call.
+    Output day ``k`` reads input days ``k .. k + L - 1`` (``T = n_out + L - 1``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The production model (eval mode).
+    x : numpy.ndarray
+        ``(T, P, F)`` float32 normalised inputs, finite.
+    n_out : int
+        Output days.
+    batch_size, model_batch : int
+        Windows per block of pixels and per model call.
+    precision : {'fp32', 'bf16'}
+        Arithmetic (:mod:`glass_sm.models.inference`); ``method='module'`` runs bf16 under ``torch.autocast``.
+    method : {'engine', 'module'}
+        ``'engine'``: :class:`~glass_sm.models.inference.WindowEngine` (the first layer's input projection once
+        per pixel-day, time-major day blocks), falling back to ``'module'`` for a model it does not support;
+        ``'module'``: the reference, the module's forward on windows gathered as a strided view of a
+        pixel-major copy of ``x`` (a contiguous ``(windows, L, F)`` block per batch of pixels).
     """
+    if method not in ("engine", "module"):
+        raise ValueError(f"predict_tile: method must be 'engine' or 'module', got {method!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"production.precision must be one of {PRECISIONS}, got {precision!r}")
+    engine = inference_engine(model, precision) if method == "engine" else None
+    if engine is not None:
+        return engine.predict(x, n_out, batch_size, model_batch)
     T, P, F = x.shape
     L = T - n_out + 1
     out = np.empty((P, n_out), np.float32)
@@ -204,19 +273,25 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
     xp = np.ascontiguousarray(x.transpose(1, 0, 2))  # (P, T, F): each pixel's days contiguous
     view = np.lib.stride_tricks.sliding_window_view(xp, L, axis=1).transpose(0, 1, 3, 2)  # (P, n_out, L, F)
     px_per_batch = max(1, batch_size // n_out)
-    with torch.inference_mode():
+    cast, lstm_flags = contextlib.nullcontext(), contextlib.nullcontext()
+    if precision == "bf16":
+        cast = torch.autocast("cpu", dtype=torch.bfloat16)
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # oneDNN has no bf16 LSTM here: ATen's own
+            lstm_flags = _without_onednn()
+    with torch.inference_mode(), cast, lstm_flags:
         for p0 in range(0, P, px_per_batch):
             p1 = min(P, p0 + px_per_batch)
             xb = np.ascontiguousarray(view[p0:p1]).reshape(-1, L, F)
             yb = out[p0:p1].reshape(-1)
             tb = torch.from_numpy(xb)
             for s in range(0, len(xb), model_batch):
-                yb[s:s + model_batch] = model(tb[s:s + model_batch]).numpy()
+                yb[s:s + model_batch] = model(tb[s:s + model_batch]).float().numpy()
     return out.T
 
 
 def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir: str | os.PathLike,
-                 batch_size: int = 8192, model_batch: int = 256, torch_threads: int | None = None) -> dict:
+                 batch_size: int = 8192, model_batch: int = 1024, torch_threads: int | None = None,
+                 precision: str = "fp32") -> dict:
     """Compute one tile x year and write ``<work_dir>/<tile>.npz`` (``sm`` float32 and ``sm_flag`` uint8,
     ``(days, tile rows, tile cols)``, NaN / 255 off land), atomically under a per-process temporary name.
     Returns timing and size statistics.
@@ -237,12 +312,14 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
         Windows gathered per batch and per model call.
     torch_threads : int, optional
         ``torch.set_num_threads`` for this task (None: leave as is).
+    precision : {'fp32', 'bf16'}
+        Arithmetic of inference (``production.precision``, :func:`predict_tile`).
     """
     t_start = _time.perf_counter()
     _tune_malloc()
     if torch_threads:  # in every task: OpenMP thread counts are per calling thread (Dask worker threads)
         torch.set_num_threads(torch_threads)
-    lm = _get_model(checkpoint)
+    lm = load_model(checkpoint)
     mask = source.land_mask()[tile.slices]
     r_in, c_in = np.nonzero(mask)
     rows, cols = r_in + tile.row0, c_in + tile.col0
@@ -261,7 +338,7 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
         x = np.where(np.isfinite(x), x, np.float32(0.0))
     t_read = _time.perf_counter()
 
-    pred = predict_tile(lm.model, x, n_out, batch_size, model_batch)  # (n_out, P)
+    pred = predict_tile(lm.model, x, n_out, batch_size, model_batch, precision)  # (n_out, P)
     t_infer = _time.perf_counter()
 
     flags = source.read_gap_flags(rows, cols, slice(a, b))
@@ -561,7 +638,8 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
             client = Client(cluster)
             own_cluster = (client, cluster)
     torch_threads = pc.torch_threads or 1  # per task; parallelism comes from Dask threads/workers
-    args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads)
+    args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads,
+                precision=pc.precision)
 
     def start_year(year: int) -> tuple[_YearState, list[Tile]]:
         a, b = year_days(source.time, year)

@@ -111,7 +111,7 @@ def make_toy_cube(n_lat: int = 6, n_lon: int = 5, start: str | dt.date = "1998-0
         a[ocean] = np.nan
     platform = np.where(time.year < 2001, "NOAA-14", "NOAA-16").astype("<U7")
     # 8-day albedo composites (day of year 1, 9, ...): 0 on a composite day, 1 between, 2 where gap-filled
-    between = ((np.asarray(time.dayofyear) - 1) % 8 != 0).astype(np.int8)
+    between = ((np.asarray(time.day_of_year) - 1) % 8 != 0).astype(np.int8)
     composite_flag = np.where(albedo_filled == 1, 2, between[:, None, None]).astype(np.int8)
 
     dims3, dims2 = ("time", "lat", "lon"), ("lat", "lon")

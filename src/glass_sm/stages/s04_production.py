@@ -42,7 +42,7 @@ __all__ = [
     "produce", "timing", "production_rate", "production_text", "self_check", "self_check_text", "open_files",
     "encoding_summary", "write_catalog", "catalog_text", "catalog_table", "plot_daily_maps", "plot_annual_means",
     "central_pixel", "pixel_series", "pixel_metrics", "plot_pixel_series", "pixel", "truth_metrics", "truth_text",
-    "flag_fractions", "bench", "bench_text",
+    "flag_fractions", "bench", "bench_text", "bench_profile",
     "global_land_pixels", "paper_scale_estimate", "measured_rate", "paper_scale", "paper_scale_text",
 ]
 
@@ -418,7 +418,23 @@ def bench_text(ctx: StageContext, machine: dict | None) -> str:
         params = os.path.relpath(ctx.cfg.source_file) if ctx.cfg.source_file else "<params file>"
         return (f"no {ctx.paths.table('bench')}: run `make bench PARAMS={params}` to measure the throughput on "
                 "this machine")
-    return f"measured on {machine['cpu']} ({machine['cores']} cores), model: {machine['checkpoint']}"
+    text = f"measured on {machine['cpu']} ({machine['cores']} cores), model: {machine['checkpoint']}"
+    if machine.get("cpu_flags") is not None:  # benchmarks from before the flags were recorded lack them
+        text += (f"\nCPU flags: {' '.join(machine['cpu_flags']) or 'none of ' + 'avx2/avx512/amx'}; torch "
+                 f"{machine.get('torch')}, oneDNN {machine.get('onednn')} (bf16: {machine.get('onednn_bf16')}), ATen "
+                 f"{machine.get('aten_cpu_capability')}; threads {machine.get('threads')}")
+    return text
+
+
+def bench_profile(bench_table: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The profile rows (``p``) of ``make bench``: where the inference time of one window goes (1 thread), as
+    ``part``, ``us_per_window`` and ``share``; None when the benchmark has not run or predates the profile."""
+    if bench_table is None or "p" not in set(bench_table["key"]):
+        return None
+    rows = bench_table[bench_table["key"] == "p"]
+    out = pd.DataFrame({"part": rows["quantity"].str.replace("profile: ", "", regex=False),
+                        "value": rows["value"], "unit": rows["unit"], "share": rows["note"]})
+    return out.reset_index(drop=True)
 
 
 def global_land_pixels(south_limit: float = -60.0) -> dict:

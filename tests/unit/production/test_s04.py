@@ -101,6 +101,24 @@ def test_paper_scale_estimate_closed_forms():
     assert gpu.set_index("quantity").loc["GPU-hours", "value"] == pytest.approx(1e4 / 1e4 / 3600)
 
 
+def test_bench_profile_and_machine_line_quote_the_bench_file():
+    bench = pd.DataFrame({"key": ["a", "p", "p", "p"], "quantity": ["GEMM", "profile: attention", "profile: head",
+                                                                    "profile: Python and dispatch overhead (share)"],
+                          "value": [100.0, 4.0, 1.0, 0.2], "unit": ["GFLOP/s", "us/window", "us/window", "fraction"],
+                          "note": ["", "80.0% of the total", "20.0% of the total", ""]})
+    prof = s04.bench_profile(bench)
+    assert list(prof["part"]) == ["attention", "head", "Python and dispatch overhead (share)"]
+    assert prof["value"].tolist() == [4.0, 1.0, 0.2]
+    assert s04.bench_profile(bench[bench["key"] == "a"]) is None and s04.bench_profile(None) is None
+    machine = {"cpu": "AMD EPYC", "cores": 2, "checkpoint": "ckpt", "cpu_flags": ["fma", "avx2"], "torch": "2.x",
+               "onednn": "3.12.0", "onednn_bf16": False, "aten_cpu_capability": "AVX2",
+               "threads": {"dask_workers": 1}}
+    text = s04.bench_text(None, machine)
+    assert "AMD EPYC (2 cores)" in text and "fma avx2" in text and "oneDNN 3.12.0 (bf16: False)" in text
+    old = {k: machine[k] for k in ("cpu", "cores", "checkpoint")}  # a bench.json from before the flags
+    assert s04.bench_text(None, old) == "measured on AMD EPYC (2 cores), model: ckpt"
+
+
 def test_measured_rate_prefers_the_benchmark():
     bench = pd.DataFrame({"key": ["a", "c", "c", "b-gpu"], "quantity": ["q"] * 4, "value": [1.0, 900.0, 0.5, 7e4],
                           "unit": ["GFLOP/s", "pixel-days/s", "of (b)", "pixel-days/s"], "note": [""] * 4})

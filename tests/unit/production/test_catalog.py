@@ -2,13 +2,12 @@
 moves), deterministic, complete (extent, days, variables, checksums), and the worked example of opening the record
 from it with xarray.
 
-The product is a toy run of the real production (the builders of ``tests/unit/production/conftest.py``), two years.
+The product is a toy run of the real production (the ``toy`` builders of this folder's ``conftest.py``), two years.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -27,19 +26,10 @@ from glass_sm.testing import make_toy_cube
 YEARS = (1999, 2000)
 
 
-def _toy_run_builders():
-    spec = importlib.util.spec_from_file_location("glass_sm_toy_run",
-                                                  Path(__file__).parent / "production" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def produced(tmp_path_factory):
-    toy = _toy_run_builders()
+def catalog_run(tmp_path_factory, toy):
     root = tmp_path_factory.mktemp("catalog")
-    cfg = toy.make_cfg(root)
+    cfg = toy.cfg(root)
     cube = make_toy_cube(7, 5, toy.START, toy.END, seed=0, n_ocean=2)
     toy.write_cube(cfg, cube)
     toy.write_checkpoint(cfg, cube)
@@ -53,9 +43,9 @@ def produced(tmp_path_factory):
 
 
 @pytest.fixture
-def product_copy(produced, tmp_path) -> Path:
+def product_copy(catalog_run, tmp_path) -> Path:
     """A fresh copy of the product folder (tests that write or damage it)."""
-    return Path(shutil.copytree(produced["folder"], tmp_path / "product"))
+    return Path(shutil.copytree(catalog_run["folder"], tmp_path / "product"))
 
 
 def test_catalog_is_written_beside_the_product_and_valid_offline(product_copy):
@@ -73,10 +63,10 @@ def test_catalog_is_written_beside_the_product_and_valid_offline(product_copy):
     assert [c.id for c in root.get_children()] == [catalog.DAILY_COLLECTION, catalog.ANNUAL_COLLECTION]
 
 
-def test_items_describe_extent_days_variables_and_checksum(product_copy, produced):
+def test_items_describe_extent_days_variables_and_checksum(product_copy, catalog_run):
     catalog.write_catalog(product_copy)
     item = pystac.Item.from_file(str(product_copy / "GLASS_AVHRR_SM_2000.json"))
-    cube = produced["cube"]
+    cube = catalog_run["cube"]
     half = 0.025
     assert item.bbox == pytest.approx([float(cube.lon.min()) - half, float(cube.lat.min()) - half,
                                        float(cube.lon.max()) + half, float(cube.lat.max()) + half])
@@ -100,7 +90,7 @@ def test_items_describe_extent_days_variables_and_checksum(product_copy, produce
     assert annual["properties"]["cube:dimensions"]["time"]["step"] == "P1Y"
 
 
-def test_the_folder_moves_and_xarray_opens_the_record_from_the_catalog(product_copy, produced, tmp_path):
+def test_the_folder_moves_and_xarray_opens_the_record_from_the_catalog(product_copy, catalog_run, tmp_path):
     catalog.write_catalog(product_copy)
     moved = Path(shutil.move(str(product_copy), tmp_path / "published elsewhere"))
     path = moved / "catalog.json"
@@ -110,7 +100,7 @@ def test_the_folder_moves_and_xarray_opens_the_record_from_the_catalog(product_c
     hrefs = sorted(i.assets["data"].get_absolute_href() for i in stac.get_child("GLASS_AVHRR_SM").get_items())
     assert [Path(h).parent for h in hrefs] == [moved] * len(YEARS)
     with xr.open_mfdataset(hrefs, combine="by_coords", data_vars="minimal") as ds, \
-            product.open_record(produced["folder"]) as ref:
+            product.open_record(catalog_run["folder"]) as ref:
         np.testing.assert_array_equal(ds["sm"].values, ref["sm"].values)
     with catalog.open_from_catalog(path, catalog.ANNUAL_COLLECTION) as ann:
         assert ann.sizes["time"] == len(YEARS)
@@ -133,7 +123,7 @@ def test_catalog_bytes_are_deterministic_and_follow_the_files(product_copy):
     assert catalog.validate_catalog(product_copy / "catalog.json")["items"] == 2
 
 
-def test_validation_names_what_is_wrong(product_copy, produced):
+def test_validation_names_what_is_wrong(product_copy, catalog_run):
     path = catalog.write_catalog(product_copy)
     f = product.product_path(product_copy, 2000)
     data = bytearray(f.read_bytes())
@@ -151,7 +141,7 @@ def test_validation_names_what_is_wrong(product_copy, produced):
     item.write_text(json.dumps(raw))
     with pytest.raises(catalog.CatalogError, match="GLASS_AVHRR_SM_1999.*not relative"):
         catalog.validate_catalog(path)
-    shutil.copy(produced["files"][1], f)  # repaired; the catalog rewritten
+    shutil.copy(catalog_run["files"][1], f)  # repaired; the catalog rewritten
     catalog.write_catalog(product_copy)
     (product_copy / "GLASS_AVHRR_SM_2003.nc").write_bytes(b"")  # a file the catalog does not list
     with pytest.raises(catalog.CatalogError, match="no item for.*GLASS_AVHRR_SM_2003.nc"):

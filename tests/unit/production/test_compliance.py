@@ -1,14 +1,13 @@
 """The product files pass the IOOS compliance-checker: CF-1.8 without any failure, ACDD-1.3 without a missing
 highly recommended attribute, and only the recommended ACDD attributes the project cannot know left out.
 
-The product is a toy run of the real production (the builders of ``tests/unit/production/conftest.py``: a 7 x 5
+The product is a toy run of the real production (the ``toy`` builders of this folder's ``conftest.py``: a 7 x 5
 cube, an untrained tiny AtLSTM, one year), checked through the checker's Python API (offline: it uses the CF
 standard-name table it ships, which the files name in ``standard_name_vocabulary``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -39,21 +38,11 @@ UNKNOWN_RECOMMENDED = {
 }
 
 
-def _toy_run_builders():
-    """The toy-run builders of tests/unit/production/conftest.py (its fixtures are visible only in that folder)."""
-    spec = importlib.util.spec_from_file_location("glass_sm_toy_run",
-                                                  Path(__file__).parent / "production" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
-def toy_product(tmp_path_factory):
+def toy_product(tmp_path_factory, toy):
     """One year (2000) of the toy run, from a cube whose history records its build date as build_cube does."""
-    toy = _toy_run_builders()
     root = tmp_path_factory.mktemp("compliance")
-    cfg = toy.make_cfg(root)
+    cfg = toy.cfg(root)
     cube = make_toy_cube(7, 5, toy.START, toy.END, seed=0, n_ocean=2)
     cube.attrs["history"] = f"{CUBE_DATE} built by glass_sm.data.cube.build_cube"
     toy.write_cube(cfg, cube)
