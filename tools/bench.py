@@ -41,7 +41,6 @@ dependencies of the project.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import importlib.util
 import json
@@ -155,22 +154,29 @@ def model_rate(model, window: int, n_features: int, torch_threads: int, py_threa
                 model(share[s:s + batch])
 
     work(x[:batch])
+    return n_windows / best_seconds(work, [x] if py_threads == 1 else list(shares), repeats)
+
+
+def best_seconds(work, parts: list, repeats: int) -> float:
+    """Least wall time over ``repeats`` of running ``work`` on every part, one Python thread per part (one part:
+    in this thread); stops repeating after 10 s (a pathological configuration, e.g. OpenMP threads on a busy
+    machine: one pass is enough)."""
     best, spent = float("inf"), 0.0
     for _ in range(repeats):
-        if spent > 10:  # a pathological configuration (e.g. OpenMP threads on a busy machine): one pass is enough
+        if spent > 10:
             break
         t = time.perf_counter()
-        if py_threads == 1:
-            work(x)
+        if len(parts) == 1:
+            work(parts[0])
         else:
-            ts = [threading.Thread(target=work, args=(s,)) for s in shares]
+            ts = [threading.Thread(target=work, args=(p,)) for p in parts]
             for th in ts:
                 th.start()
             for th in ts:
                 th.join()
         best = min(best, time.perf_counter() - t)
         spent += time.perf_counter() - t
-    return n_windows / best
+    return best
 
 
 def tile_inputs(window: int, n_features: int, n_windows: int, n_out: int = 365, seed: int = 0) -> np.ndarray:
@@ -192,22 +198,7 @@ def engine_rate(model, window: int, n_features: int, torch_threads: int, py_thre
         production.predict_tile(model, x, n_out, batch_size, model_batch, precision)
 
     work(tiles[0][:, :1])
-    best, spent = float("inf"), 0.0
-    for _ in range(repeats):
-        if spent > 10:
-            break
-        t = time.perf_counter()
-        if py_threads == 1:
-            work(tiles[0])
-        else:
-            ts = [threading.Thread(target=work, args=(x,)) for x in tiles]
-            for th in ts:
-                th.start()
-            for th in ts:
-                th.join()
-        best = min(best, time.perf_counter() - t)
-        spent += time.perf_counter() - t
-    return total / best
+    return total / best_seconds(work, tiles, repeats)
 
 
 def profile_engine(model, window: int, n_features: int, model_batch: int, batch_size: int,
@@ -452,15 +443,6 @@ def naive_rate(lm, cube_path: Path, n_windows: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-@contextlib.contextmanager
-def _onednn(enabled: bool):
-    was = torch._C._get_mkldnn_enabled()
-    torch._C._set_mkldnn_enabled(enabled)
-    try:
-        yield
-    finally:
-        torch._C._set_mkldnn_enabled(was)
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -537,7 +519,7 @@ def main(argv=None) -> int:
         ref = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb)
         row("b-ref", f"module forward (reference), 1 torch thread, batch {mb}", ref, "windows/s",
             f"engine / module {rates['1 torch thread'] / ref:.2f}x")
-        with _onednn(False):
+        with production.without_onednn():
             ref_off = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb)
         row("b-ref", f"module forward, oneDNN off (ATen LSTM), batch {mb}", ref_off, "windows/s")
         big = model_rate(lm.model, lm.window, lm.n_features, 1, N_CORES, 8192, n_windows=16384, repeats=2)

@@ -223,7 +223,7 @@ def inference_engine(model, precision: str = "fp32"):
 
 
 @contextlib.contextmanager
-def _without_onednn():
+def without_onednn():
     """oneDNN off for the block (``torch.backends.mkldnn.flags`` would also touch TF32 and warn). A process-wide
     switch: used only by the bf16 reference path on CPUs whose oneDNN has no bf16 LSTM."""
     was = torch._C._get_mkldnn_enabled()
@@ -277,7 +277,7 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
     if precision == "bf16":
         cast = torch.autocast("cpu", dtype=torch.bfloat16)
         if not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # oneDNN has no bf16 LSTM here: ATen's own
-            lstm_flags = _without_onednn()
+            lstm_flags = without_onednn()
     with torch.inference_mode(), cast, lstm_flags:
         for p0 in range(0, P, px_per_batch):
             p1 = min(P, p0 + px_per_batch)

@@ -311,23 +311,11 @@ class AtLSTMRegressor(nn.Module):
 class AtLSTMContextLastRegressor(AtLSTMRegressor):
     """AtLSTM whose output MLP reads ``[c; h_L]`` (the attention context and the last hidden state): the ablation.
 
-    The model of :class:`AtLSTMRegressor` with ``head='context_last'`` (see there for the equations and why the
-    production AtLSTM reads ``c`` alone).
+    The model of :class:`AtLSTMRegressor` with ``head='context_last'`` (see there for the equations, every other
+    hyperparameter and why the production AtLSTM reads ``c`` alone).
 
     Parameters
     ----------
-    n_features : int
-        Input features per step.
-    window : int
-        Window length ``L``, days.
-    hidden_size : int
-        LSTM hidden units.
-    num_layers : int
-        Stacked LSTM layers.
-    dropout : float
-        Dropout between LSTM layers and in the head, dimensionless.
-    attention_size : int or None
-        Width of the attention layer (None: ``hidden_size``).
     head : {'context', 'context_last'}
         ``'context_last'``: the head reads ``[c; h_L]`` (``'context'`` would make it the AtLSTM).
     """

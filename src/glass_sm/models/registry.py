@@ -131,9 +131,19 @@ def hparam_ranges(name: str) -> dict[str, dict]:
 
 def hparam_docs(name: str) -> dict[str, str]:
     """Hyperparameter -> its text in the ``Parameters`` section of the docstring of the model registered as
-    ``name`` (``""`` when undocumented), in the order of ``default_hparams``; ``a, b : float`` documents both."""
+    ``name``, else of the nearest base class documenting it (``""`` when undocumented), in the order of
+    ``default_hparams``; ``a, b : float`` documents both."""
     cls = model_class(name)
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass documents only what it changes; the rest comes from its bases
+        if "__doc__" in vars(klass) and klass.__doc__ and klass not in (object, nn.Module):
+            docs.update({k: v for k, v in _parameter_docs(klass.__doc__).items() if v})
+    return {key: docs.get(key, "") for key in cls.default_hparams}
+
+
+def _parameter_docs(docstring: str) -> dict[str, str]:
+    """Name -> text of the ``Parameters`` section of a numpy-style docstring (``a, b : float`` documents both)."""
+    lines = inspect.cleandoc(docstring).splitlines()
     docs: dict[str, str] = {}
     current: list[str] = []
     inside = False
@@ -148,7 +158,7 @@ def hparam_docs(name: str) -> dict[str, str]:
         elif inside and line.strip() and current:
             for n in current:
                 docs[n] = f"{docs[n]} {line.strip()}".strip()
-    return {key: docs.get(key, "") for key in cls.default_hparams}
+    return docs
 
 
 def build_model(name: str, n_features: int, window: int, **hparams):

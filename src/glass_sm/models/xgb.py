@@ -308,32 +308,11 @@ class XGBoostRegressor:
 class XGBoostWindowRegressor(XGBoostRegressor):
     """XGBoost on the whole window flattened to ``L * n_features`` columns: the ablation of stage 02.
 
-    Same trees and settings as :class:`XGBoostRegressor` (see there); only the default of ``inputs`` differs.
+    Same trees and settings as :class:`XGBoostRegressor` (every other hyperparameter is documented there); only
+    the default of ``inputs`` differs.
 
     Parameters
     ----------
-    n_features : int
-        Input features per step.
-    window : int
-        Window length ``L``, days.
-    n_estimators : int
-        Maximum boosting rounds.
-    max_depth : int
-        Maximum tree depth.
-    learning_rate : float
-        Shrinkage, dimensionless.
-    subsample, colsample_bytree : float
-        Row and column subsampling fractions per tree, dimensionless in (0, 1].
-    min_child_weight : float
-        Minimum hessian sum in a leaf (samples, for squared error).
-    early_stopping_rounds : int or None
-        Patience in rounds; ignored when :meth:`fit` gets no validation set.
-    n_jobs : int
-        CPU threads.
-    seed : int
-        Random seed of the subsampling.
-    tree_method : str
-        XGBoost tree method.
     inputs : {'target_day', 'window'}
         ``'window'``: the trees see all ``L`` days (``'target_day'`` would make it the benchmark).
     target_step : int
