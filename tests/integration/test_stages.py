@@ -37,7 +37,9 @@ def test_stage01_data_preparation(stage01):
 def test_stage02_model_comparison(stage02):
     paths = stage02.paths
     t = read_table(paths, "model_comparison")
-    assert set(t["model"]) == {"lstm", "bilstm", "atlstm", "transformer", "xgboost"}
+    assert set(t["model"]) == {"lstm", "bilstm", "atlstm", "atlstm_cl", "transformer", "xgboost", "xgboost_window"}
+    timing = read_table(paths, "model_timing")
+    assert set(timing["stop_reason"]) <= {"converged", "early-stopped", "budget cap"}
     assert set(t["reference"]) == {"label", "truth"}
     assert t[["r2", "rmse", "ubrmse"]].notna().all().all()
     assert (t["ubrmse"] <= t["rmse"] + 1e-12).all()
@@ -46,6 +48,8 @@ def test_stage02_model_comparison(stage02):
     bins = read_table(paths, "metrics_by_sm_bin")
     assert ">0.4" in set(bins["bin"].astype(str))
     assert set(read_table(paths, "split_strategies")["split"]) == {"random", "site", "year"}
+    ceiling = read_table(paths, "label_ceiling")
+    assert set(ceiling["split"]) == {"random", "site", "year"} and "label" in set(ceiling["subject"])
 
 
 def test_stage03_atlstm_training(stage03):
@@ -61,6 +65,9 @@ def test_stage03_atlstm_training(stage03):
     assert ((att[lags].sum(axis=1) - 1).abs() < 1e-5).all()
     assert set(read_table(paths, "feature_importance")["feature"]) == set(loaded.features)
     assert "synthetic twin" in paths.checkpoint_card.read_text()
+    claims = read_table(paths, "paper_claims")
+    assert set(claims["claim_id"]) == {"C1", "C2", "C3", "C4", "C5", "C6"}
+    assert set(claims["verdict"]) <= {"holds", "does not hold", "inconclusive", "not testable here"}
 
 
 def test_stage04_global_production(stage04):
