@@ -386,18 +386,19 @@ def test_memory_limit_from_the_environment(monkeypatch):
 
 
 def test_twin_memory_estimate_bounds_the_measured_peak(tmp_path):
-    """The estimate is >= the measured peak of the twin's simulation (its largest allocation) and not far above."""
-    from glass_sm.twin import truth, twin_grids
+    """The estimate is >= the measured peak of generating the twin (its largest allocation) and not far above."""
+    from glass_sm.twin import generate_twin, truth, twin_grids
 
     assert config.TWIN_SPINUP_DAYS == truth.SPINUP_DAYS
-    cfg = config.load(PARAMS / "smoke.yaml", {"run.results_dir": str(tmp_path), "period.end": "1998-12-31",
-                                              "domain.lat_max": 40.5, "domain.lon_max": -99.55})
+    cfg = config.load(PARAMS / "smoke.yaml", {"run.results_dir": str(tmp_path), "period.start": "2001-01-01",
+                                              "period.end": "2002-12-31", "twin.station_pre2000_fraction": 0.0,
+                                              "domain.lat_max": 41.5, "domain.lon_max": -98.5})
     grids = twin_grids(cfg)
     rows, cols = config.twin_sim_shape(cfg)
     assert rows >= grids.sim.nrows and cols >= grids.sim.ncols
     tracemalloc.start()
     try:
-        truth.simulate_truth(cfg)
+        generate_twin(cfg, progress=False)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

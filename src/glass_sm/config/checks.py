@@ -148,16 +148,19 @@ def _check_values(cfg: Config) -> None:
         raise ConfigError(f"domain: need -90 <= lat_min < lat_max <= 90, got {d.lat_min}..{d.lat_max}")
     if not (-180 <= d.lon_min < d.lon_max <= 180):
         raise ConfigError(f"domain: need -180 <= lon_min < lon_max <= 180, got {d.lon_min}..{d.lon_max}")
-    if abs(d.resolution - RES) > 1e-9:
-        raise ConfigError(f"domain.resolution: only the product grid 0.05 is supported, got {d.resolution}")
+    twin_run = cfg.is_twin and cfg.twin.enabled
+    _check_resolution(cfg, twin_run)
     if cfg.period.start > cfg.period.end:
         raise ConfigError(f"period: start {cfg.period.start} is after end {cfg.period.end}")
-    tw = cfg.twin
-    if not _whole(tw.cci_resolution / RES):
-        raise ConfigError(f"twin.cci_resolution: {tw.cci_resolution} is not a multiple of 0.05 deg (the product grid)")
-    if not _whole(RES / tw.static_resolution):
-        raise ConfigError(f"twin.static_resolution: {tw.static_resolution} does not divide 0.05 deg (the product "
-                          "grid); e.g. 0.01 or 0.025")
+    tw, r = cfg.twin, d.resolution
+    if not _whole(tw.cci_resolution / r):
+        raise ConfigError(f"twin.cci_resolution: {tw.cci_resolution} is not a multiple of {r:g} deg (domain.resolution, "
+                          "the product grid)")
+    if not _whole(r / tw.static_resolution):
+        raise ConfigError(f"twin.static_resolution: {tw.static_resolution} does not divide {r:g} deg (domain.resolution, "
+                          "the product grid); e.g. 0.01 or 0.025 at 0.05 deg")
+    if twin_run:
+        _check_twin_domain(cfg)
     if cfg.cube.build_tile % cfg.cube.space_chunk:
         raise ConfigError(f"cube.build_tile: {cfg.cube.build_tile} is not a multiple of cube.space_chunk "
                           f"({cfg.cube.space_chunk})")
@@ -189,6 +192,41 @@ def _whole(x: float) -> bool:
     return abs(x - round(x)) <= 1e-6 and round(x) >= 1
 
 
+TWIN_LAT_LIMITS = (-80.0, 84.0)
+"""Latitudes a twin domain may span, degrees north (``glass_sm.twin.grids.LAT_LIMITS``, checked by the tests; not
+imported here: it loads the twin)."""
+
+
+def _check_resolution(cfg: Config, twin_run: bool) -> None:
+    """``domain.resolution``: the product grid 0.05 deg; the synthetic twin also runs at a coarse resolution that is a
+    multiple of 0.05 (whole product cells, so that a 0.05 deg zoom aggregates back onto a coarse cell) and divides
+    180 (whole rows from pole to pole, whole columns round the globe). Real data stays at 0.05 deg: its readers and
+    the cube are made for the product grid, and nothing here regrids real products to another grid."""
+    r = cfg.domain.resolution
+    if abs(r - RES) <= 1e-9:
+        return
+    if not twin_run:
+        raise ConfigError(f"domain.resolution: real data runs on the product grid 0.05 only, got {r} (a coarser grid "
+                          "is for the synthetic twin: data.source twin, twin.enabled true)")
+    if not _whole(r / RES) or not _whole(180.0 / r):
+        raise ConfigError(f"domain.resolution: {r} is not a multiple of 0.05 deg that divides 180 deg (e.g. 0.05, 0.25, "
+                          "0.5, 1, 2, 3)")
+
+
+def _check_twin_domain(cfg: Config) -> None:
+    """The twin's domain: within :data:`TWIN_LAT_LIMITS`; a domain ending at longitude 180 is global (lon_min -180)."""
+    d, out = cfg.domain, Domain.from_config(cfg)
+    lo, hi = TWIN_LAT_LIMITS
+    if out.south < lo - 1e-9 or out.north > hi + 1e-9:
+        raise ConfigError(f"domain.lat_min / domain.lat_max: the synthetic twin covers latitudes {lo:g}..{hi:g} only "
+                          f"(it never reaches the poles), got {out.south:g}..{out.north:g} (snapped outward to whole "
+                          f"{d.resolution:g} deg cells)")
+    if out.east >= 180 - 1e-9 and out.west > -180 + 1e-9:
+        raise ConfigError(f"domain.lon_max: a twin domain ending at longitude 180 must be global (domain.lon_min -180): "
+                          f"its ERA5-Land-like points would include the one at 180 deg, which the readers take for "
+                          f"-180; end it at {180 - 2 * d.resolution:g} or make it global")
+
+
 def _check_model_hparams(cfg: Config) -> None:
     """Combinations of one model's hyperparameters its class refuses (its optional ``check_hparams``)."""
     for name, cls in MODEL_REGISTRY.items():
@@ -206,11 +244,20 @@ def _check_model_hparams(cfg: Config) -> None:
 # Memory of the synthetic twin
 # ----------------------------------------------------------------------------------------------------------
 TWIN_BYTES_PER_CELL_DAY = 160
-"""Peak memory of the twin per simulated cell and day, bytes: :func:`glass_sm.twin.truth.simulate_truth` holds
-every weather, vegetation and soil-moisture field of the period and its spin-up year at once (``(time, lat,
-lon)`` float32 and bool arrays, plus float64 temporaries); measured 130 bytes with ``tracemalloc`` for 10 x 10
-to 62 x 62 cells and 1 to 5 years (its peak; the writers then need less), +25 % margin.
-``tests/unit/test_config.py`` checks the estimate against a measurement."""
+"""Peak memory of generating the twin per simulated cell and day, bytes: :func:`glass_sm.twin.generate_twin` holds
+the simulation (:func:`glass_sm.twin.truth.simulate_truth`: every weather, vegetation and soil-moisture field of the
+period and its spin-up year, ``(time, lat, lon)`` float32 and bool, 62-66 bytes per cell-day at its own peak) while
+:func:`glass_sm.twin.sensors.simulate_avhrr` builds the AVHRR-like fields and their temporaries, its peak; measured
+with ``tracemalloc`` (twin version 3, 32 x 32 simulated cells, 2 years + the spin-up year): 129 bytes per simulated
+cell-day, +25 % margin. ``tests/unit/test_config.py`` checks the estimate against a measurement."""
+
+TWIN_BYTES_PER_FINE_PIXEL = 1750
+"""Peak memory of the twin's static fields per pixel of its fine grid (``twin.static_resolution`` over the simulation
+grid), bytes: :func:`glass_sm.twin.climate.simulate_static` evaluates its random fields and the climate layout on
+the fine grid in float64; measured with ``tracemalloc`` at 1 deg with 0.1 and 0.05 deg fine pixels (26 400 and
+105 600 pixels): 800 (``twin.climate: gradient``) to 1350 (``earth``) bytes per added pixel, +25 % margin. At
+1 deg with the default 0.01 deg pixels that is 1.75 MB per cell: a coarse run needs a coarser
+``twin.static_resolution``."""
 
 TWIN_SPINUP_DAYS = 365
 """The twin's spin-up before the period, days (``glass_sm.twin.truth.SPINUP_DAYS``, checked by the tests)."""
@@ -220,11 +267,12 @@ MEMORY_FRACTION = 0.75
 
 
 def twin_sim_shape(cfg: Config) -> tuple[int, int]:
-    """(rows, columns) of the twin's simulation grid, an upper bound: the domain's 0.05 deg cells grown on each
-    side to whole ESA-CCI-like cells (``twin.cci_resolution``) and by at least one cell for the 0.1 deg ERA5-Land
-    points (the exact grid is :func:`glass_sm.twin.twin_grids`; not imported here, it loads the twin's writers)."""
+    """(rows, columns) of the twin's simulation grid, an upper bound: the domain's cells (``domain.resolution``)
+    grown on each side to whole ESA-CCI-like cells (``twin.cci_resolution``) and by at least one cell for the
+    ERA5-Land-like points at twice the spacing (the exact grid is :func:`glass_sm.twin.twin_grids`; not imported
+    here, it loads the twin's writers)."""
     out = Domain.from_config(cfg)
-    cci = out.expand_to_multiple(round(cfg.twin.cci_resolution / RES))
+    cci = out.expand_to_multiple(round(cfg.twin.cci_resolution / cfg.domain.resolution))
     north, west = out.row0 - cci.row0, out.col0 - cci.col0
     south = cci.row0 + cci.nrows - out.row0 - out.nrows
     east = cci.col0 + cci.ncols - out.col0 - out.ncols
@@ -233,10 +281,12 @@ def twin_sim_shape(cfg: Config) -> tuple[int, int]:
 
 def twin_memory_bytes(cfg: Config) -> int:
     """Estimated peak memory of generating the twin, bytes: :data:`TWIN_BYTES_PER_CELL_DAY` x the simulated cells
-    (:func:`twin_sim_shape`) x the days of the period and of the spin-up year."""
+    (:func:`twin_sim_shape`) x the days of the period and of the spin-up year, plus :data:`TWIN_BYTES_PER_FINE_PIXEL`
+    x the pixels of the static fields' fine grid (``(domain.resolution / twin.static_resolution)^2`` per cell)."""
     rows, cols = twin_sim_shape(cfg)
     days = (cfg.period.end - cfg.period.start).days + 1 + TWIN_SPINUP_DAYS
-    return TWIN_BYTES_PER_CELL_DAY * rows * cols * days
+    fine = round(cfg.domain.resolution / cfg.twin.static_resolution) ** 2
+    return TWIN_BYTES_PER_CELL_DAY * rows * cols * days + TWIN_BYTES_PER_FINE_PIXEL * rows * cols * fine
 
 
 MEMORY_LIMIT_ENV = "GLASS_SM_MAX_MEMORY_GIB"
@@ -269,13 +319,15 @@ def _check_twin_memory(cfg: Config) -> None:
         return
     rows, cols = twin_sim_shape(cfg)
     days = (cfg.period.end - cfg.period.start).days + 1
+    fine = round(cfg.domain.resolution / cfg.twin.static_resolution) ** 2
     source = (f"${MEMORY_LIMIT_ENV}" if os.environ.get(MEMORY_LIMIT_ENV) else
               f"{MEMORY_FRACTION:.0%} of this machine's memory; set ${MEMORY_LIMIT_ENV} to change it")
     raise ConfigError(
         f"domain, period: the synthetic twin of this domain and period needs about {need / 2**30:.1f} GiB of memory "
         f"({rows} x {cols} simulated cells x ({days} days + {TWIN_SPINUP_DAYS} spin-up) x "
-        f"{TWIN_BYTES_PER_CELL_DAY} bytes), over the limit {limit / 2**30:.1f} GiB ({source}): shrink the domain or "
-        f"the period (or use data.source: real with twin.enabled: false)")
+        f"{TWIN_BYTES_PER_CELL_DAY} bytes, + {fine} static pixels of twin.static_resolution per cell x "
+        f"{TWIN_BYTES_PER_FINE_PIXEL} bytes), over the limit {limit / 2**30:.1f} GiB ({source}): shrink the domain or "
+        f"the period, coarsen twin.static_resolution (or use data.source: real with twin.enabled: false)")
 
 
 def _did_you_mean(word, valid) -> str:

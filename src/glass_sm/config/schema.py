@@ -106,13 +106,18 @@ class RunConfig:
 
 @dataclass
 class DomainConfig:
-    """Lat/lon box of the run, snapped outward to whole 0.05 deg cells."""
+    """Lat/lon box of the run, snapped outward to whole cells of ``resolution``.
 
-    lat_min: float = P(40.0, "southern edge, degrees north", ge=-90, le=90)
-    lat_max: float = P(41.0, "northern edge, degrees north", ge=-90, le=90)
+    The synthetic twin covers latitudes -80..84 (never the poles); a twin domain from lon_min -180 to lon_max 180 is
+    global in longitude (its grids wrap round the antimeridian), and one ending at 180 must be global."""
+
+    lat_min: float = P(40.0, "southern edge, degrees north (the twin: >= -80)", ge=-90, le=90)
+    lat_max: float = P(41.0, "northern edge, degrees north (the twin: <= 84)", ge=-90, le=90)
     lon_min: float = P(-100.0, "western edge, degrees east (-180..180)", ge=-180, le=180)
     lon_max: float = P(-99.0, "eastern edge, degrees east (-180..180)", ge=-180, le=180)
-    resolution: float = P(0.05, "output grid spacing, degrees (the product's 0.05)", gt=0)
+    resolution: float = P(0.05, "output grid spacing, degrees: the product's 0.05 (real data: only 0.05); the "
+                                "synthetic twin also runs at a coarse multiple of 0.05 dividing 180 (e.g. 1, 2, 3), "
+                                "all its files then at that resolution", gt=0)
 
 
 @dataclass
@@ -168,15 +173,26 @@ class TwinConfig:
     cloud_base: float = P(0.35, "mean cloud probability on a dry day", ge=0, le=1)
     albedo_noise: float = P(0.01, "albedo retrieval noise sd, dimensionless", ge=0)
     lst_noise: float = P(1.5, "LST retrieval noise sd, K", ge=0)
-    aridity_west_east: list[float] = P([0.25, 1.2], "aridity index P/PET at the western and eastern domain edges",
-                                       gt=0, n_items=2)
-    mean_elevation: float = P(800.0, "domain-mean terrain height, m", gt=0)
-    relief: float = P(600.0, "terrain relief (sd), m", ge=0)
-    modis_pixel_m: float = P(1000.0, "pixel size of the GLASS-MODIS-like sinusoidal GeoTIFFs, m", ge=100)
-    static_resolution: float = P(0.01, "resolution of the DEM/texture GeoTIFFs, degrees (divides 0.05)",
-                                 gt=0, le=0.05)
-    cci_resolution: float = P(0.25, "resolution of the ESA-CCI-like product, degrees (a multiple of 0.05)",
-                              ge=0.05, le=5)
+    climate: Literal["gradient", "earth"] = P(
+        "gradient", "climate layout of the twin's world: 'gradient' (a regional tile: aridity from "
+        "aridity_west_east across the domain, terrain of mean_elevation and relief, a fixed summer-peaked "
+        "seasonality) or 'earth' (the physical layout of Earth's climates from glass_sm.twin.earth: Natural Earth "
+        "land and ice masks, large-scale elevation, aridity, seasonality and temperature per position; ocean and "
+        "ice cells flagged by static land & ~ice); equations in glass_sm.twin")
+    aridity_west_east: list[float] = P([0.25, 1.2], "aridity index P/PET at the western and eastern domain edges "
+                                       "(climate: gradient)", gt=0, n_items=2)
+    mean_elevation: float = P(800.0, "domain-mean terrain height, m (climate: gradient)", gt=0)
+    relief: float = P(600.0, "terrain relief (sd), m (climate: gradient; earth: the relief grows with the "
+                             "large-scale height, see glass_sm.twin)", ge=0)
+    modis_pixel_m: float = P(1000.0, "pixel size of the GLASS-MODIS-like sinusoidal GeoTIFFs, m (at a coarse "
+                                     "domain.resolution choose a few pixels per cell: the files grow as its square)",
+                             ge=100)
+    static_resolution: float = P(0.01, "resolution of the DEM/texture GeoTIFFs, degrees (divides domain.resolution; "
+                                       "the memory grows as (domain.resolution / static_resolution)^2 per cell)",
+                                 gt=0, le=5)
+    cci_resolution: float = P(0.25, "resolution of the ESA-CCI-like product, degrees (a multiple of "
+                                    "domain.resolution; for a global domain it must also divide 360)",
+                              ge=0.05, le=30)
     cloud_wet: float = P(0.85, "cloud probability on a wet day", ge=0, le=1)
     storm_length_km: float = P(60.0, "correlation length of the daily precipitation fields, km", gt=0)
     platform_albedo_step: float = P(0.02, "sd of each NOAA platform's relative albedo calibration step, "
@@ -337,6 +353,10 @@ class TrainingConfig:
         0.002, "stopping rule: the run has converged when the best validation loss improved by less than this "
         "relative amount over the last `patience` epochs (stop reason 'converged'); no improvement at all is "
         "'early-stopped', reaching `epochs` while still improving is 'budget cap'", ge=0, lt=1)
+    device: Literal["auto", "cpu", "cuda"] = P(
+        "cpu", "where the torch models of stages 02-03 train and predict: 'cpu' (the tested default; bit-identical "
+        "tables for the same seed, torch build and threads), 'cuda' (the first GPU; an error naming this key when "
+        "torch sees none), 'auto' (CUDA when torch.cuda.is_available(), else CPU). XGBoost stays on the CPU")
 
 
 @dataclass
@@ -379,6 +399,10 @@ class ProductionConfig:
         "fp32", "arithmetic of inference (glass_sm.models.inference): fp32, or bf16 GEMMs (fp32 state and "
         "accumulation); bf16 is the default only once tools/bench.py shows the product within RMSE 1e-4 m3 m-3 "
         "of fp32 and faster on the machine")
+    device: Literal["auto", "cpu", "cuda"] = P(
+        "cpu", "where stage 04 runs the model: 'cpu' (the tested default, glass_sm.models.inference's engine), "
+        "'cuda' (the module's forward on the first GPU of each worker; an error naming this key when torch sees "
+        "none), 'auto' (CUDA when torch.cuda.is_available(), else CPU)")
 
 
 @dataclass
@@ -407,6 +431,26 @@ class FiguresConfig:
 
 
 @dataclass
+class ZoomConfig:
+    """A 0.05 deg regional zoom of the same synthetic world, produced with the run's checkpoint (stage 04).
+
+    The twin is one continuous world (``twin.climate: earth``): the zoom samples it at 0.05 deg over a small box and
+    a short period, with the run's seed, and produces it with the checkpoint trained on the run (train once, produce
+    anywhere, as the paper applies the AtLSTM trained at its stations to the globe). Its files go to
+    ``results/<run>/zoom/`` (a run of its own, named ``zoom``); see :mod:`glass_sm.zoom`.
+    """
+
+    enabled: bool = P(False, "make the zoom in stage 04 (twin runs only)")
+    lat_min: float = P(36.0, "southern edge, degrees north", ge=-90, le=90)
+    lat_max: float = P(39.0, "northern edge, degrees north", ge=-90, le=90)
+    lon_min: float = P(-102.0, "western edge, degrees east", ge=-180, le=180)
+    lon_max: float = P(-96.0, "eastern edge, degrees east", ge=-180, le=180)
+    start: dt.date = P(dt.date(2015, 1, 1), "first day of the zoom (the twin adds its usual year of spin-up)")
+    end: dt.date = P(dt.date(2015, 12, 31), "last day of the zoom")
+    n_stations: int = P(2, "ISMN-like stations of the zoom's twin (written for completeness; unused)", ge=1)
+
+
+@dataclass
 class Config:
     """All parameters of a run."""
 
@@ -423,6 +467,7 @@ class Config:
     production: ProductionConfig = field(default_factory=ProductionConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     figures: FiguresConfig = field(default_factory=FiguresConfig)
+    zoom: ZoomConfig = field(default_factory=ZoomConfig)
     source_file: Optional[str] = field(default=None, metadata={"doc": "(set by load) the params file"})
 
     # ---- convenience -------------------------------------------------------------------------------

@@ -313,9 +313,15 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None
     x, y = t @ (cc.ravel(), rr.ravel())
     lon, lat = to_geo.transform(x, y)
     lon, lat = np.asarray(lon), np.asarray(lat)
+    # pixels off the Earth (the corners of a sinusoidal raster beyond |lon| = 180, as in the edge tiles of the
+    # MODIS grid): PROJ wraps their longitude back into -180..180, which would bin them (NoData) into a cell of
+    # the other side; a pixel is on the Earth when its centre maps back onto itself
+    xb, yb = to_src.transform(lon, lat)
+    on_earth = (np.abs(np.asarray(xb) - x) <= 1e-3 * abs(t.a)) & (np.abs(np.asarray(yb) - y) <= 1e-3 * abs(t.e))
     r = np.floor((domain.north - lat) / domain.res)
     c = np.floor((lon - domain.west) / domain.res)
-    inside = np.isfinite(r) & np.isfinite(c) & (r >= 0) & (r < domain.nrows) & (c >= 0) & (c < domain.ncols)
+    inside = (on_earth & np.isfinite(r) & np.isfinite(c) & (r >= 0) & (r < domain.nrows) & (c >= 0)
+              & (c < domain.ncols))
     pix = np.flatnonzero(inside)
     cell = (r[inside] * domain.ncols + c[inside]).astype(np.int64)
 

@@ -4,17 +4,25 @@ The twin lets every stage of the paper run offline and be scored against a truth
 gives. Soil moisture (SM) is a *state with memory* driven by weather and soil; the satellite-like inputs only
 see it indirectly (wet soil is darker and cooler), as in nature. Nothing here is tuned to favour a model.
 
-Everything is simulated on a 0.05 deg *simulation grid* slightly larger than the run's domain (so that the
-0.1 deg ERA5-Land points and the 0.25 deg CCI cells that touch the domain are whole) and written for the domain.
-Every random component has its own generator seeded by ``(run.seed, component name)``: changing the number of
-stations does not change the weather.
+**One continuous world.** The world (terrain, texture, climate layout, daily weather) is defined at every
+position on the sphere by the seed: every random field is a function of ``(run.seed, component, position, day)``
+(:func:`glass_sm.twin.climate.sphere_fields`), never of the run's domain. A run samples it on a *simulation grid*
+at its resolution r (``domain.resolution``) slightly larger than its domain (so that the ERA5-Land-like points at
+2r and the CCI-like cells that touch the domain are whole) and writes the domain. A sub-domain, another resolution
+or a sub-period (after the standard year of spin-up) of the same seed sees the same world; this is what makes a
+0.05 deg regional zoom consistent with a coarse global run. Sensors (noise, gaps, per-cell errors) may depend on the
+grid. Every other random component has its own generator seeded by ``(run.seed, component name)``: changing the
+number of stations does not change the weather.
 
 Modules
 -------
 ====================================  ===========================================================================
 :mod:`glass_sm.twin.grids`            the grids (simulation, domain, ERA5 points, CCI cells), seeded random
                                       streams, :data:`TWIN_VERSION`
-:mod:`glass_sm.twin.climate`          smooth random fields, terrain and texture, weather generator, vegetation
+:mod:`glass_sm.twin.climate`          random fields on the sphere, terrain and texture, weather generator,
+                                      vegetation
+:mod:`glass_sm.twin.earth`            Earth's layout (``twin.climate: earth``): Natural Earth land and ice,
+                                      large-scale elevation, climate layout, Koppen zones, continents
 :mod:`glass_sm.twin.soil`             Saxton & Rawls pedotransfer, the daily bucket
 :mod:`glass_sm.twin.truth`            :func:`simulate_truth`: the hidden world over the period
 :mod:`glass_sm.twin.sensors`          AVHRR-, ERA5-Land-, GLASS-MODIS-, ESA-CCI- and ISMN-like observations;
@@ -29,14 +37,49 @@ this module                           :func:`generate_twin` (simulate, write, ma
 
 Equations
 ---------
-**Climate** (per 0.05 deg cell; :math:`\phi` latitude, :math:`z` elevation in m, *d* day of year):
+**Random fields on the sphere** (:func:`~glass_sm.twin.climate.sphere_fields`; random Fourier features, Rahimi &
+Recht 2007): with :math:`\mathbf{x}` the Earth-centred Cartesian position (km, radius 6371 km, longitude wrapped so
+that 180 = -180),
 
 .. math::
 
-    AI &= AI_W + (AI_E - AI_W)\,\frac{\lambda - \lambda_W}{\lambda_E - \lambda_W}\;e^{0.1 g_{AI}}
-        \quad\text{(aridity index P/PET, cfg.twin.aridity\_west\_east)}\\
-    \bar T &= T_0 - a_\phi|\phi| - \Gamma z, \qquad \Gamma = 6.5\ \mathrm{K\,km^{-1}}\\
-    T_{air}(t) &= \bar T + A_T(\phi)\cos\!\big(2\pi (d - d_T)/365.25\big) + T'(t),\qquad
+    g_i(\mathbf{x}) = K^{-1/2}\sum_{k=1}^{K} a_{ik}\cos(\mathbf{w}_k\cdot\mathbf{x})
+        + b_{ik}\sin(\mathbf{w}_k\cdot\mathbf{x}),\qquad
+    \mathbf{w}_k \sim N(0, I_3/L^2),\quad a_{ik}, b_{ik} \sim N(0, 1),\quad K = 64
+
+so that :math:`\mathrm{var}\,g = 1` and :math:`\mathrm{cov}(g(\mathbf{x}), g(\mathbf{x}')) =
+e^{-d^2/2L^2}` (*d* the chord distance). The wave vectors come from ``(seed, name)``, the coefficients of field *i*
+from ``(seed, name#index_i)``; the index is 0..k-1 for static fields and the day since 1970-01-01 for daily ones.
+Components (L): ``static.terrain`` (40 km), ``static.ridges`` (25 km), ``static.texture`` (2 fields, 20 km),
+``static.aridity`` (50 km), ``weather.t_anomaly`` (500 km), ``weather.occurrence`` (``storm_length_km``),
+``weather.amount`` (30 km), ``weather.cloud`` (40 km). The climatology depends on the day of year only, and the
+mean precipitation uses the mean PET of the climatological year (days 1-365), so that it does not depend on the
+period simulated.
+
+**Climate layout** (``twin.climate``). ``gradient`` (a regional tile; :math:`\lambda` longitude,
+:math:`\lambda_{W,E}` the domain's edges):
+
+.. math::
+
+    AI = \big(AI_W + (AI_E - AI_W)\,\tfrac{\lambda - \lambda_W}{\lambda_E - \lambda_W}\big)\,e^{0.1 g_{AI}},\quad
+    T_{sl} = 303 - 0.35|\phi|\ \mathrm{K},\quad A_T = 2 + 0.28|\phi|\ \mathrm{K},\quad d_T = 200,\quad
+    d_P = 170,\quad a_P = 0.6
+
+(aridity index P/PET from ``twin.aridity_west_east``; a continental mid-latitude interior: 289 K and 13 K at 40 N,
+warmest in mid-July ~30 d after the solstice, rain peaking in June as on the US Great Plains). ``earth``: the
+layout of :mod:`glass_sm.twin.earth` at each position (no random numbers; its constants and sources are documented
+there): :math:`AI = AI_{layout}\,e^{0.1 g_{AI}}`, and per cell :math:`T_{sl}` (sea-level annual mean), :math:`A_T`,
+the warmest day :math:`d_T` (~200 in the north, ~17 in the south: the seasons in phase opposition), the
+precipitation peak :math:`d_P` and its relative amplitude :math:`a_P`. Cells off Natural Earth land or on
+permanent ice (``static['land'] & ~static['ice']`` false) are simulated like land, cheaply at coarse r, and masked
+by the writers: surface SM is undefined there. The aridity has a floor of 0.05.
+
+**Climate** (per cell; :math:`\phi` latitude, :math:`z` the cell's mean elevation in m, *d* day of year):
+
+.. math::
+
+    \bar T &= T_{sl} - \Gamma z, \qquad \Gamma = 6.5\ \mathrm{K\,km^{-1}}\ \text{(ICAO standard atmosphere)}\\
+    T_{air}(t) &= \bar T + A_T\cos\!\big(2\pi (d - d_T)/365.25\big) + T'(t),\qquad
         T'(t) = \rho_T T'(t-1) + \sigma_T\sqrt{1-\rho_T^2}\,\varepsilon_t\\
     R_a &= \text{FAO-56 extraterrestrial radiation (Allen et al. 1998, eq. 21)},\quad
         R_{s,clear} = (0.75 + 2\cdot10^{-5} z) R_a\\
@@ -44,9 +87,14 @@ Equations
     DTR &= DTR_{clear}(AI)\,(1 - 0.6\,c)\\
     PET &= 0.0023 \cdot 0.408\,R_a\,(T_{air} - 273.15 + 17.8)\sqrt{DTR}\quad\text{(Hargreaves \& Samani 1985)}
 
-**Weather generator** (Richardson 1981; Wilks 1999): wet-day frequency :math:`f(d)` and mean annual
-precipitation :math:`\bar P = AI\cdot\overline{PET}` with a summer-peaked seasonal cycle; occurrence is a
-first-order Markov chain
+(:math:`\rho_T = 0.7`, :math:`\sigma_T = 3` K: synoptic anomalies of a few days, 500 km). **Frozen**: truth's
+``frozen`` flag is :math:`T_{air} < 273.15` K (daily mean): the surface's liquid SM is undefined, as the real
+products flag frozen soil.
+
+**Weather generator** (Richardson 1981; Wilks 1999): mean annual precipitation
+:math:`\bar P = AI\cdot\overline{PET}` with the seasonal cycle :math:`\bar P(d) = \bar P\,(1 + a_P
+\cos(2\pi(d - d_P)/365.25))` and the wet-day frequency :math:`f(d) = (0.12 + 0.12\min(AI, 2))(1 + 0.5 a_P
+\cos(\ldots))` (Richardson & Wright 1984), clipped to 0.02-0.8; occurrence is a first-order Markov chain
 
 .. math::
 
@@ -59,7 +107,8 @@ features with a Gaussian covariance of length ``storm_length_km``), so that neig
 Clouds: :math:`\text{cloudy}_t = [\Phi(g^{cld}_t) < p_c]`, :math:`p_c` = ``cloud_wet`` on wet days, else
 ``cloud_base``; :math:`c = 0.8` when cloudy, 0.2 otherwise.
 
-**Terrain and soil** (on the fine static grid, ``twin.static_resolution``; 0.05 deg values are block means):
+**Terrain and soil** (on the fine static grid, ``twin.static_resolution``; cell values, the aridity included, are
+block means of the fine grid's; ``gradient`` terrain below):
 
 .. math::
 
@@ -67,10 +116,19 @@ Clouds: :math:`\text{cloudy}_t = [\Phi(g^{cld}_t) < p_c]`, :math:`p_c` = ``cloud
         \quad\text{(unit variance; ridges along the zero lines of } g_2)\\
     z &= \bar z\,e^{s h - s^2/2},\quad s^2 = \ln\big(1 + (\sigma_z/\bar z)^2\big)
         \quad\text{(mean = mean\_elevation, sd = relief, always positive)}\\
-    (sand, clay, silt) &= \mathrm{softmax}\big(0.35h + 0.5g_s + 0.6\,w,\ \ln 0.5 - 0.3h + 0.5g_c,\ 0\big)
+    (sand, clay, silt) &= \mathrm{softmax}\big(0.35h + 0.5g_s + c_w w,\ \ln 0.5 - 0.3h + 0.5g_c,\ 0\big)
 
-(:math:`g_1, g_2` smooth fields of 40 and 25 km, :math:`g_s, g_c` of 20 km, :math:`w` = 1 at the western
-(dry) edge, 0 at the eastern: sandier uplands and dry west, clayey lowlands), stored in g/kg as SoilGrids does
+(:math:`g_1, g_2` smooth fields of 40 and 25 km, :math:`g_s, g_c` of 20 km; sandier uplands and dry climates,
+clayey lowlands). ``gradient``: :math:`w` = 1 at the western (dry) edge, 0 at the eastern, with the weight
+:math:`c_w = 0.6`. ``earth``: the dryness :math:`w = \mathrm{clip}\big(\ln(0.65/AI)/\ln(0.65/0.2), 0, 1\big)`
+(1 in the UNEP arid and hyper-arid classes, AI < 0.2; 0 in the humid class, AI > 0.65; Middleton & Thomas 1997)
+with :math:`c_w = 1.25`: the median arid texture is then 70 % sand, 10 % clay, the sandy loam to loamy sand of the
+Sahara, Arabian and Australian deserts in SoilGrids (Hengl et al. 2017), loam (40/20/40 %) in humid climates.
+``earth`` terrain: :math:`z = z_{ls}\,e^{s h - s^2/2}`, :math:`s^2 = \ln(1 + cv^2)`, lognormal around the
+large-scale height :math:`z_{ls}` of :func:`glass_sm.twin.earth.elevation_m` (its continental base included; 0 at
+sea) with :math:`cv = 0.25`: the local relief grows with the height (~12 m sd on a 50 m coastal plain, ~1 km in the
+highest ranges and plateaus: local relief of 1-2 km within 10 km in active ranges, Montgomery & Brandon 2002).
+The texture (``(sand, clay, silt)`` above) is then stored in g/kg as SoilGrids does
 -> Saxton & Rawls (2006) :math:`\theta_{wp}=\theta_{1500}, \theta_{fc}=\theta_{33}, \theta_s, K_s,
 \lambda` (organic matter 2.5 %), residual :math:`\theta_r` by Rawls & Brakensiek (1985). See
 :func:`hydraulic_limits`.
@@ -192,14 +250,22 @@ Hargreaves, G. H., Samani, Z. A. (1985). Reference crop evapotranspiration from 
 Agric. 1(2), 96-99.
 Idso, S. B., Jackson, R. D., Reginato, R. J., Kimball, B. A., Nakayama, F. S. (1975). The dependence of bare
 soil albedo on soil water content. J. Appl. Meteorol. 14, 109-113.
+Hengl, T. et al. (2017). SoilGrids250m: global gridded soil information based on machine learning. PLoS ONE
+12(2), e0169748.
 Kasten, F., Czeplak, G. (1980). Solar and terrestrial radiation dependent on the amount and type of cloud.
 Solar Energy 24, 177-189.
+Middleton, N., Thomas, D. (eds.) (1997). World Atlas of Desertification, 2nd ed. UNEP / Arnold, London.
+Montgomery, D. R., Brandon, M. T. (2002). Topographic controls on erosion rates in tectonically active mountain
+ranges. Earth Planet. Sci. Lett. 201, 481-489.
 Moran, M. S., Clarke, T. R., Inoue, Y., Vidal, A. (1994). Estimating crop water deficit using the relation
 between surface-air temperature and spectral vegetation index. Remote Sens. Environ. 49, 246-263.
+Rahimi, A., Recht, B. (2007). Random features for large-scale kernel machines. Adv. Neural Inf. Process.
+Syst. 20.
 Rawls, W. J., Brakensiek, D. L. (1985). Prediction of soil water properties for hydrologic modeling. Proc.
 Watershed Management in the Eighties, ASCE, 293-299.
 Richardson, C. W. (1981). Stochastic simulation of daily precipitation, temperature, and solar radiation.
 Water Resour. Res. 17(1), 182-190.
+Richardson, C. W., Wright, D. A. (1984). WGEN: a model for generating daily weather variables. USDA ARS-8.
 Saxton, K. E., Rawls, W. J. (2006). Soil water characteristic estimates by texture and organic matter for
 hydrologic solutions. Soil Sci. Soc. Am. J. 70, 1569-1578.
 Wan, Z. (2014). New refinements and validation of the collection-6 MODIS land-surface temperature/emissivity
@@ -219,7 +285,7 @@ from pathlib import Path
 
 from glass_sm.config import to_dict
 from glass_sm.paths import atomic_write
-from glass_sm.twin.climate import extraterrestrial_radiation, simulate_static, simulate_weather, smooth_fields
+from glass_sm.twin.climate import extraterrestrial_radiation, simulate_static, simulate_weather, sphere_fields
 from glass_sm.twin.grids import TWIN_VERSION, TwinGrids, twin_grids
 from glass_sm.twin.labels import RetrievalLabels, retrieval_info_path, retrieval_labels, write_retrieval_info
 from glass_sm.twin.sensors import (ALBEDO_VEG_SW, albedo_model, first_label_day, lst_model, modis_grid,
@@ -234,7 +300,7 @@ __all__ = [
     "TWIN_VERSION",
     "TwinGrids",
     "twin_grids",
-    "smooth_fields",
+    "sphere_fields",
     "hydraulic_limits",
     "bucket_step",
     "run_bucket",

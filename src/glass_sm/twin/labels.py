@@ -23,7 +23,7 @@ correlated with the inputs. ``twin.labels: retrieval`` (the default) reproduces 
      also when the sun is below 10 deg at 10:30) are filled by linear interpolation in time between clear days
      (the nearest clear day at the ends). GLASS products are gap-free by temporal filtering: a rain event under
      clouds is only seen on the next clear day, which makes the label error smooth in time;
-   * ERA5-Land-like SM: the daily 0.1 deg value the ERA5-Land files carry (:func:`~glass_sm.twin.sensors.
+   * ERA5-Land-like SM: the daily value (points at spacing 2r: 0.1 deg for r = 0.05) the ERA5-Land files carry (:func:`~glass_sm.twin.sensors.
      simulate_era5`, before the 6-hourly interpolation and int16 packing) of the point covering the cell;
    * DEM (cell mean elevation, m), sand and clay fractions, and the day of year as sin/cos (season).
 
@@ -38,8 +38,9 @@ correlated with the inputs. ``twin.labels: retrieval`` (the default) reproduces 
    row subsampling :data:`SUBSAMPLE` (XGBoost's common regularised setting; no tuning on the twin), one thread
    (bit-for-bit reproducible) and a seed from ``(run.seed, 'label_retrieval')``.
 
-4. **Application**, :func:`retrieval_labels`: every cell-day from ``period.label_start`` to the period's end,
-   clipped to :math:`[0, \theta_s]` (:math:`\theta_s` by Saxton & Rawls 2006 from the sand and clay the retrieval
+4. **Application**, :func:`retrieval_labels`: every cell-day with soil (land, not ice:
+   :func:`~glass_sm.twin.sensors.soil_mask`; NaN elsewhere, as the real product over sea and ice) from
+   ``period.label_start`` to the period's end, clipped to :math:`[0, \theta_s]` (:math:`\theta_s` by Saxton & Rawls 2006 from the sand and clay the retrieval
    reads: a producer can compute it). No extra white noise is added: the real retrieval's error is its input
    errors propagated through the model. The sinusoidal pixels then take their cell's value, with whole
    cell-days missing at ``twin.label_gap_fraction`` (:func:`glass_sm.twin.sensors.simulate_glass_modis`).
@@ -75,7 +76,7 @@ from glass_sm.paths import atomic_write
 from glass_sm.twin.climate import cos_sza
 from glass_sm.twin.grids import component_rng
 from glass_sm.twin.sensors import (LST_PEAK_H, MIN_MU0_ALBEDO, StationSeries, albedo_model, first_label_day,
-                                   lst_model, simulate_era5, simulate_stations)
+                                   lst_model, simulate_era5, simulate_stations, soil_mask)
 
 __all__ = ["FEATURES", "MODIS_OVERPASS_H", "NDVI_SOIL", "NDVI_VEG", "MIN_GOOD_HOURS", "LEARNING_RATE", "SUBSAMPLE",
            "fill_linear", "modis_inputs", "station_days", "feature_matrix", "training_table", "fit_retrieval",
@@ -86,7 +87,8 @@ NDVI_SOIL, NDVI_VEG = 0.04, 0.52   #: bare-soil and full-cover NDVI of the dimid
 MIN_GOOD_HOURS = 12             #: good hourly values a station day needs (fewer: the diurnal cycle biases the mean)
 LEARNING_RATE, SUBSAMPLE = 0.05, 0.8   #: XGBoost shrinkage and row subsampling of the retrieval
 NTHREAD = 1                     #: one thread: the fitted trees and the labels are bit-for-bit reproducible
-PREDICT_CHUNK_DAYS = 365        #: days per prediction batch (memory: days x cells x features float32)
+PREDICT_CHUNK_DAYS = 365        #: at most this many days per prediction batch
+PREDICT_CHUNK_ROWS = 2_000_000  #: at most about this many cell-days per batch (memory: rows x features float32, 72 MB)
 FEATURES = ("albedo_wsa", "lst", "ndvi", "sm_era5land", "elevation", "sand", "clay", "doy_sin", "doy_cos")
 """Inputs of the retrieval, in the order of :func:`feature_matrix`'s columns."""
 _DYNAMIC = FEATURES[:4]
@@ -164,7 +166,7 @@ def modis_inputs(cfg, sim: dict) -> dict:
     ers, ecs = g.era5_in_sim
     era5 = simulate_era5(sim)[tl]
     ri = (np.arange(rs_.start, rs_.stop) - ers.start) // 2
-    ci = (np.arange(cs_.start, cs_.stop) - ecs.start) // 2
+    ci = ((np.arange(cs_.start, cs_.stop) - ecs.start) // 2) % era5.shape[2]   # global: the last column wraps to 0
     out["sm_era5land"] = era5[:, ri][:, :, ci].astype(np.float32)
     out.update({k: st[k].astype(np.float32) for k in _STATIC})
     out["theta_s"] = st["theta_s"].astype(np.float32)
@@ -266,7 +268,7 @@ class RetrievalLabels:
     Attributes
     ----------
     sm : numpy.ndarray
-        ``(time, lat, lon)`` float32 labels on ``grids.out`` for ``dates``, m3 m-3.
+        ``(time, lat, lon)`` float32 labels on ``grids.out`` for ``dates``, m3 m-3 (NaN on cells without soil).
     dates : pandas.DatetimeIndex
         ``period.label_start`` .. the period's end.
     table : pandas.DataFrame
@@ -314,14 +316,16 @@ def retrieval_labels(cfg, sim: dict, stations: Iterable[StationSeries] | None = 
     booster = fit_retrieval(cfg, table)
     X = table[list(FEATURES)].to_numpy(np.float32)
     table["sm_fit"] = booster.inplace_predict(X) if len(X) else np.zeros(0, np.float32)
+    g = sim["grids"]
+    rr, cc = np.nonzero(soil_mask(sim["static"])[g.out_in_sim])     # cells with soil, row-major
     ny, nx = inputs["theta_s"].shape
-    sm = np.empty((len(dates), ny, nx), np.float32)
-    rr, cc = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    for a in range(0, len(dates), PREDICT_CHUNK_DAYS):
-        b = min(a + PREDICT_CHUNK_DAYS, len(dates))
-        t = np.repeat(np.arange(a, b), ny * nx)
-        r, c = np.tile(rr.ravel(), b - a), np.tile(cc.ravel(), b - a)
-        sm[a:b] = booster.inplace_predict(feature_matrix(inputs, t, r, c)).reshape(b - a, ny, nx)
+    sm = np.full((len(dates), ny, nx), np.nan, np.float32)
+    step = max(1, min(PREDICT_CHUNK_DAYS, PREDICT_CHUNK_ROWS // max(len(rr), 1)))
+    for a in range(0, len(dates) if len(rr) else 0, step):
+        b = min(a + step, len(dates))
+        t = np.repeat(np.arange(a, b), len(rr))
+        r, c = np.tile(rr, b - a), np.tile(cc, b - a)
+        sm[a:b, rr, cc] = booster.inplace_predict(feature_matrix(inputs, t, r, c)).reshape(b - a, len(rr))
     sm = np.clip(sm, 0.0, inputs["theta_s"][None]).astype(np.float32)
     y, f = table["sm_station"].to_numpy(np.float64), table["sm_fit"].to_numpy(np.float64)
     per = table.groupby("station", sort=True).size()

@@ -3,19 +3,24 @@
 * AVHRR-like albedo and LST (:func:`simulate_avhrr`): clouds, QC, the NOAA platform steps and the orbital drift
   of :mod:`glass_sm.platforms`; the albedo's 8-day composites (:func:`albedo_composites`);
 * ERA5-Land-like soil moisture (:func:`era5_soil_moisture`, :func:`simulate_era5`): the bucket rerun with
-  perturbed rain and a deeper, wetter layer, averaged to the 0.1 deg points;
+  perturbed rain and a deeper, wetter layer, averaged to the points at spacing 2r (0.1 deg for r = 0.05);
 * GLASS-MODIS-like labels (:func:`modis_grid`, :func:`simulate_glass_modis`): the retrieval of
   :mod:`glass_sm.twin.labels` per sinusoidal pixel (or, the ablation, truth + noise);
-* ESA-CCI-like soil moisture (:func:`simulate_cci`) at 0.25 deg;
-* ISMN-like station series (:func:`station_periods`, :func:`simulate_stations`).
+* ESA-CCI-like soil moisture (:func:`simulate_cci`) at ``twin.cci_resolution``;
+* ISMN-like station series (:func:`station_periods`, :func:`simulate_stations`; in ``twin.climate: earth`` placed
+  like the real network by :func:`glass_sm.twin.stations.place_stations`).
 
-Values are physical (dimensionless albedo, K, m3 m-3) with NaN where nothing is retrieved; the file encodings
-(scale factors, fill values, formats) are :mod:`glass_sm.twin.writers`'. Equations: :mod:`glass_sm.twin`.
+Every grid is at the run's resolution r (``domain.resolution``, :class:`glass_sm.twin.grids.TwinGrids`). Cells
+without soil (sea, and the permanent ice of :func:`soil_mask`) are missing in every product, as over the real
+products' sea and ice. Values are physical (dimensionless albedo, K, m3 m-3) with NaN where nothing is retrieved;
+the file encodings (scale factors, fill values, formats) are :mod:`glass_sm.twin.writers`'. Equations:
+:mod:`glass_sm.twin`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -24,16 +29,16 @@ import pandas as pd
 from rasterio.transform import from_origin
 from scipy.signal import lfilter
 
-from glass_sm.grid import RES, Domain, block_mean
+from glass_sm.grid import Domain, block_mean
 from glass_sm.platforms import NOAA_PLATFORMS, equator_crossing_time, platform_index
-from glass_sm.twin.climate import cos_sza, smooth_fields
+from glass_sm.twin.climate import cos_sza, day_index, sphere_fields
 from glass_sm.twin.grids import component_rng
 from glass_sm.twin.soil import run_bucket
 
-__all__ = ["albedo_model", "lst_model", "simulate_avhrr", "albedo_composites", "composite_window", "ALBEDO_BANDS",
+__all__ = ["soil_mask", "albedo_model", "lst_model", "simulate_avhrr", "albedo_composites", "composite_window", "ALBEDO_BANDS",
            "era5_shift", "era5_soil_moisture", "simulate_era5",
            "modis_grid", "first_label_day", "simulate_glass_modis", "simulate_cci", "station_periods",
-           "StationSeries", "simulate_stations"]
+           "StationSeries", "network_name", "station_sites", "simulate_stations"]
 
 # ---- AVHRR-like albedo and LST
 ALBEDO_VEG_SW, ALBEDO_VEG_VIS = 0.18, 0.05   #: green grass/crop canopy albedo (Oke 1987: 0.16-0.26 SW)
@@ -63,8 +68,24 @@ CCI_EARLY_END = dt.date(2007, 1, 1)           #: before: the sparser, noisier ea
 STATION_RHO, STATION_DIURNAL = 0.9, 0.004     #: AR(1) error persistence; diurnal amplitude, m3 m-3
 STATION_DRIFT_PROB = 0.5                      #: probability that a station has one drifting stretch
 FROZEN_T, FROZEN_FACTOR = 271.15, 0.6         #: frozen soil: sensors see liquid water only
+FROZEN_AIR_T = 273.15                         #: daily-mean air temperature below which the truth is flagged frozen, K
 STATION_SENSORS = ("ThetaProbe-ML2X", "Hydraprobe-II-Sdi-12", "CS655", "EC5")   #: ISMN sensor names, in turn
 Y2K = pd.Timestamp("2000-01-01")
+STATION_NETWORK = "TWIN"                      #: network of the uniformly placed stations (twin.climate: gradient)
+
+
+def soil_mask(static: dict) -> np.ndarray:
+    """Cells with soil on the simulation grid: land and not permanent ice, bool ``(lat, lon)``.
+
+    ``static['land']`` and ``static['ice']`` (:func:`glass_sm.twin.climate.simulate_static`; sea and the ice
+    sheets of Antarctica and Greenland in ``twin.climate: earth``) decide; a world without them is all land
+    (``twin.climate: gradient``). Every product is missing outside this mask: surface soil moisture is undefined
+    over sea and ice, where the real products have no value either.
+    """
+    shape = np.shape(static["aridity"])
+    land = np.asarray(static.get("land", True), bool)
+    ice = np.asarray(static.get("ice", False), bool)
+    return np.broadcast_to(land & ~ice, shape)
 
 
 # =========================================================================================================
@@ -137,7 +158,7 @@ def simulate_avhrr(cfg, sim: dict) -> dict:
         ``bsa_sw, wsa_sw, bsa_vis, wsa_vis, bsa_nir, wsa_nir`` (daily clear-sky albedo, dimensionless; NIR from
         ``SW = 0.5 VIS + 0.5 NIR``) and ``lst`` (K): float32 ``(time, lat, lon)`` on ``grids.out``, NaN where not
         retrieved; ``qc_albedo`` / ``qc_lst`` uint8 (bit 0 not retrieved, bit 1
-        low quality); ``platform`` (str per day), ``overpass_h`` (local solar time per day, h),
+        low quality; sea and ice cells are never retrieved); ``platform`` (str per day), ``overpass_h`` (local solar time per day, h),
         ``lst_clean`` (LST with no platform effect or noise, drift corrected at 13:30, K).
     """
     tw, g = cfg.twin, sim["grids"]
@@ -157,7 +178,7 @@ def simulate_avhrr(cfg, sim: dict) -> dict:
     a_step, t_step = _platform_steps(cfg.run.seed, tw)
     extended = (dates.values > NOAA_PLATFORMS["nominal_end"].values[pidx])[:, None, None]
 
-    missing = w["cloudy"].copy()
+    missing = w["cloudy"] | ~soil_mask(sim["static"])[rs_, cs_][None]     # nothing retrieved over sea and ice
     lowq = (rng.random(shape) < LOW_QUALITY_FRACTION) | extended
     noise_k = np.where(lowq, 3.0, 1.0)
 
@@ -275,25 +296,31 @@ def era5_shift(aridity, wet_bias: float) -> np.ndarray:
     return wet_bias * np.minimum(1.0, (ERA5_DRY_AI / np.asarray(aridity)) ** 0.7)
 
 
-def era5_soil_moisture(cfg, static: dict, weather: dict, limits: dict,
-                       progress: bool = False) -> tuple[np.ndarray, dict, np.ndarray]:
-    """ERA5-Land-like 0-7 cm SM at 0.05 deg: the bucket rerun with perturbed rain and wetter, deeper soil.
+def era5_soil_moisture(cfg, static: dict, weather: dict, limits: dict, progress: bool = False,
+                       dates=None) -> tuple[np.ndarray, dict, np.ndarray]:
+    """ERA5-Land-like 0-7 cm SM on the simulation grid: the bucket rerun with perturbed rain and wetter, deeper soil.
 
     Rain is multiplied by a smooth lognormal error of coefficient of variation ``twin.era5_precip_error``; the
     wilting point and field capacity are raised by :func:`era5_shift`, saturation by half of it (at most 0.6).
+    The error field of a day is :func:`glass_sm.twin.climate.sphere_fields` ``'era5_precip'`` of that day
+    (:func:`glass_sm.twin.climate.day_index`) at the cell's position: the reanalysis' rain error, like the rain, belongs to the world,
+    so a sub-domain or a sub-period of the same seed sees the same ERA5-Land.
 
     Parameters
     ----------
     cfg : glass_sm.config.Config
         Uses ``run.seed`` and ``twin.era5_precip_error``, ``twin.era5_wet_bias``.
     static : dict
-        :func:`glass_sm.twin.climate.simulate_static` (``x_km``, ``y_km``, ``aridity``).
+        :func:`glass_sm.twin.climate.simulate_static` (``lat``, ``lon`` degrees, ``aridity``).
     weather : dict
         :func:`glass_sm.twin.climate.simulate_weather` (``precip``, ``pet``, mm d-1, ``(time, lat, lon)``).
     limits : dict
         The true soil's :func:`glass_sm.twin.soil.hydraulic_limits` (m3 m-3, ksat mm h-1).
     progress : bool
         Show a progress bar.
+    dates : pandas.DatetimeIndex, optional
+        The simulated days (those of ``weather``, spin-up included). Default: the ``len(weather['precip'])``
+        days ending on ``period.end`` (what :func:`glass_sm.twin.truth.simulate_truth` simulates).
 
     Returns
     -------
@@ -304,10 +331,14 @@ def era5_soil_moisture(cfg, static: dict, weather: dict, limits: dict,
     shift : numpy.ndarray
         The wet shift, m3 m-3.
     """
-    rng = component_rng(cfg.run.seed, "era5")
+    n = len(weather["precip"])
+    if dates is None:
+        dates = pd.date_range(end=pd.Timestamp(cfg.period.end), periods=n, freq="D")
+    if len(dates) != n:
+        raise ValueError(f"era5_soil_moisture: {len(dates)} dates for {n} days of weather")
     cv = cfg.twin.era5_precip_error
     sig = np.sqrt(np.log1p(cv**2))
-    eps = smooth_fields(rng, len(weather["precip"]), static["x_km"], static["y_km"], ERA5_ERR_KM)
+    eps = sphere_fields(cfg.run.seed, "era5_precip", day_index(dates), static["lat"], static["lon"], ERA5_ERR_KM)
     p_era = (weather["precip"] * np.exp(sig * eps - 0.5 * sig**2)).astype(np.float32)
     d = era5_shift(static["aridity"], cfg.twin.era5_wet_bias)
     lim = limits
@@ -318,7 +349,11 @@ def era5_soil_moisture(cfg, static: dict, weather: dict, limits: dict,
 
 
 def simulate_era5(sim: dict) -> np.ndarray:
-    """ERA5-like daily SM on the 0.1 deg points of ``grids`` (block means of the 0.05 deg run), m3 m-3.
+    """ERA5-like daily SM on the points (spacing 2r) of ``grids``: block means of the r cells with soil, m3 m-3.
+
+    A point is NaN (sea, as ERA5-Land) when none of its 2 x 2 cells has soil: a coastal point with any land cell
+    keeps a value, so that every land cell of the product grid has a valid point among its interpolation
+    neighbours (the cube's ERA5-Land input is defined on every land cell).
 
     Returns
     -------
@@ -326,7 +361,9 @@ def simulate_era5(sim: dict) -> np.ndarray:
         ``(time, lat, lon)`` float32, latitude descending, the points of :class:`TwinGrids` ``era5_*``.
     """
     rs_, cs_ = sim["grids"].era5_in_sim
-    return block_mean(sim["theta_era5"][:, rs_, cs_], 2)
+    soil = soil_mask(sim["static"])[rs_, cs_]
+    th = sim["theta_era5"][:, rs_, cs_]
+    return block_mean(np.where(soil[None], th, np.nan).astype(np.float32), 2)
 
 
 # =========================================================================================================
@@ -338,7 +375,7 @@ def modis_grid(out: Domain, pixel_m: float) -> tuple:
     Parameters
     ----------
     out : glass_sm.grid.Domain
-        The 0.05 deg domain to cover.
+        The domain to cover (any resolution).
     pixel_m : float
         Pixel size, m.
 
@@ -347,8 +384,8 @@ def modis_grid(out: Domain, pixel_m: float) -> tuple:
     transform : affine.Affine
     width, height : int
     cell_index : numpy.ndarray
-        ``(height, width)`` flat index (row-major in ``out``) of the 0.05 deg cell holding each pixel centre,
-        -1 outside the domain.
+        ``(height, width)`` flat index (row-major in ``out``) of the cell holding each pixel centre, -1 outside
+        the domain (and outside the sinusoidal globe, ``|lon| > 180``).
     """
     lats = np.array([out.south, out.north] + ([0.0] if out.south < 0 < out.north else []))
     xs = [SINU_R * np.deg2rad(lo) * np.cos(np.deg2rad(la)) for lo in (out.west, out.east) for la in lats]
@@ -361,9 +398,12 @@ def modis_grid(out: Domain, pixel_m: float) -> tuple:
     yc = y1 - (np.arange(height) + 0.5) * pixel_m
     lat = np.rad2deg(yc / SINU_R)[:, None]
     lon = np.rad2deg(xc[None, :] / (SINU_R * np.cos(np.deg2rad(lat))))
-    r = np.floor((out.north - lat) / RES).astype(int) * np.ones_like(lon, int)
-    c = np.floor((lon - out.west) / RES).astype(int)
-    inside = (r >= 0) & (r < out.nrows) & (c >= 0) & (c < out.ncols)
+    with np.errstate(invalid="ignore"):
+        r = np.floor((out.north - lat) / out.res).astype(int) * np.ones_like(lon, int)
+        c = np.floor((lon - out.west) / out.res)
+    globe = np.abs(lon) <= 180.0
+    c = np.where(globe, c, -1).astype(int)
+    inside = globe & (r >= 0) & (r < out.nrows) & (c >= 0) & (c < out.ncols)
     idx = np.where(inside, r * out.ncols + c, -1)
     return from_origin(x0, y1, pixel_m, pixel_m), width, height, idx
 
@@ -381,7 +421,8 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
     ``twin.labels``: ``retrieval`` (default): each pixel takes the retrieval's value of the 0.05 deg cell holding
     its centre (``labels``, :func:`glass_sm.twin.labels.retrieval_labels`), without extra noise;
     ``truth_plus_noise`` (the ablation): the cell's truth + N(0, ``twin.label_noise``) per pixel. In both, whole
-    cell-days are missing with probability ``twin.label_gap_fraction``. Drawn one day at a time (memory of one
+    cell-days are missing with probability ``twin.label_gap_fraction``, and cells without soil (:func:`soil_mask`)
+    always. Drawn one day at a time (memory of one
     image), in day order, from the random stream ``labels``.
 
     Parameters
@@ -413,8 +454,8 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
                          f"period.label_start (got {None if labels is None else len(labels)}): "
                          "glass_sm.twin.labels.retrieval_labels")
     rng = component_rng(cfg.run.seed, "labels")
-    valid = cell_index >= 0
-    cell = np.where(valid, cell_index, 0)
+    cell = np.where(cell_index >= 0, cell_index, 0)
+    valid = (cell_index >= 0) & soil_mask(sim["static"])[rs_, cs_].ravel()[cell]
     for t in range(t0, len(dates)):
         if retrieval:
             value = labels[t - t0].ravel()
@@ -434,8 +475,9 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
 def simulate_cci(cfg, sim: dict) -> np.ndarray:
     """ESA-CCI-like combined SM on the CCI cells touching the domain (``grids.cci``).
 
-    Truth averaged to the CCI cell x a per-cell scale error N(1, ``twin.cci_scale_error``) + noise (x1.5 and
-    sparser before 2007), clipped to 0-0.6; missing on gap days and when the air is below 0 degC.
+    Truth averaged over the soil cells (:func:`soil_mask`) of the CCI cell x a per-cell scale error N(1,
+    ``twin.cci_scale_error``) + noise (x1.5 and sparser before 2007), clipped to 0-0.6; missing on gap days, when
+    the air (mean over the same cells) is below 0 degC, and on cells with no soil (sea, ice).
 
     Parameters
     ----------
@@ -450,18 +492,20 @@ def simulate_cci(cfg, sim: dict) -> np.ndarray:
         ``(time, lat, lon)`` float32 SM, m3 m-3, NaN where missing.
     """
     g, tw = sim["grids"], cfg.twin
-    k = round(g.cci.res / RES)
+    k = g.cci_factor
     rs_, cs_ = g.cci_in_sim
-    truth = block_mean(sim["theta"][:, rs_, cs_], k)
-    t_air = block_mean(sim["weather"]["t_air"][:, rs_, cs_], k)
+    soil = soil_mask(sim["static"])[rs_, cs_][None]
+    truth = block_mean(np.where(soil, sim["theta"][:, rs_, cs_], np.nan).astype(np.float32), k)
+    t_air = block_mean(np.where(soil, sim["weather"]["t_air"][:, rs_, cs_], np.nan).astype(np.float32), k)
     dates = sim["dates"]
     rng = component_rng(cfg.run.seed, "cci")
     scale = rng.normal(1.0, tw.cci_scale_error, truth.shape[1:])
     early = np.asarray(dates < pd.Timestamp(CCI_EARLY_END))[:, None, None]
     noise = rng.normal(0, 1, truth.shape) * tw.cci_noise * np.where(early, 1.5, 1.0)
     gap = rng.random(truth.shape) < np.where(early, tw.cci_early_gap_fraction, tw.cci_gap_fraction)
-    sm = np.clip(scale * truth + noise, 0.0, 0.6)
-    return np.where(gap | (t_air < 273.15), np.nan, sm).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        sm = np.clip(scale * truth + noise, 0.0, 0.6)
+        return np.where(gap | ~(t_air >= FROZEN_AIR_T), np.nan, sm).astype(np.float32)
 
 
 # =========================================================================================================
@@ -527,6 +571,9 @@ class StationSeries:
         comma-joined).
     keep : numpy.ndarray
         False for the hours that are missing (random losses and outages).
+    network : str
+        ISMN network name (``TWIN`` for the uniformly placed stations; in ``twin.climate: earth`` the network of
+        :func:`glass_sm.twin.stations.place_stations` the station imitates).
     """
 
     station: str
@@ -545,11 +592,66 @@ class StationSeries:
     hourly: np.ndarray
     flags: np.ndarray
     keep: np.ndarray
+    network: str = STATION_NETWORK
 
     def table_row(self) -> dict:
-        """The station's row of the station table (name, kind, period, position, cell, a, b, sensor)."""
-        return {"station": self.station, "kind": self.kind, "start": self.start, "end": self.end, "lat": self.lat,
+        """The station's row of the station table (network, name, kind, period, position, cell, a, b, sensor)."""
+        return {"network": self.network, "station": self.station, "kind": self.kind, "start": self.start, "end": self.end, "lat": self.lat,
                 "lon": self.lon, "row": self.row, "col": self.col, "a": self.a, "b": self.b, "sensor": self.sensor}
+
+
+def network_name(name: str) -> str:
+    """An ISMN network name usable in file and folder names: characters other than letters, digits, ``_`` and
+    ``-`` become ``-`` (ISMN's own names, e.g. ``RUSWET-GRASS``, already are)."""
+    out = re.sub(r"[^A-Za-z0-9_-]", "-", str(name).strip())
+    return out or STATION_NETWORK
+
+
+def station_sites(cfg, grids, static: dict, rng: np.random.Generator,
+                  dates: pd.DatetimeIndex) -> Iterator[tuple[str, float, float, str, pd.Timestamp, pd.Timestamp]]:
+    """Where and when the stations are: ``(network, lat, lon, kind, start, end)``, one station at a time.
+
+    ``twin.climate: gradient``: periods by :func:`station_periods` (drawn at once), each position uniform in the
+    domain (2-98 % of each side) drawn when its station is asked for, network ``TWIN`` (so the stream ``rng``
+    interleaves with the consumer's draws as it always did: the same stations as twin version 2).
+    ``twin.climate: earth``: :func:`glass_sm.twin.stations.place_stations` (around an ISMN-like table of
+    networks, on cells with soil, inside the domain) drawn at once, its periods clipped to the period. Both draw
+    from ``rng`` (the stations' own stream).
+    """
+    tw, out = cfg.twin, grids.out
+    if getattr(tw, "climate", "gradient") != "earth":
+        periods = station_periods(rng, tw.n_stations, tw.station_pre2000_fraction, dates[0], dates[-1])
+        for kind, s, e in periods:
+            lat = out.south + out.nrows * out.res * rng.uniform(0.02, 0.98)
+            lon = out.west + out.ncols * out.res * rng.uniform(0.02, 0.98)
+            yield STATION_NETWORK, lat, lon, kind, s, e
+        return
+    from glass_sm.twin.stations import place_stations     # helper module of the earth layout
+
+    rs_, cs_ = grids.out_in_sim
+    soil = soil_mask(static)[rs_, cs_]
+
+    def land_fn(lat, lon):
+        """Whether points (degrees) fall on a cell of the domain with soil."""
+        lat, lon = np.broadcast_arrays(np.asarray(lat, float), np.asarray(lon, float))
+        r = np.floor((out.north - lat) / out.res).astype(int)
+        c = np.floor((lon - out.west) / out.res).astype(int)
+        ok = (r >= 0) & (r < out.nrows) & (c >= 0) & (c < out.ncols)
+        res = np.zeros(lat.shape, bool)
+        res[ok] = soil[r[ok], c[ok]]
+        return res if res.ndim else bool(res)
+
+    table = place_stations(rng, tw.n_stations, (out.south, out.north, out.west, out.east), land_fn, dates[0],
+                           dates[-1], tw.station_pre2000_fraction)
+    table = table.reset_index(drop=True)
+    table["start"] = pd.to_datetime(table["start"]).clip(lower=dates[0]).dt.normalize()
+    table["end"] = pd.to_datetime(table["end"]).clip(upper=dates[-1]).dt.normalize()
+    if len(table) != tw.n_stations or not land_fn(table["lat"].to_numpy(), table["lon"].to_numpy()).all() \
+            or (table["start"] > table["end"]).any():
+        raise ValueError(f"place_stations returned {len(table)} stations for twin.n_stations {tw.n_stations}, or "
+                         "stations off the domain's land, or empty periods")
+    for row in table[["network", "lat", "lon", "kind", "start", "end"]].itertuples(index=False):
+        yield row.network, float(row.lat), float(row.lon), row.kind, row.start, row.end
 
 
 def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
@@ -559,10 +661,13 @@ def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
     frozen days (air below -2 degC) read liquid water only (x0.6, flag D03); half of the stations drift upwards
     over one stretch (D05); range flags C01/C02; 1 % of hours and a few outages of 3-60 days are missing.
 
+    Positions, periods and networks: :func:`station_sites`.
+
     Parameters
     ----------
     cfg : glass_sm.config.Config
-        Uses ``run.seed``, ``twin.n_stations``, ``twin.station_pre2000_fraction`` and ``twin.station_noise``.
+        Uses ``run.seed``, ``twin.climate``, ``twin.n_stations``, ``twin.station_pre2000_fraction`` and
+        ``twin.station_noise``.
     sim : dict
         :func:`glass_sm.twin.truth.simulate_truth`.
 
@@ -577,17 +682,15 @@ def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
     dates = sim["dates"]
     rng = component_rng(cfg.run.seed, "stations")
     st = sim["static"]
-    periods = station_periods(rng, tw.n_stations, tw.station_pre2000_fraction, dates[0], dates[-1])
     hours = np.arange(24)
-    for i, (kind, s, e) in enumerate(periods):
-        lat = out.south + out.nrows * RES * rng.uniform(0.02, 0.98)
-        lon = out.west + out.ncols * RES * rng.uniform(0.02, 0.98)
+    for i, (network, lat, lon, kind, s, e) in enumerate(station_sites(cfg, g, st, rng, dates)):
+        s, e = pd.Timestamp(s), pd.Timestamp(e)
         r, c = out.index_of(lat, lon)
         a, b = rng.normal(0.0, 0.03), float(np.clip(rng.normal(1.0, 0.12), 0.7, 1.3))
         t0, t1 = dates.get_loc(s), dates.get_loc(e)
         n = t1 - t0 + 1
-        pix = sim["theta"][t0:t1 + 1, rs_, cs_][:, r, c].astype(np.float64)
-        tair = sim["weather"]["t_air"][t0:t1 + 1, rs_, cs_][:, r, c]
+        pix = sim["theta"][t0:t1 + 1, rs_.start + r, cs_.start + c].astype(np.float64)
+        tair = sim["weather"]["t_air"][t0:t1 + 1, rs_.start + r, cs_.start + c]
         sd = tw.station_noise
         e0 = rng.normal(0, sd)
         err = lfilter([1.0], [1.0, -STATION_RHO], rng.normal(0, sd * np.sqrt(1 - STATION_RHO**2), n),
@@ -617,5 +720,6 @@ def simulate_stations(cfg, sim: dict) -> Iterator[StationSeries]:
             flags[mask] = np.where(flags[mask] == "G", code, flags[mask] + "," + code)
         ff = int(st["fine_factor"])
         elev = float(st["dem_fine"][(rs_.start + r) * ff, (cs_.start + c) * ff])
-        yield StationSeries(f"TW{i + 1:02d}", kind, s, e, lat, lon, r, c, a, b,
-                            STATION_SENSORS[i % len(STATION_SENSORS)], elev, dates[t0:t1 + 1], hourly, flags, keep)
+        yield StationSeries(f"TW{i + 1:02d}", kind, s, e, float(lat), float(lon), r, c, a, b,
+                            STATION_SENSORS[i % len(STATION_SENSORS)], elev, dates[t0:t1 + 1], hourly, flags, keep,
+                            network_name(network))

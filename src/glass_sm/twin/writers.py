@@ -5,9 +5,12 @@ One writer per product: GLASS-like AVHRR albedo composites and daily LST (HDF-EO
 (sinusoidal GeoTIFF, :func:`write_glass_modis`), DEM and texture (GeoTIFF, :func:`write_static`), ERA5-Land-like
 swvl1 (legacy CDS netCDF, :func:`write_era5`), ESA-CCI-like SM (netCDF-4, :func:`write_cci`), ISMN-like stations
 (``.stm`` + static-variables CSV, :func:`write_stations`) and the hidden truth (CF netCDF, :func:`write_truth`).
-The values come from :mod:`glass_sm.twin.sensors`; here they are encoded (scale factors, fill values). Every file
-is written under a temporary name and renamed (:func:`glass_sm.paths.atomic_write`), and no file records when
-or where it was written, so the same parameters give the same bytes.
+The values come from :mod:`glass_sm.twin.sensors`; here they are encoded (scale factors, fill values). Every grid
+is the run's resolution r (``domain.resolution``): the HDF-EOS ``StructMetadata.0``, the GeoTIFF transforms and the
+netCDF coordinates say so, and the readers infer the grid from them. Cells without soil (sea, ice:
+:func:`glass_sm.twin.sensors.soil_mask`) are written as each product's missing value. Every file is written under
+a temporary name and renamed (:func:`glass_sm.paths.atomic_write`), and no file records when or where it was
+written, so the same parameters give the same bytes.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from pyhdf.SD import SD, SDC
 from rasterio.transform import from_origin
 from tqdm import tqdm
 
-from glass_sm.grid import RES, Domain
+from glass_sm.grid import Domain, upsample_repeat
 from glass_sm.paths import atomic_write
 from glass_sm.twin.geotiff import FastGeoTiff
 from glass_sm.twin.grids import TWIN_VERSION
 from glass_sm.twin.labels import RetrievalLabels, retrieval_labels
 from glass_sm.platforms import platform_of
-from glass_sm.twin.sensors import (albedo_composites, first_label_day, modis_grid, simulate_cci, simulate_era5,
-                                   simulate_glass_modis, simulate_stations)
+from glass_sm.twin.sensors import (FROZEN_AIR_T, albedo_composites, first_label_day, modis_grid,
+                                   simulate_cci, simulate_era5, simulate_glass_modis, simulate_stations, soil_mask)
 from glass_sm.twin.soil import OM_PERCENT
 
 __all__ = ["avhrr_filename", "struct_metadata", "core_metadata", "modis_filename", "era5_filename", "cci_filename",
@@ -46,7 +49,6 @@ ALBEDO_VERSION, LST_VERSION = 4, 40   #: V04 albedo (the version in circulation)
 ALBEDO_PRODUCTION, LST_PRODUCTION = "2018062", "2021250"   #: fixed production dates in the file names
 SINU_PROJ4 = "+proj=sinu +R=6371007.181 +nadgrids=@null +wktext"
 MODIS_FILL, STATIC_FILL, DEM_FILL, CCI_FILL, ERA5_FILL = -9999.0, -32768, -9999.0, -9999.0, -32767
-STATION_NETWORK = "TWIN"
 
 
 # ---- file names --------------------------------------------------------------------------------------------
@@ -327,6 +329,9 @@ def write_glass_modis(cfg, sim: dict, progress: bool = False,
 def write_static(cfg, sim: dict) -> list[Path]:
     """dem.tif (m, float32) and sand/clay/silt.tif (g/kg, int16) on the domain, EPSG:4326.
 
+    Pixels of ``twin.static_resolution`` (dividing r); those of the cells without soil (sea, ice) are NoData, so
+    the cube's ``land_mask`` (finite elevation) is 0 there.
+
     Parameters
     ----------
     cfg : glass_sm.config.Config
@@ -343,8 +348,9 @@ def write_static(cfg, sim: dict) -> list[Path]:
     rs_, cs_ = g.out_in_sim
     fr = slice(rs_.start * f, rs_.stop * f)
     fc = slice(cs_.start * f, cs_.stop * f)
-    res = RES / f
+    res = g.out.res / f
     transform = from_origin(g.out.west, g.out.north, res, res)
+    soil = upsample_repeat(soil_mask(st)[rs_, cs_], f)
     root = Path(cfg.data.static_dir)
     root.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -352,7 +358,7 @@ def write_static(cfg, sim: dict) -> list[Path]:
                                             ("sand", "sand_fine", "int16", STATIC_FILL, "g/kg"),
                                             ("clay", "clay_fine", "int16", STATIC_FILL, "g/kg"),
                                             ("silt", "silt_fine", "int16", STATIC_FILL, "g/kg")):
-        a = st[key][fr, fc].astype(dtype)
+        a = np.where(soil, st[key][fr, fc], nodata).astype(dtype)
         path = root / f"{name}.tif"
         with atomic_write(path) as tmp, rasterio.open(
                 tmp, "w", driver="GTiff", width=a.shape[1], height=a.shape[0], count=1, dtype=dtype,
@@ -496,7 +502,8 @@ def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], 
     Parameters
     ----------
     cfg : glass_sm.config.Config
-        ``data.stations_dir`` receives ``TWIN/<station>/`` (one ``.stm`` file and one static-variables CSV each).
+        ``data.stations_dir`` receives ``<NETWORK>/<station>/`` (one ``.stm`` file and one static-variables CSV
+        each; the network ``TWIN``, or in ``twin.climate: earth`` the ISMN-like network of each station).
     sim : dict
         :func:`glass_sm.twin.truth.simulate_truth`.
     progress : bool
@@ -509,7 +516,7 @@ def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], 
     """
     rs_, cs_ = sim["grids"].out_in_sim
     st = sim["static"]
-    root = Path(cfg.data.stations_dir) / STATION_NETWORK
+    res = sim["grids"].out.res
     hour_str = np.array([f"{h:02d}:00" for h in range(24)])
     rows, paths = [], []
     for s in tqdm(simulate_stations(cfg, sim), total=cfg.twin.n_stations, desc="ISMN stations",
@@ -518,28 +525,28 @@ def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], 
         day_str = np.repeat(s.days.strftime("%Y/%m/%d").to_numpy(dtype=str), 24)
         hs = np.tile(hour_str, n)
         ki = np.flatnonzero(s.keep)
-        header = (f"{STATION_NETWORK} {STATION_NETWORK} {s.station} {s.lat:.5f} {s.lon:.5f} {s.elevation:.1f} "
-                  f"0.0000 0.0500 '{s.sensor}'")
+        net = s.network
+        header = f"{net} {net} {s.station} {s.lat:.5f} {s.lon:.5f} {s.elevation:.1f} 0.0000 0.0500 '{s.sensor}'"
         lines = [header] + [f"{day_str[j]} {hs[j]} {s.hourly[j]:.4f} {s.flags[j]} M" for j in ki]
-        folder = root / s.station
+        folder = Path(cfg.data.stations_dir) / net / s.station
         folder.mkdir(parents=True, exist_ok=True)
-        fn = (f"{STATION_NETWORK}_{STATION_NETWORK}_{s.station}_sm_0.000000_0.050000_{s.sensor}_"
-              f"{s.start:%Y%m%d}_{s.end:%Y%m%d}.stm")
+        fn = f"{net}_{net}_{s.station}_sm_0.000000_0.050000_{s.sensor}_{s.start:%Y%m%d}_{s.end:%Y%m%d}.stm"
         path = folder / fn
         with atomic_write(path) as tmp:
             tmp.write_text("\n".join(lines) + "\n")
         paths.append(path)
-        paths.append(_write_static_csv(folder, s.station, st, rs_.start + s.row, cs_.start + s.col))
+        paths.append(_write_static_csv(folder, net, s.station, st, rs_.start + s.row, cs_.start + s.col, res))
         rows.append(s.table_row())
     return paths, pd.DataFrame(rows)
 
 
-def _write_static_csv(folder: Path, name: str, st: dict, r: int, c: int) -> Path:
-    """ISMN ``<NET>_<NET>_<STATION>_static_variables.csv`` (semicolon separated, as ISMN ships it)."""
+def _write_static_csv(folder: Path, net: str, name: str, st: dict, r: int, c: int, res: float) -> Path:
+    """ISMN ``<NET>_<NET>_<STATION>_static_variables.csv`` (semicolon separated, as ISMN ships it); the soil of the
+    twin's cell of resolution ``res`` (degrees) holding the station."""
     cols = ("quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
             "quantity_source_description;quantity_source_provider;quantity_source_version;"
             "quantity_source_resolution;quantity_source_timerange;quantity_source_url;")
-    src = "twin;glass-sm synthetic twin soil;glass-sm;1;0.05deg;;;"
+    src = f"twin;glass-sm synthetic twin soil;glass-sm;1;{res:g}deg;;;"
     ai = float(st["aridity"][r, c])
     climate = ("BSk", "Arid - Steppe - Cold") if ai < 0.5 else ("Dfa", "Cold - Without dry season - Hot Summer")
     lines = [cols,
@@ -552,7 +559,7 @@ def _write_static_csv(folder: Path, name: str, st: dict, r: int, c: int) -> Path
              "(synthetic value);ESA;2010-v1.6.1;300m;2008-2012;;",
              f"climate classification;;;;{climate[0]};{climate[1]};koeppen_geiger_2007;Koeppen-Geiger Climate "
              "Classification (synthetic value);;Peel2007;0.1deg;;;"]
-    path = folder / f"{STATION_NETWORK}_{STATION_NETWORK}_{name}_static_variables.csv"
+    path = folder / f"{net}_{net}_{name}_static_variables.csv"
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path
@@ -561,6 +568,10 @@ def _write_static_csv(folder: Path, name: str, st: dict, r: int, c: int) -> Path
 # ---- truth ---------------------------------------------------------------------------------------------
 def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
     """``truth.nc``: the hidden true SM and the twin's soil, climate and station parameters (CF-1.8).
+
+    ``sm_true`` is NaN on the cells without soil (sea, ice; ``land`` and ``ice`` say which); ``frozen`` flags the
+    cell-days whose daily-mean air temperature is below 0 degC (surface liquid soil moisture undefined, as the
+    real products flag or mask them).
 
     Parameters
     ----------
@@ -581,6 +592,9 @@ def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
     out, dates = g.out, sim["dates"]
     st, w = sim["static"], sim["weather"]
     chunks = (min(365, len(dates)), out.nrows, out.ncols)
+    soil = soil_mask(st)
+    land = np.broadcast_to(np.asarray(st.get("land", True), bool), soil.shape)
+    ice = np.broadcast_to(np.asarray(st.get("ice", False), bool), soil.shape)
     with atomic_write(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.createDimension("time", len(dates))
         nc.createDimension("lat", out.nrows)
@@ -595,22 +609,40 @@ def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
             v.standard_name, v.long_name, v.units, v.axis = std, std, units, axis
             v[:] = vals
 
-        def var3(name, data, units, long_name, std=None, digits=None):
+        def var3(name, data, units, long_name, std=None, digits=None, mask=None):
             v = nc.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=1, shuffle=True,
                                   chunksizes=chunks)
             v.units, v.long_name = units, long_name
             if std:
                 v.standard_name = std
             d = data[:, rs_, cs_]
+            if mask is not None:
+                d = np.where(mask[None], d, np.nan)
             v[:] = np.round(d, digits) if digits is not None else d
 
-        var3("sm_true", sim["theta"], "m3 m-3", "true volumetric soil moisture, 0-5 cm",
-             "volume_fraction_of_condensed_water_in_soil")
+        var3("sm_true", sim["theta"], "m3 m-3", "true volumetric soil moisture, 0-5 cm (NaN over sea and ice)",
+             "volume_fraction_of_condensed_water_in_soil", mask=soil[rs_, cs_])
         var3("precipitation", w["precip"], "kg m-2", "daily precipitation", "precipitation_amount", 2)
         var3("t_air", w["t_air"], "K", "daily mean air temperature", "air_temperature", 2)
         var3("pet", w["pet"], "kg m-2", "daily potential evapotranspiration (Hargreaves)",
              "water_potential_evaporation_amount", 2)
         var3("f_veg", sim["f_veg"], "1", "fractional vegetation cover", "vegetation_area_fraction", 3)
+        v = nc.createVariable("frozen", "i1", ("time", "lat", "lon"), zlib=True, complevel=1, fill_value=np.int8(-1),
+                              chunksizes=chunks)
+        v.long_name = "frozen day: daily-mean air temperature below 0 degC (surface liquid soil moisture undefined)"
+        v.flag_values = np.array([0, 1], np.int8)
+        v.flag_meanings = "not_frozen frozen"
+        v.comment = f"t_air < {FROZEN_AIR_T} K; fill where t_air is undefined"
+        ta = w["t_air"][:, rs_, cs_]
+        with np.errstate(invalid="ignore"):
+            v[:] = np.where(np.isfinite(ta), ta < FROZEN_AIR_T, -1).astype(np.int8)
+        for name, mask, meaning in (("land", land, "sea land"), ("ice", ice, "no_ice permanent_ice")):
+            v = nc.createVariable(name, "i1", ("lat", "lon"))
+            v.long_name = {"land": "land (Natural Earth land mask; all land in twin.climate: gradient)",
+                           "ice": "permanent ice sheet (land without soil: no soil moisture)"}[name]
+            v.flag_values = np.array([0, 1], np.int8)
+            v.flag_meanings = meaning
+            v[:] = mask[rs_, cs_].astype(np.int8)
 
         for name, data, units, long_name in (
             ("theta_r", st["theta_r"], "m3 m-3", "residual water content (Rawls & Brakensiek 1985)"),
@@ -631,8 +663,12 @@ def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
             v.units, v.long_name = units, long_name
             v[:] = np.asarray(data)[rs_, cs_]
         v = nc.createVariable("station_name", str, ("station",))
-        v.long_name = "ISMN station name (network TWIN)"
+        v.long_name = "ISMN station name"
         for i, s in enumerate(stations.get("station", [])):
+            v[i] = s
+        v = nc.createVariable("station_network", str, ("station",))
+        v.long_name = "ISMN network of the station"
+        for i, s in enumerate(stations.get("network", [])):
             v[i] = s
         for name, units, long_name in (("lat", "degrees_north", "station latitude"),
                                        ("lon", "degrees_east", "station longitude"),

@@ -9,10 +9,10 @@ import pytest
 from glass_sm.twin import climate
 
 
-def test_smooth_fields_variance_and_correlation():
-    rng = np.random.default_rng(0)
-    x = np.array([0.0, 5.0, 50.0, 300.0])
-    g = climate.smooth_fields(rng, 4000, x, np.zeros_like(x), length_km=50.0, dtype=np.float64)
+def test_sphere_fields_variance_and_correlation():
+    # points along the equator 0, 5, 50 and 300 km from the first (more in test_twin_world.py)
+    lon = np.array([0.0, 5.0, 50.0, 300.0]) / (np.pi / 180 * 6371.0)
+    g = climate.sphere_fields(0, "t", np.arange(4000), np.zeros(4), lon, length_km=50.0, dtype=np.float64)
     assert g.std(axis=0) == pytest.approx(np.ones(4), abs=0.05)
     r = np.corrcoef(g.T)
     assert r[0, 1] > 0.95 and 0.3 < r[0, 2] < 0.9 and abs(r[0, 3]) < 0.2

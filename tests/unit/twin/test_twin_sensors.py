@@ -125,8 +125,9 @@ def test_station_periods_and_series(smoke_sim):
         assert st.hourly.shape == st.flags.shape == st.keep.shape == (24 * len(st.days),)
         assert st.days[0] == st.start and st.days[-1] == st.end and 0.7 <= st.b <= 1.3
         assert 0 <= st.row < s["grids"].out.nrows and st.elevation > 0
-        assert set(st.table_row()) == {"station", "kind", "start", "end", "lat", "lon", "row", "col", "a", "b",
-                                       "sensor"}
+        assert set(st.table_row()) == {"network", "station", "kind", "start", "end", "lat", "lon", "row", "col",
+                                       "a", "b", "sensor"}
+        assert st.network == "TWIN"                               # twin.climate: gradient
 
 
 def test_albedo_composites_are_window_means_with_quality_levels():
