@@ -1,6 +1,7 @@
 """Production throughput benchmark (``make bench``): how close stage 04 gets to what this machine can do.
 
-``python tools/bench.py [params/demo.yaml] [--days N] [--naive-windows N] [--if-checkpoint-changed] [--compile]``
+``python tools/bench.py [params/demo.yaml] [--quick] [--days N] [--naive-windows N] [--if-checkpoint-changed]
+[--compile]``
 
 Everything is measured in this one run, on this machine, and written to ``<results>/<run>/tables/bench.csv``
 (one row per quantity, the contract's table ``bench``) and ``bench.json`` (the same plus the machine: CPU model and
@@ -32,6 +33,17 @@ is unchanged):
     resolution); bf16 is worth making the default only where it also is faster than fp32.
 
 Targets: (b)/(a) >= 0.6, (c)/(b) >= 0.8, (d) ratio <= 1.2. The script reports what it reaches; it does not fail.
+
+``--quick`` (what ``make all`` runs; ``make bench`` is the full benchmark): the same rows, measured with less
+repetition (:data:`QUICK`): one repetition of (a) and (b) instead of three (so ``b/a`` is that repetition's, not a
+median; the rows' notes say so), the best of fewer timed passes over fewer windows for (b), (b-ref), (b-mb) and
+(p), one end-to-end production per scheduler for (c) instead of the best of two, and 60 days instead of 120 for
+the memory runs (d). ``bench.json`` records ``"quick": true`` and the settings (``machine.mode``,
+``machine.settings``); stage 04 reads them. The seconds each part took are in ``machine.section_seconds``.
+``--if-checkpoint-changed`` keeps a full benchmark of the current checkpoint (a quick one never replaces it).
+The model runs on the CPU (the engine is CPU-only); with CUDA, ``b-gpu`` measures the module on the GPU and
+``machine.production_device`` is ``production.device`` resolved (:func:`glass_sm.training.resolve_device`), the
+device (c) and (d) run on.
 ``torch.compile`` of the module is measured only with ``--compile`` (its compile time is reported): on the
 2-core AVX2 machine of the issue the compiled LSTM cell ran at the eager speed after ~25 s of compiling, so
 production does not use it. ONNX Runtime and OpenVINO are reported as installed or not; they are not
@@ -70,9 +82,22 @@ from glass_sm.models import build_model, count_flops, load_checkpoint, model_hpa
 from glass_sm.models.checkpoint import file_sha256, save_production_checkpoint
 from glass_sm.paths import RunPaths, atomic_write
 from glass_sm.testing import make_toy_cube
+from glass_sm.training import resolve_device
 from pipeline import find_repo, results_root
 
 N_CORES = os.cpu_count() or 1
+
+FULL = {"repetitions": 3, "gemm_repeats": 5, "rate_windows": 16384, "rate_repeats": 3, "mb_repeats": 2,
+        "e2e_repeats": 2, "memory_days": 120}
+"""Settings of the full benchmark (``make bench``): repetitions of (a)+(b) (``b/a`` is their median), timed passes
+of the GEMM, windows and timed passes of each rate in (b), passes per ``model_batch`` (b-mb), end-to-end runs per
+scheduler (c, best kept), days of the memory runs (d)."""
+
+QUICK = {"repetitions": 1, "gemm_repeats": 3, "rate_windows": 8192, "rate_repeats": 2, "mb_repeats": 1,
+         "e2e_repeats": 1, "memory_days": 60}
+"""``--quick`` (``make all``): the same rows with less repetition. One repetition of (a)+(b), half the windows
+(8192, still 8 engine batches of ``model_batch`` 1024 per pass) and the best of 2 passes; (c) is one production
+of a year; (d) 60 days (the ratio 4x / 1x that (d) tests compares two runs over the same days)."""
 
 
 def cpu_name() -> str:
@@ -447,7 +472,10 @@ def naive_rate(lm, cube_path: Path, n_windows: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("params", nargs="?", default="params/demo.yaml")
-    ap.add_argument("--days", type=int, default=120, help="days of the cube used for the memory runs (d)")
+    ap.add_argument("--quick", action="store_true",
+                    help="the same rows with less repetition (make all; see QUICK); make bench is the full run")
+    ap.add_argument("--days", type=int, default=None,
+                    help="days of the cube used for the memory runs (d) (default 120, quick 60)")
     ap.add_argument("--naive-windows", type=int, default=3000, help="windows of the naive baseline (e)")
     ap.add_argument("--results-dir", default=None, help="override run.results_dir (default: the params file's)")
     ap.add_argument("--if-checkpoint-changed", action="store_true",
@@ -464,11 +492,24 @@ def main(argv=None) -> int:
     if args.if_checkpoint_changed and ckpt_sha is not None and measured_checkpoint(paths) == ckpt_sha:
         print(f"bench: up to date ({paths.tables / 'bench.json'} measured the current checkpoint)")
         return 0
+    st = dict(QUICK if args.quick else FULL)
+    if args.days is not None:
+        st["memory_days"] = args.days
+    reps_note = "1 repetition (quick)" if st["repetitions"] == 1 else f"median repetition of {st['repetitions']}"
     t_start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="glass_sm_bench_"))
+    sections: dict[str, float] = {}
     rows, info = [], {"params": params, "run": cfg.run.name, "cpu": cpu_name(), "cores": N_CORES,
                       "torch": torch.__version__, "python": platform.python_version(),
-                      "load_average_at_start": os.getloadavg(), "checkpoint_sha256": ckpt_sha}
+                      "load_average_at_start": os.getloadavg(), "checkpoint_sha256": ckpt_sha,
+                      "mode": "quick" if args.quick else "full", "quick": bool(args.quick), "settings": st,
+                      "production_device": resolve_device(cfg.production.device, "production.device"),
+                      "section_seconds": sections}
+
+    def lap(name: str, t0: list) -> None:
+        now = time.perf_counter()
+        sections[name] = round(now - t0[0], 2)
+        t0[0] = now
 
     def row(key, quantity, value, unit, note=""):
         rows.append({"key": key, "quantity": quantity, "value": value, "unit": unit, "note": note})
@@ -485,26 +526,29 @@ def main(argv=None) -> int:
               f"{info['load_average_at_start'][0]:.2f}")
         print(f"flags: {' '.join(info['cpu_flags'])}; ATen {info['aten_cpu_capability']}, oneDNN {info['onednn']}, "
               f"MKL {info['mkl']}; threads {info['threads']}; optional backends {info['optional_backends']}")
-        print(f"model: {ckpt_note}\ncube: {cube_note}\n")
+        print(f"model: {ckpt_note}\ncube: {cube_note}\nmode: {info['mode']} {st}\n")
+        t0 = [time.perf_counter()]
+        lap("setup", [t_start])
 
-        # (a) and (b), 3 repetitions: b/a is their median
+        # (a) and (b), 3 repetitions (quick: 1): b/a is their median (quick: that repetition's)
         pc = cfg.production
         mb, bs = pc.model_batch, pc.batch_size
+        nw, nr = st["rate_windows"], st["rate_repeats"]
         configs = {"1 torch thread": (1, 1), f"{N_CORES} torch threads": (N_CORES, 1),
                    f"{N_CORES} Python threads x 1 torch thread": (1, N_CORES)}
         reps = []
-        for rep in range(3):
-            g_all, g_one = gemm_rate(N_CORES), gemm_rate(1)
-            rates = {name: engine_rate(lm.model, lm.window, lm.n_features, tt, pt, mb, bs)
+        for rep in range(st["repetitions"]):
+            g_all, g_one = gemm_rate(N_CORES, repeats=st["gemm_repeats"]), gemm_rate(1, repeats=st["gemm_repeats"])
+            rates = {name: engine_rate(lm.model, lm.window, lm.n_features, tt, pt, mb, bs, n_windows=nw, repeats=nr)
                      for name, (tt, pt) in configs.items()}
             reps.append((g_all, g_one, rates))
             best = max(rates, key=rates.get)
             print(f"      repetition {rep + 1}: GEMM {max(g_all, g_one) / 1e9:.1f} GFLOP/s, model {rates[best]:,.0f} "
                   f"windows/s ({best}), b/a {rates[best] * flops / max(g_all, g_one):.3f}", flush=True)
         ratios = [max(r[2].values()) * flops / max(r[0], r[1]) for r in reps]
-        k = ratios.index(sorted(ratios)[1])  # the median repetition
+        k = ratios.index(sorted(ratios)[len(ratios) // 2])  # the median repetition
         g_all, g_one, rates = reps[k]
-        row("a", f"fp32 GEMM 4096^3, {N_CORES} threads", g_all / 1e9, "GFLOP/s", "median repetition of 3")
+        row("a", f"fp32 GEMM 4096^3, {N_CORES} threads", g_all / 1e9, "GFLOP/s", reps_note)
         row("a1", "fp32 GEMM 4096^3, 1 thread", g_one / 1e9, "GFLOP/s")
         for name in configs:
             row("b*", f"production engine, {name}, model_batch {mb}", rates[name], "windows/s",
@@ -514,19 +558,23 @@ def main(argv=None) -> int:
         row("b", "bare-model inference (best)", b_rate, "pixel-days/s", best_name)
         row("b", "model FLOPs per window (analytic)", flops / 1e6, "MFLOP")
         row("b", "model FLOP/s", b_rate * flops / 1e9, "GFLOP/s")
-        row("b/a", "model FLOP/s / GEMM FLOP/s (median of 3)", statistics.median(ratios), "fraction",
+        row("b/a", f"model FLOP/s / GEMM FLOP/s ({'median of 3' if len(ratios) == 3 else reps_note})",
+            statistics.median(ratios), "fraction",
             "target >= 0.6; repetitions " + ", ".join(f"{r:.3f}" for r in ratios))
-        ref = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb)
+        lap("a+b", t0)
+        ref = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb, n_windows=nw, repeats=nr)
         row("b-ref", f"module forward (reference), 1 torch thread, batch {mb}", ref, "windows/s",
             f"engine / module {rates['1 torch thread'] / ref:.2f}x")
         with production.without_onednn():
-            ref_off = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb)
+            ref_off = model_rate(lm.model, lm.window, lm.n_features, 1, 1, mb, n_windows=nw, repeats=nr)
         row("b-ref", f"module forward, oneDNN off (ATen LSTM), batch {mb}", ref_off, "windows/s")
-        big = model_rate(lm.model, lm.window, lm.n_features, 1, N_CORES, 8192, n_windows=16384, repeats=2)
+        big = model_rate(lm.model, lm.window, lm.n_features, 1, N_CORES, 8192, n_windows=16384,
+                         repeats=st["mb_repeats"])
         row("b-ref", f"module forward, {N_CORES} Python threads, batch 8192", big, "windows/s",
             "large batches fall out of cache")
         for size in (128, 256, 512, 1024, 2048):
-            r = engine_rate(lm.model, lm.window, lm.n_features, 1, 1, size, max(bs, size), repeats=2)
+            r = engine_rate(lm.model, lm.window, lm.n_features, 1, 1, size, max(bs, size), n_windows=nw,
+                            repeats=st["mb_repeats"])
             row("b-mb", f"production engine, 1 torch thread, model_batch {size}", r, "windows/s")
         if args.compile:
             compile_s, comp = compiled_rate(lm.model, lm.window, lm.n_features, mb)
@@ -535,22 +583,24 @@ def main(argv=None) -> int:
         if torch.cuda.is_available():  # for the GPU-hours of the paper-scale estimate
             gpu = gpu_rate(lm.model, lm.window, lm.n_features)
             row("b-gpu", f"bare model on {torch.cuda.get_device_name(0)}, batch 65536", gpu, "pixel-days/s")
+        lap("b-ref+b-mb+b-gpu", t0)
 
         # (p)
-        parts = profile_engine(lm.model, lm.window, lm.n_features, mb, bs)
+        parts = profile_engine(lm.model, lm.window, lm.n_features, mb, bs, n_windows=nw)
         total = parts["total (wall)"]
         for name, v in parts.items():
             if name.startswith("Python"):
                 row("p", f"profile: {name}", v, "fraction")
             else:
                 row("p", f"profile: {name}", v * 1e6, "us/window", f"{v / total:.1%} of the total")
+        lap("p", t0)
 
         # (c)
         src = production.CubeTileSource(cube_path)
         year = int(src.time.year[min(len(src.time) - 1, lm.window)])
         e2e = {}
         for sched in ("distributed", "synchronous"):
-            e2e[sched] = end_to_end(params, cube_path, ckpt, year, tmp, sched)
+            e2e[sched] = end_to_end(params, cube_path, ckpt, year, tmp, sched, repeats=st["e2e_repeats"])
             row("c*", f"end-to-end production {year}, {sched}", e2e[sched]["rate"], "pixel-days/s",
                 f"{e2e[sched]['pixel_days']:,} pixel-days in {e2e[sched]['wall_s']:.1f} s")
         c_sched = cfg.production.scheduler
@@ -564,9 +614,10 @@ def main(argv=None) -> int:
             e2e["distributed"]["rate"] / rates[key2], "fraction", "same parallelism")
         row("c", "written bytes per pixel-day (int16, zlib)" if cfg.production.encoding == "int16" else
             "written bytes per pixel-day", e2e[c_sched]["bytes_per_pixel_day"], "B")
+        lap("c", t0)
 
         # (d)
-        days = min(args.days, len(src.time))
+        days = min(st["memory_days"], len(src.time))
         small, large = tiled_cube(cube_path, days, tmp)
         y0 = int(src.time.year[0])
         m_small = peak_memory(params, small, ckpt, y0, tmp, "small", repo)
@@ -579,11 +630,13 @@ def main(argv=None) -> int:
         bound = production.tile_memory_bytes(cfg.production.tile_size, lm.window, lm.n_features,
                                              cfg.production.batch_size)
         row("d", "analytic array bound per task (tile_memory_bytes)", bound / 2**20, "MiB")
+        lap("d", t0)
 
         # (e)
         naive = naive_rate(lm, cube_path, args.naive_windows)
         row("e", "naive baseline (1 window per call, per-window normalise)", naive, "pixel-days/s")
         row("b/e", "speed-up of batched inference over naive", b_rate / naive, "x")
+        lap("e", t0)
 
         # (f) bf16
         n_bf = 512 if gemm_rate(1, 256, 2, torch.bfloat16) < 20e9 else 4096  # no native bf16: a slow fallback
@@ -599,6 +652,7 @@ def main(argv=None) -> int:
             "target <= 1e-4")
         row("f", "bf16 - fp32 product max |difference|", d_bf["max_abs"], "m3 m-3", f"block {d_bf['tile']}")
         row("f", "bf16: pixel-days whose stored int16 value changes", d_bf["int16_changed"], "fraction")
+        lap("f", t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

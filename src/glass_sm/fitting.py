@@ -12,25 +12,63 @@ state as the sequential run) with ``training.torch_threads`` torch threads. A fi
 (:func:`glass_sm.training.set_seed`), so its result does not depend on the order or on the other fits: the tables
 are identical to those of ``parallel_fits: 1`` on the same CPU (tested). On a 2-core machine two one-thread fits
 use both cores where one fit uses one.
+
+The training data travel once, not once per fit: the dense feature array of the jobs' samples
+(:meth:`glass_sm.data.Samples.arrays`, ``T x P x F`` float32, ~420 MB on the demo; the windows of
+:meth:`~glass_sm.data.Samples.with_window` views share one array) is copied once into a block of shared memory
+(:mod:`multiprocessing.shared_memory`) that every worker maps read-only at start (the pool's initializer); a job
+carries its samples without the array (indices, targets, normalizer, the lazy cube: kilobytes to a few MB) and
+the key of its array. Pickling the array into every job instead cost about a second per job and a private copy
+per worker. The bytes are the same, so the results are too.
+
+Reusing a fit
+-------------
+:func:`fit_fingerprint` is the sha256 of everything a fit depends on (model, hyperparameters, seed, epoch cap,
+``training.*`` except ``parallel_fits`` and ``n_boot``, the resolved device, the torch version, the samples'
+window, features, normalizer, training and validation indices and targets, and the bytes of the feature array).
+Stage 02 stores it with each torch model (``extra['fit']``, :func:`fit_record`); :func:`load_fit` returns the
+stored fit only when a new fit's fingerprint is the same, so a stage that would repeat the fit (stage 03's
+production AtLSTM, when it is stage 02's ``atlstm`` fit) reads it instead, with bit-identical results.
+
+Device
+------
+``training.device`` (:func:`glass_sm.training.resolve_device`: ``'cpu'``, ``'cuda'`` or ``'auto'``) is where the
+torch models train, in this process and in the workers; XGBoost trains on the CPU. The trained model is returned
+on the CPU (checkpoints, the pickles between processes and the CPU prediction code stay device-free);
+:attr:`FitResult.device` records where it trained (column ``device`` of the timing tables).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
 import multiprocessing
+import os
+import shutil
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from glass_sm.data import Samples, WindowBatches
-from glass_sm.models import build_model, count_flops, is_torch_model, model_hparams
+from glass_sm.models import build_model, count_flops, is_torch_model, load_model_weights, model_hparams
 from glass_sm.models.registry import model_class
-from glass_sm.training import predict, set_seed, train_torch_model
+from glass_sm.training import predict, resolve_device, set_seed, train_torch_model
 
-__all__ = ["FitResult", "fit_model", "fit_models", "predict_split", "rate_windows"]
+log = logging.getLogger(__name__)
+
+__all__ = ["FitResult", "fit_model", "fit_models", "predict_split", "rate_windows", "shared_feature_arrays",
+           "array_digest", "fit_fingerprint", "fit_record", "load_fit"]
 
 
 @dataclass
@@ -61,6 +99,9 @@ class FitResult:
         ``'converged'``, ``'early-stopped'`` or ``'budget cap'`` (see the module docstring).
     final_lr : float
         Learning rate when training ended (torch; NaN for XGBoost).
+    device : str
+        Where the model trained: ``'cpu'`` or ``'cuda'`` (XGBoost: ``'cpu'``); the model itself is returned on
+        the CPU.
     """
 
     name: str
@@ -74,6 +115,7 @@ class FitResult:
     flops: float
     stop_reason: str = "budget cap"
     final_lr: float = float("nan")
+    device: str = "cpu"
 
 
 def _tree_nodes(model) -> int:
@@ -94,7 +136,7 @@ def _init_output_bias(model: torch.nn.Module, value: float) -> None:
 
 
 def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epochs: int | None = None,
-              progress: bool = True) -> FitResult:
+              progress: bool = True, device: str | None = None) -> FitResult:
     """Train one registry model on ``samples`` (training split; validation split for early stopping).
 
     Parameters
@@ -113,6 +155,9 @@ def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epoc
         Maximum epochs (default ``training.epochs``).
     progress : bool
         Show the training loop's progress bar.
+    device : {'cpu', 'cuda', 'auto'}, optional
+        Where a torch model trains (default ``training.device``, :func:`glass_sm.training.resolve_device`); the
+        model is returned on the CPU.
 
     Returns
     -------
@@ -127,9 +172,7 @@ def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epoc
     """
     seed = int(cfg.run.seed if seed is None else seed)
     tc = cfg.training
-    hp = model_hparams(name, cfg, seed)
-    if "target_step" in model_class(name).default_hparams:
-        hp["target_step"] = int(np.flatnonzero(np.asarray(samples.offsets) == 0)[0])
+    hp = _fit_hparams(name, samples, cfg, seed)
     F, L = samples.n_features, samples.window
     if not is_torch_model(name):
         model = build_model(name, F, L, **hp)
@@ -139,10 +182,13 @@ def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epoc
         del x, xv
         return FitResult(name, model, hp, float(model.train_seconds), model.n_rounds, model.best_iteration + 1,
                          model.history, _tree_nodes(model), float("nan"), model.stop_reason, float("nan"))
+    dev = resolve_device(tc.device if device is None else device,
+                         "training.device" if device is None else "fit_model(device=...)")
     set_seed(seed)
     model = build_model(name, F, L, **hp)
     if tc.init_output_bias:
         _init_output_bias(model, float(np.mean(samples.targets("train"))))
+    model.to(dev)
     train = samples.batches("train", tc.batch_size, shuffle=True, seed=seed)
     val = samples.batches("val", tc.eval_batch_size, shuffle=False) if len(samples.val) else None
     result = train_torch_model(
@@ -150,9 +196,96 @@ def fit_model(name: str, samples: Samples, cfg, *, seed: int | None = None, epoc
         patience=tc.patience, batch_size=tc.batch_size, seed=seed, progress=progress,
         max_batches_per_epoch=tc.max_batches_per_epoch, lr_schedule=tc.lr_schedule, lr_patience=tc.lr_patience,
         converge_tol=tc.converge_tol)
+    model.to("cpu")
     n_par = int(sum(p.numel() for p in model.parameters()))
     return FitResult(name, model, hp, result.train_seconds, len(result.history), result.best_epoch,
-                     result.history, n_par, float(count_flops(model, L, F)), result.stop_reason, result.final_lr)
+                     result.history, n_par, float(count_flops(model, L, F)), result.stop_reason, result.final_lr,
+                     dev)
+
+
+def _fit_hparams(name: str, samples: Samples, cfg, seed: int) -> dict:
+    """The hyperparameters :func:`fit_model` uses (``target_step`` from the samples, see its notes)."""
+    hp = model_hparams(name, cfg, seed)
+    if "target_step" in model_class(name).default_hparams:
+        hp["target_step"] = int(np.flatnonzero(np.asarray(samples.offsets) == 0)[0])
+    return hp
+
+
+_DIGESTS: dict = {}
+
+
+def array_digest(a: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes (C order), cached while the array lives (hashing the demo's
+    420 MB feature array takes about a second)."""
+    hit = _DIGESTS.get(id(a))
+    if hit is not None and hit[0]() is a:
+        return hit[1]
+    h = hashlib.sha256(f"{a.shape}|{a.dtype.str}|".encode())
+    flat = np.ascontiguousarray(a).reshape(-1)
+    step = max(1, (64 << 20) // max(1, a.itemsize))
+    for k in range(0, flat.size, step):
+        h.update(memoryview(flat[k:k + step]).cast("B"))
+    digest = h.hexdigest()
+    try:
+        _DIGESTS[id(a)] = (weakref.ref(a), digest)
+    except TypeError:  # an array that refuses weak references is simply not cached
+        pass
+    return digest
+
+
+def fit_fingerprint(name: str, samples: Samples, cfg, *, seed: int | None = None, epochs: int | None = None) -> str:
+    """sha256 of everything :func:`fit_model` ``(name, samples, cfg, seed=seed, epochs=epochs)`` depends on.
+
+    Two fits with the same fingerprint are the same computation (same model, hyperparameters, seed, epoch cap,
+    ``training.*`` settings other than ``parallel_fits`` and ``n_boot``, resolved device, torch version, samples'
+    window and mode, features, normalizer statistics, training and validation indices and targets, and feature
+    array bytes), so one may stand for the other (:func:`load_fit`). The test split is not part of a fit.
+    """
+    seed = int(cfg.run.seed if seed is None else seed)
+    tc = cfg.training
+
+    def sha(a) -> str:
+        return array_digest(np.asarray(a))
+
+    doc = {"version": 1, "model": name, "hparams": _fit_hparams(name, samples, cfg, seed), "seed": seed,
+           "epochs": int(epochs or tc.epochs),
+           "training": {k: v for k, v in dataclasses.asdict(tc).items() if k not in ("parallel_fits", "n_boot")},
+           "device": resolve_device(tc.device), "torch": torch.__version__,
+           "window": int(samples.window), "window_mode": samples.window_mode, "features": list(samples.feature_names),
+           "normalizer": [sha(samples.normalizer.mean), sha(samples.normalizer.sd)],
+           "train": [sha(samples.train), sha(samples.targets("train"))],
+           "val": [sha(samples.val), sha(samples.targets("val"))], "array": sha(samples.arrays())}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fit_record(fit: FitResult, fingerprint: str) -> dict:
+    """The plain (JSON) description of a torch fit stored with its checkpoint (``extra['fit']``): its fingerprint
+    and what :class:`FitResult` holds besides the model, the loss history included."""
+    return {"fingerprint": fingerprint, "name": fit.name, "hparams": dict(fit.hparams),
+            "train_seconds": float(fit.train_seconds),
+            "epochs_run": int(fit.epochs_run), "best_epoch": int(fit.best_epoch), "n_parameters": int(fit.n_parameters),
+            "flops": float(fit.flops), "stop_reason": fit.stop_reason, "final_lr": float(fit.final_lr),
+            "device": fit.device, "history": {c: fit.history[c].tolist() for c in fit.history.columns}}
+
+
+def load_fit(path: str | Path, fingerprint: str) -> FitResult | None:
+    """The fit stored in a checkpoint by :func:`fit_record` when its fingerprint is ``fingerprint``, else None
+    (no file, no record, or another fit: the caller trains). The model is the checkpoint's, on the CPU in eval mode,
+    with the same weights to the bit."""
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if not path.is_file() or not sidecar.is_file():
+        return None
+    try:
+        rec = json.loads(sidecar.read_text()).get("extra", {}).get("fit", {})
+    except ValueError:
+        return None
+    if rec.get("fingerprint") != fingerprint:
+        return None
+    model = load_model_weights(path)
+    return FitResult(rec["name"], model.eval(), dict(rec["hparams"]), rec["train_seconds"], rec["epochs_run"],
+                     rec["best_epoch"], pd.DataFrame(rec["history"]), rec["n_parameters"], rec["flops"],
+                     rec["stop_reason"], rec["final_lr"], rec["device"])
 
 
 def predict_split(model, samples: Samples, split: str | np.ndarray = "test", batch_size: int = 4096) -> np.ndarray:
@@ -173,14 +306,78 @@ def rate_windows(samples: Samples, n: int) -> np.ndarray:
     return samples.windows(test)
 
 
-def _worker_init(torch_threads: int) -> None:
-    """Start of a fitting process: the torch thread count of the sequential run (0: torch's default)."""
+_SHARED: dict = {}
+"""In a fitting process: key -> ``(SharedMemory, read-only array)`` of the arrays mapped by :func:`_worker_init`."""
+
+
+def _worker_init(torch_threads: int, shared: dict) -> None:
+    """Start of a fitting process: the torch thread count of the sequential run (0: torch's default), and the
+    jobs' feature arrays mapped read-only from shared memory (``shared``: key -> ``(block name, shape, dtype)``)."""
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)
+    for key, (block, shape, dtype) in shared.items():
+        shm = shared_memory.SharedMemory(name=block)
+        arr = np.ndarray(shape, np.dtype(dtype), buffer=shm.buf)
+        arr.flags.writeable = False
+        _SHARED[key] = (shm, arr)
 
 
-def _fit_job(name: str, samples: Samples, cfg, kwargs: dict) -> FitResult:
+def _fit_job(name: str, samples: Samples, key: int | None, cfg, kwargs: dict) -> FitResult:
+    """One job in a fitting process: ``samples`` (sent without its array) gets the shared array ``key``."""
+    if key is not None:
+        samples._data = _SHARED[key][1]
     return fit_model(name, samples, cfg, progress=False, **kwargs)
+
+
+@contextlib.contextmanager
+def shared_feature_arrays(samples_list: Sequence[Samples]) -> Iterator[tuple[dict, list]]:
+    """Copy the distinct feature arrays of ``samples_list`` into shared memory, once each, for the fitting processes.
+
+    Parameters
+    ----------
+    samples_list : sequence of Samples
+        The jobs' samples; their arrays are loaded here if not yet (:meth:`Samples.arrays`). Samples sharing one
+        array object (:meth:`Samples.with_window` views) share one block.
+
+    Yields
+    ------
+    shared : dict
+        key -> ``(block name, shape, dtype str)``, the initializer argument of :func:`_worker_init`.
+    jobs : list of (Samples, int)
+        Per element of ``samples_list``: a shallow copy without the array (what is pickled into the job) and
+        the key of its array.
+
+    Notes
+    -----
+    The blocks are unlinked when the context exits (also on an error); the workers must be done by then.
+    Memory: one extra copy of each array for the duration of the fits (instead of one per worker). Where
+    ``/dev/shm`` has less free space than the arrays need (Docker's default is 64 MB; writing past it kills the
+    process with SIGBUS), nothing is shared: the jobs carry their samples whole (key None), as before.
+    """
+    blocks, shared, jobs = [], {}, []
+    distinct = {id(s.arrays()): s.arrays().nbytes for s in samples_list}
+    if os.path.isdir("/dev/shm") and shutil.disk_usage("/dev/shm").free < 1.05 * sum(distinct.values()) + (16 << 20):
+        log.info("fitting: /dev/shm too small for %.0f MB of feature arrays; sending them with each job",
+                 sum(distinct.values()) / 1e6)
+        yield {}, [(s, None) for s in samples_list]
+        return
+    try:
+        for s in samples_list:
+            data = s.arrays()
+            key = id(data)
+            if key not in shared:
+                shm = shared_memory.SharedMemory(create=True, size=max(1, data.nbytes))
+                blocks.append(shm)
+                np.ndarray(data.shape, data.dtype, buffer=shm.buf)[...] = data
+                shared[key] = (shm.name, data.shape, data.dtype.str)
+            stub = copy.copy(s)
+            stub._data = None
+            jobs.append((stub, key))
+        yield shared, jobs
+    finally:
+        for shm in blocks:
+            shm.close()
+            shm.unlink()
 
 
 def fit_models(jobs: Sequence[tuple[str, Samples, dict]], cfg, progress: bool = False) -> list[FitResult]:
@@ -190,9 +387,9 @@ def fit_models(jobs: Sequence[tuple[str, Samples, dict]], cfg, progress: bool = 
     ----------
     jobs : sequence of (name, samples, kwargs)
         Registry key, the samples to train on and extra keyword arguments of :func:`fit_model` (``seed``,
-        ``epochs``).
+        ``epochs``, ``device``).
     cfg : glass_sm.config.Config
-        As :func:`fit_model`; ``training.parallel_fits`` and ``training.torch_threads``.
+        As :func:`fit_model`; ``training.parallel_fits``, ``training.torch_threads`` and ``training.device``.
     progress : bool
         The training loop's progress bar (sequential fits only).
 
@@ -204,8 +401,11 @@ def fit_models(jobs: Sequence[tuple[str, Samples, dict]], cfg, progress: bool = 
     n = min(int(cfg.training.parallel_fits), len(jobs))
     if n <= 1:
         return [fit_model(name, samples, cfg, progress=progress, **kw) for name, samples, kw in jobs]
+    resolve_device(cfg.training.device)  # a 'cuda' on a CPU-only machine fails here, not in every worker
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init,
-                             initargs=(int(cfg.training.torch_threads),)) as pool:
-        futures = [pool.submit(_fit_job, name, samples, cfg, dict(kw)) for name, samples, kw in jobs]
-        return [f.result() for f in futures]
+    with shared_feature_arrays([samples for _, samples, _ in jobs]) as (shared, stubs):
+        with ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init,
+                                 initargs=(int(cfg.training.torch_threads), shared)) as pool:
+            futures = [pool.submit(_fit_job, name, stub, key, cfg, dict(kw))
+                       for (name, _, kw), (stub, key) in zip(jobs, stubs)]
+            return [f.result() for f in futures]

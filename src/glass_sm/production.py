@@ -73,6 +73,7 @@ from glass_sm.models.checkpoint import load_checkpoint
 from glass_sm.models.inference import PRECISIONS, WindowEngine
 from glass_sm.models.inference import supports as supports_engine
 from glass_sm.paths import RunPaths, atomic_write
+from glass_sm.training import model_on, resolve_device
 from glass_sm.product import (FLAG_BITS, FLAG_FILL, PRODUCT_GLOB, PRODUCT_NAME, VALID_MAX, VALID_MIN, annual_path,
                               assemble_year, global_attrs, open_product, product_path, production_stamp, read_stamp,
                               stamp_changes)
@@ -235,7 +236,7 @@ def without_onednn():
 
 
 def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model_batch: int = 1024,
-                 precision: str = "fp32", method: str = "engine") -> np.ndarray:
+                 precision: str = "fp32", method: str = "engine", device: str = "cpu") -> np.ndarray:
     """Predict every window of a normalised ``(T, P, F)`` array: ``(n_out, P)`` float32, m3 m-3.
 
     Output day ``k`` reads input days ``k .. k + L - 1`` (``T = n_out + L - 1``).
@@ -257,11 +258,17 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
         per pixel-day, time-major day blocks), falling back to ``'module'`` for a model it does not support;
         ``'module'``: the reference, the module's forward on windows gathered as a strided view of a
         pixel-major copy of ``x`` (a contiguous ``(windows, L, F)`` block per batch of pixels).
+    device : {'cpu', 'cuda'}
+        Where the model runs (``production.device`` resolved by :func:`glass_sm.training.resolve_device`).
+        ``'cuda'``: the module path on a copy of the model on the GPU (made once per process), each block of
+        windows copied to the GPU and its predictions back; the engine is CPU-only.
     """
     if method not in ("engine", "module"):
         raise ValueError(f"predict_tile: method must be 'engine' or 'module', got {method!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"production.precision must be one of {PRECISIONS}, got {precision!r}")
+    if device != "cpu":
+        model, method = model_on(model, device), "module"
     engine = inference_engine(model, precision) if method == "engine" else None
     if engine is not None:
         return engine.predict(x, n_out, batch_size, model_batch)
@@ -275,23 +282,23 @@ def predict_tile(model, x: np.ndarray, n_out: int, batch_size: int = 8192, model
     px_per_batch = max(1, batch_size // n_out)
     cast, lstm_flags = contextlib.nullcontext(), contextlib.nullcontext()
     if precision == "bf16":
-        cast = torch.autocast("cpu", dtype=torch.bfloat16)
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # oneDNN has no bf16 LSTM here: ATen's own
+        cast = torch.autocast(device, dtype=torch.bfloat16)
+        if device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # no oneDNN bf16 LSTM: ATen's
             lstm_flags = without_onednn()
     with torch.inference_mode(), cast, lstm_flags:
         for p0 in range(0, P, px_per_batch):
             p1 = min(P, p0 + px_per_batch)
             xb = np.ascontiguousarray(view[p0:p1]).reshape(-1, L, F)
             yb = out[p0:p1].reshape(-1)
-            tb = torch.from_numpy(xb)
+            tb = torch.from_numpy(xb).to(device)
             for s in range(0, len(xb), model_batch):
-                yb[s:s + model_batch] = model(tb[s:s + model_batch]).float().numpy()
+                yb[s:s + model_batch] = model(tb[s:s + model_batch]).float().cpu().numpy()
     return out.T
 
 
 def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir: str | os.PathLike,
                  batch_size: int = 8192, model_batch: int = 1024, torch_threads: int | None = None,
-                 precision: str = "fp32") -> dict:
+                 precision: str = "fp32", device: str = "cpu") -> dict:
     """Compute one tile x year and write ``<work_dir>/<tile>.npz`` (``sm`` float32 and ``sm_flag`` uint8,
     ``(days, tile rows, tile cols)``, NaN / 255 off land), atomically under a per-process temporary name.
     Returns timing and size statistics.
@@ -314,6 +321,8 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
         ``torch.set_num_threads`` for this task (None: leave as is).
     precision : {'fp32', 'bf16'}
         Arithmetic of inference (``production.precision``, :func:`predict_tile`).
+    device : {'cpu', 'cuda'}
+        Where the model runs (``production.device``, resolved; :func:`predict_tile`).
     """
     t_start = _time.perf_counter()
     _tune_malloc()
@@ -338,7 +347,7 @@ def produce_tile(source: TileSource, checkpoint, tile: Tile, year: int, work_dir
         x = np.where(np.isfinite(x), x, np.float32(0.0))
     t_read = _time.perf_counter()
 
-    pred = predict_tile(lm.model, x, n_out, batch_size, model_batch, precision)  # (n_out, P)
+    pred = predict_tile(lm.model, x, n_out, batch_size, model_batch, precision, device=device)  # (n_out, P)
     t_infer = _time.perf_counter()
 
     flags = source.read_gap_flags(rows, cols, slice(a, b))
@@ -581,6 +590,7 @@ def run_production(cfg, checkpoint_path: str | os.PathLike | None = None, years:
     :func:`tile_memory_bytes` plus the model.
     """
     check_production_params(cfg.production)
+    resolve_device(cfg.production.device, "production.device")  # 'cuda' without a GPU: refused before any work
     paths = RunPaths.from_config(cfg)
     paths.product.mkdir(parents=True, exist_ok=True)
     with production_lock(paths.product):
@@ -627,6 +637,7 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
     ckpt_ref = (str(checkpoint_path), lm.sha256)
 
     synchronous = client == "synchronous" or (client is None and pc.scheduler == "synchronous")
+    device = resolve_device(pc.device, "production.device")
     own_cluster = None
     if not synchronous and client is None:
         if pc.scheduler_address:
@@ -639,7 +650,7 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
             own_cluster = (client, cluster)
     torch_threads = pc.torch_threads or 1  # per task; parallelism comes from Dask threads/workers
     args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads,
-                precision=pc.precision)
+                precision=pc.precision, device=device)
 
     def start_year(year: int) -> tuple[_YearState, list[Tile]]:
         a, b = year_days(source.time, year)
@@ -722,7 +733,7 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
             "pixel_days_per_s": round(st.pixel_days / max(now - st.t0, 1e-9), 1),
             "bytes_daily": out.stat().st_size, "bytes_annual": ann.stat().st_size,
             "scheduler": "synchronous" if synchronous else "distributed", "torch_threads": torch_threads,
-            "cores": os.cpu_count(),
+            "cores": os.cpu_count(), "device": device,
         })
         write_timing()  # now: a kill later in the run keeps this year's row
 

@@ -23,6 +23,7 @@ Checkpoints (the format, :func:`~glass_sm.models.checkpoint.save_checkpoint`, lo
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import random
@@ -37,16 +38,20 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
+from glass_sm.config.schema import ConfigError
 from glass_sm.models.xgb import XGBoostRegressor
 
 __all__ = [
+    "DEVICES",
     "LOSSES",
     "LR_SCHEDULES",
     "STOP_REASONS",
     "TrainingResult",
     "measure_inference_rate",
+    "model_on",
     "predict",
     "predict_with_attention",
+    "resolve_device",
     "set_seed",
     "train_torch_model",
 ]
@@ -59,6 +64,66 @@ LR_SCHEDULES = ("plateau", "none")
 
 STOP_REASONS = ("converged", "early-stopped", "budget cap")
 """Why a fit ended (``TrainingResult.stop_reason``, the ``stop_reason`` column of the stage tables)."""
+
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Values of ``training.device`` and ``production.device`` (:func:`resolve_device`)."""
+
+
+def resolve_device(setting: str, key: str = "training.device") -> str:
+    """The torch device a ``*.device`` parameter asks for on this machine: ``'cpu'`` or ``'cuda'``.
+
+    Parameters
+    ----------
+    setting : {'auto', 'cpu', 'cuda'}
+        ``'cpu'``: the tested default (bit-identical results for the same seed, torch build and threads);
+        ``'cuda'``: the first CUDA device, which must exist; ``'auto'``: CUDA when
+        ``torch.cuda.is_available()``, else CPU. Results on a GPU are reproducible on that GPU only to within
+        the non-determinism of its kernels, and differ from the CPU's in the last bits.
+    key : str
+        The parameter's name, for the error message (``'training.device'``, ``'production.device'``).
+
+    Returns
+    -------
+    str
+        ``'cpu'`` or ``'cuda'``.
+
+    Raises
+    ------
+    glass_sm.config.ConfigError
+        ``setting`` is not one of :data:`DEVICES`, or is ``'cuda'`` on a machine where torch sees no CUDA device
+        (a CPU-only torch build or no GPU); the message names ``key``.
+    """
+    if setting not in DEVICES:
+        raise ConfigError(f"{key} must be one of {DEVICES}, got {setting!r}")
+    if setting == "cpu":
+        return "cpu"
+    available = torch.cuda.is_available()
+    if setting == "auto":
+        return "cuda" if available else "cpu"
+    if not available:
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ConfigError(f"{key} is 'cuda' but torch {torch.__version__} ({build}) sees no CUDA device; install "
+                          f"a CUDA build of torch on a machine with an NVIDIA GPU (README, 'Environment'), or set "
+                          f"{key}: cpu (or auto)")
+    return "cuda"
+
+
+_ON_DEVICE: dict = {}
+
+
+def model_on(model: nn.Module, device: str) -> nn.Module:
+    """A copy of ``model`` on ``device`` in eval mode, made once per model and device in a process (production
+    tasks call it for every tile); ``model`` itself is returned when it already is there."""
+    if _device(model).type == torch.device(device).type:
+        return model
+    key = (id(model), device)
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not model:
+        if len(_ON_DEVICE) > 4:
+            _ON_DEVICE.clear()
+        hit = _ON_DEVICE[key] = (model, copy.deepcopy(model).to(device).eval())
+    return hit[1]
 
 
 def set_seed(seed: int) -> None:

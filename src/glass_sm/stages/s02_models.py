@@ -46,7 +46,8 @@ from glass_sm.figures.paper import fig_accuracy_by_sm, fig_model_density
 from glass_sm.interpret.attention import find_aridity
 from glass_sm.models import display_name, is_torch_model, model_hparams
 from glass_sm.models.checkpoint import save_checkpoint
-from glass_sm.fitting import FitResult, fit_model, fit_models, predict_split, rate_windows
+from glass_sm.fitting import (FitResult, fit_fingerprint, fit_model, fit_models, fit_record, predict_split,
+                              rate_windows)
 from glass_sm.paths import RunPaths
 from glass_sm.training import measure_inference_rate
 
@@ -140,9 +141,10 @@ class ComparisonResult:
         Test metrics with 95 % CIs: ``split, window, model, reference, n, r2, r2_lo, r2_hi, r, ..., bias_hi``.
     timing : pandas.DataFrame
         ``split, model, n_train, n_parameters, flops_per_window, epochs_run, best_epoch, stop_reason, final_lr,
-        train_seconds, train_windows_per_s, inference_windows_per_s, threads`` (seconds and rates vary between runs;
-        for XGBoost epochs are boosting rounds, ``n_parameters`` counts tree nodes, ``final_lr`` and
-        ``train_windows_per_s`` are NaN).
+        train_seconds, train_windows_per_s, inference_windows_per_s, threads, device`` (seconds and rates vary
+        between runs; for XGBoost epochs are boosting rounds, ``n_parameters`` counts tree nodes, ``final_lr`` and
+        ``train_windows_per_s`` are NaN; ``device``: where the model trained, ``training.device``; the inference
+        rate is measured on the CPU).
     by_bin : pandas.DataFrame
         Metrics per reference-SM bin with CIs: ``split, model, reference, bin, lo, hi, n, ...``.
     predictions : pandas.DataFrame
@@ -196,16 +198,22 @@ class ComparisonResult:
             {k: v for k, v in self.fits.items() if k in keep}, self.split, self.window, dict(self.samples),
             dict(self.preprocessing))
 
-    def save_models(self, paths: RunPaths, prefix: str = "compare") -> list:
+    def save_models(self, paths: RunPaths, prefix: str = "compare", fingerprints: Mapping[str, str] | None = None
+                    ) -> list:
         """Write each model to ``models/<prefix>_<split>_<name>.pt`` (torch, with :attr:`preprocessing` in its
-        ``extra``) or ``.json`` (XGBoost)."""
+        ``extra``) or ``.json`` (XGBoost). A torch model with an entry in ``fingerprints``
+        (:func:`glass_sm.fitting.fit_fingerprint`) also stores its fit (``extra['fit']``,
+        :func:`glass_sm.fitting.fit_record`), so that a later stage repeating the same fit reads it instead."""
         out = []
+        fingerprints = dict(fingerprints or {})
         for name, fit in self.fits.items():
             stem = f"{prefix}_{self.split}_{name}"
             if is_torch_model(name):
-                out.append(save_checkpoint(paths.model_file(stem, ".pt"), fit.model, name, fit.hparams,
-                                           {"split": self.split, "window": self.window,
-                                            "purpose": "stage 02 model comparison", **self.preprocessing}))
+                extra = {"split": self.split, "window": self.window, "purpose": "stage 02 model comparison",
+                         **self.preprocessing}
+                if name in fingerprints:
+                    extra["fit"] = fit_record(fit, fingerprints[name])
+                out.append(save_checkpoint(paths.model_file(stem, ".pt"), fit.model, name, fit.hparams, extra))
             else:
                 out.append(fit.model.save(paths.model_file(stem, ".json")))
         return out
@@ -267,7 +275,7 @@ def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, pro
                        "stop_reason": fit.stop_reason, "final_lr": fit.final_lr,
                        "train_seconds": fit.train_seconds,
                        "train_windows_per_s": seen / fit.train_seconds if fit.train_seconds > 0 else np.nan,
-                       "inference_windows_per_s": rate, "threads": torch.get_num_threads()})
+                       "inference_windows_per_s": rate, "threads": torch.get_num_threads(), "device": fit.device})
         if progress:
             r = m_rows[-len(refs)]
             print(f"{samples.split:>6} {name:>14}: RMSE vs label {r['rmse']:.4f} m3 m-3, R2 {r['r2']:.3f}; "
@@ -374,13 +382,17 @@ def comparison_samples(ctx, inputs: StageInputs) -> tuple[Samples, pd.DataFrame]
 
 def train_and_score(ctx, inputs: StageInputs, samples: Samples, progress: bool = False) -> ComparisonResult:
     """Train and score every model; write ``model_comparison``, ``model_timing``, ``metrics_by_sm_bin``,
-    ``model_histories``, ``model_comparison_predictions`` and the models (``models/compare_<split>_<name>``)."""
+    ``model_histories``, ``model_comparison_predictions`` and the models (``models/compare_<split>_<name>``), each
+    torch model with its fit fingerprint (stage 03 reads the ``atlstm`` fit when its production model is the same
+    fit, :func:`glass_sm.fitting.load_fit`)."""
     result = compare_models(samples, ctx.cfg, truth=inputs.truth, progress=progress)
     for name, table in (("model_comparison", result.metrics), ("model_timing", result.timing),
                         ("metrics_by_sm_bin", result.by_bin), ("model_histories", result.histories),
                         ("model_comparison_predictions", result.predictions)):
         write_table(ctx.paths, name, table)
-    result.save_models(ctx.paths)
+    seed = int(ctx.cfg.run.seed)
+    result.save_models(ctx.paths, fingerprints={name: fit_fingerprint(name, samples, ctx.cfg, seed=seed)
+                                                for name in result.fits if is_torch_model(name)})
     return result
 
 

@@ -37,16 +37,16 @@ from glass_sm.interpret.importance import permutation_importance
 from glass_sm.models import LoadedModel, display_name, load_checkpoint, save_production_checkpoint
 from glass_sm.models.checkpoint import CheckpointMismatchError
 from glass_sm.paths import RunPaths, atomic_write
-from glass_sm.fitting import fit_model, fit_models, predict_split, rate_windows
+from glass_sm.fitting import fit_fingerprint, fit_model, fit_models, load_fit, predict_split, rate_windows
 from glass_sm.stages.s02_models import (StageInputs, main_reference, open_inputs, reference_values, sample_counts,
                                         set_torch_threads)
 from glass_sm.training import measure_inference_rate, predict_with_attention
 
 __all__ = ["CONFIG_SECTIONS", "STAGE", "StageInputs", "SequenceLengthResult", "AttentionResult", "open_inputs",
            "set_torch_threads", "sequence_length_experiment", "train_final_atlstm", "model_card_sections",
-           "atlstm_samples", "sequence_length", "production_model", "attention", "worked_example",
-           "feature_importance", "figure_sequence_length", "plot_loss_curve", "figure_final_loss", "figure_attention",
-           "plot_example_window", "figure_example", "plot_feature_importance", "figure_importance",
+           "atlstm_samples", "sequence_length", "production_model", "stage02_checkpoint", "attention",
+           "worked_example", "feature_importance", "figure_sequence_length", "plot_loss_curve", "figure_final_loss",
+           "figure_attention", "plot_example_window", "figure_example", "plot_feature_importance", "figure_importance",
            "sequence_length_text", "attention_text", "example_text", "importance_text"]
 
 STAGE = "03_atlstm_training"
@@ -105,7 +105,8 @@ def sequence_length_experiment(samples: Samples, cfg, lengths: Sequence[int] | N
     -------
     SequenceLengthResult
         ``metrics``: ``model, window, reference, n, r2, r2_lo, ..., bias_hi``; ``timing``: ``model, window,
-        epochs_run, best_epoch, stop_reason, final_lr, train_seconds, inference_windows_per_s, threads``.
+        epochs_run, best_epoch, stop_reason, final_lr, train_seconds, inference_windows_per_s, threads, device``
+        (``device``: where the model trained, ``training.device``).
 
     Raises
     ------
@@ -136,7 +137,7 @@ def sequence_length_experiment(samples: Samples, cfg, lengths: Sequence[int] | N
                            "train_seconds": fit.train_seconds,
                            "inference_windows_per_s": measure_inference_rate(fit.model, x_rate,
                                                                              cfg.training.eval_batch_size, 1),
-                           "threads": torch.get_num_threads()})
+                           "threads": torch.get_num_threads(), "device": fit.device})
             if progress:
                 r = m_rows[-len(refs)]
                 print(f"L={L:>3} {name:>7}: RMSE vs label {r['rmse']:.4f} m3 m-3, R2 {r['r2']:.3f} "
@@ -222,7 +223,7 @@ _CONTRACT_KEYS = ("features", "units", "normalizer", "window", "window_mode", "a
 
 
 def train_final_atlstm(cube: xr.Dataset, cfg, *, samples: Samples | None = None, truth: xr.DataArray | None = None,
-                       progress: bool = True, paths: RunPaths | None = None) -> Path:
+                       progress: bool = True, paths: RunPaths | None = None, reuse: Path | None = None) -> Path:
     """Train the production AtLSTM and write its checkpoint, metadata, model card and loss history.
 
     Window ``atlstm.final_window`` (mode ``samples.window_mode``), split ``atlstm.final_split``, at most
@@ -246,11 +247,24 @@ def train_final_atlstm(cube: xr.Dataset, cfg, *, samples: Samples | None = None,
         Progress bar.
     paths : RunPaths, optional
         The run's layout (default from ``cfg``).
+    reuse : Path, optional
+        A checkpoint holding a fit record (stage 02's ``models/compare_<split>_atlstm.pt``): its model is taken
+        instead of training when its fit fingerprint equals this fit's (:func:`glass_sm.fitting.load_fit`: same
+        model, hyperparameters, seed, epoch cap, training settings, device, samples, normalizer and feature
+        array), which gives the same weights to the bit; otherwise the model is trained here. The checkpoint's
+        ``extra['training']`` records ``fit_fingerprint`` and ``fit_source``.
 
     Returns
     -------
     Path
         The checkpoint file.
+
+    Notes
+    -----
+    Samples cut from a longer window (:meth:`Samples.with_window`) keep the longer window's normalizer, whose
+    dynamic statistics are taken over the cells those windows read: the normalised inputs then differ slightly from
+    stage 02's and the fit is not reused. :func:`production_model` therefore passes samples of the final window
+    only (building them otherwise), so that the stage-02 fit of the same split is reused.
     """
     ac = cfg.atlstm
     if samples is None:
@@ -262,8 +276,12 @@ def train_final_atlstm(cube: xr.Dataset, cfg, *, samples: Samples | None = None,
         samples = samples.with_window(ac.final_window)
     paths = paths or RunPaths.from_config(cfg)
     seed, n_boot = int(cfg.run.seed), int(cfg.training.n_boot)
-    fit = fit_model("atlstm", samples, cfg, seed=seed, epochs=ac.final_epochs or cfg.training.epochs,
-                    progress=progress)
+    epochs = ac.final_epochs or cfg.training.epochs
+    fingerprint = fit_fingerprint("atlstm", samples, cfg, seed=seed, epochs=epochs)
+    fit = load_fit(reuse, fingerprint) if reuse is not None else None
+    source = f"reused: {Path(reuse).name} (same fit fingerprint)" if fit is not None else "trained in stage 03"
+    if fit is None:
+        fit = fit_model("atlstm", samples, cfg, seed=seed, epochs=epochs, progress=progress)
     pred = predict_split(fit.model, samples, "test", cfg.training.eval_batch_size)
     scores = {f"test_vs_{name}": evaluate(pred, ref, n_boot, seed) for name, ref in reference_values(samples, truth)}
     spec = samples.features
@@ -283,7 +301,8 @@ def train_final_atlstm(cube: xr.Dataset, cfg, *, samples: Samples | None = None,
                      "lr_schedule": cfg.training.lr_schedule, "converge_tol": cfg.training.converge_tol,
                      "batch_size": cfg.training.batch_size, "lr": cfg.training.lr,
                      "weight_decay": cfg.training.weight_decay, "patience": cfg.training.patience,
-                     "max_batches_per_epoch": cfg.training.max_batches_per_epoch,
+                     "max_batches_per_epoch": cfg.training.max_batches_per_epoch, "device": fit.device,
+                     "fit_fingerprint": fingerprint, "fit_source": source,
                      "n_train": len(samples.train), "n_val": len(samples.val), "n_test": len(samples.test)},
         "params": {k: _plain_section(getattr(cfg, k)) for k in ("run", "samples", "models", "training", "atlstm")},
         "self_check": {"pixel_day": check_idx.tolist(), "lat": samples.lat[check_idx[:, PIXEL]].tolist(),
@@ -340,15 +359,31 @@ def sequence_length(ctx, inputs: StageInputs, samples: Samples) -> SequenceLengt
 def production_model(ctx, inputs: StageInputs, samples: Samples) -> tuple[LoadedModel, pd.DataFrame]:
     """Train and write the production AtLSTM, reload it as stage 04 will and check it against the cube.
 
-    Returns the reloaded model and its test metrics (table ``atlstm_final_metrics``, read from the checkpoint).
+    Returns the reloaded model and its test metrics (table ``atlstm_final_metrics``, read from the checkpoint,
+    with ``fit_source``: trained here or reused from stage 02 (:func:`stage02_checkpoint`), and ``fit_fingerprint``).
+
+    The production model is normalised by the statistics of its *own* training windows (``atlstm.final_window``),
+    like every model of stage 02, not by those of the sequence-length experiment's longest window (which exist so
+    that the lengths share one normalizer): when ``samples`` has a longer window, the production samples are built
+    anew. With the same split, window, seed and budget the production model is then stage 02's ``atlstm`` fit,
+    reused to the bit rather than trained twice.
     """
-    path = train_final_atlstm(inputs.cube, ctx.cfg, samples=samples, truth=inputs.truth, progress=False,
-                              paths=ctx.paths)
+    own = samples if samples.window == ctx.cfg.atlstm.final_window else None   # its own window's normalizer
+    path = train_final_atlstm(inputs.cube, ctx.cfg, samples=own, truth=inputs.truth, progress=False,
+                              paths=ctx.paths, reuse=stage02_checkpoint(ctx))
     final = load_checkpoint(path)
     final.check_cube(inputs.cube)
-    table = pd.DataFrame([{"reference": k.replace("test_vs_", ""), **v} for k, v in final.extra["metrics"].items()])
+    tr = final.extra["training"]
+    table = pd.DataFrame([{"reference": k.replace("test_vs_", ""), **v, "fit_source": tr["fit_source"],
+                           "fit_fingerprint": tr["fit_fingerprint"]} for k, v in final.extra["metrics"].items()])
     write_table(ctx.paths, "atlstm_final_metrics", table)
     return final, table
+
+
+def stage02_checkpoint(ctx) -> Path:
+    """Stage 02's ``atlstm`` on the production model's split, ``models/compare_<atlstm.final_split>_atlstm.pt``:
+    read instead of training when it is the same fit (:func:`train_final_atlstm`, ``reuse``)."""
+    return ctx.paths.model_file(f"compare_{ctx.cfg.atlstm.final_split}_{FINAL_MODEL}", ".pt")
 
 
 def ablation_checkpoint(ctx) -> Path:

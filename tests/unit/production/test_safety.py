@@ -76,7 +76,8 @@ def test_value_params_reproduce_but_scheduling_params_do_not(tmp_path, toy):
     cfg, _ = toy.write_run(tmp_path)
     (f,) = run_production(cfg, years=[2001], progress=False)
     assert json.loads(attrs_of(f)["production_params"]) == {"tile_size": 3, "batch_size": 500, "model_batch": 128,
-                                                           "encoding": "int16", "precision": "fp32"}
+                                                           "encoding": "int16", "precision": "fp32",
+                                                           "device": "cpu"}
     stamp = f.stat().st_mtime_ns
     for same in ({"n_workers": 3, "threads_per_worker": 1, "torch_threads": 2}, {"years": [2001]}):
         with warnings.catch_warnings():

@@ -227,3 +227,27 @@ def test_claims_from_the_stage_tables_without_stage_02(ctx, inputs, samples, att
     lags = [c for c in table.columns if c.startswith("lag_")]
     near = float(sum(row[f"lag_{k}"] for k in range(3)) / row[lags].sum())
     assert c4.value == pytest.approx(near) and c4.verdict in {"holds", "does not hold", "not testable here"}
+
+
+def test_production_model_reuses_the_same_stage02_fit_bit_for_bit(ctx, inputs, samples, final, tmp_path):
+    """Stage 02's ``atlstm`` on the same samples (window 6 = the longest length here, same split, seed, budget) has
+    the production fit's fingerprint: stage 03 reads it and its metrics equal those of the model trained in stage 03
+    (the module's ``final``); a different stage-02 fit (another seed) is not reused, and training again gives the
+    same metrics."""
+    from glass_sm.fitting import fit_fingerprint
+    from glass_sm.stages import s02_models as s02
+
+    first = read_table(ctx.paths, "atlstm_final_metrics")
+    assert (first.fit_source == "trained in stage 03").all()
+    for seed, reused in ((3, True), (4, False)):
+        ctx2 = stages.setup(None, {**OVERRIDES, "samples.window": 6, "run.results_dir": str(tmp_path / str(seed))},
+                            s03.STAGE)
+        s2 = build_samples(inputs.cube, ctx2.cfg)
+        s02.compare_models(s2, ctx2.cfg, progress=False, names=["atlstm"], seed=seed).save_models(
+            ctx2.paths, fingerprints={"atlstm": fit_fingerprint("atlstm", s2, ctx2.cfg, seed=seed)})
+        assert s03.stage02_checkpoint(ctx2).exists()
+        _, table = s03.production_model(ctx2, inputs, samples)
+        assert table.fit_source.str.startswith("reused").all() == reused
+        assert (table.fit_fingerprint == first.fit_fingerprint).all()
+        # reused or trained again, the production model's test metrics are those of the first training
+        pd.testing.assert_frame_equal(table.drop(columns="fit_source"), first.drop(columns="fit_source"))
