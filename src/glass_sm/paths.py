@@ -59,6 +59,11 @@ class RunPaths:
         return self.root / "product"
 
     @property
+    def zoom(self) -> "RunPaths":
+        """The run's 0.05 deg regional zoom (``<run>/zoom/``, a run of its own: see :mod:`glass_sm.zoom`)."""
+        return RunPaths(self.root / "zoom")
+
+    @property
     def annual(self) -> Path:
         """Annual-mean product files."""
         return self.product / "annual"

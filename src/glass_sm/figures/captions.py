@@ -52,13 +52,17 @@ def caption_framework(is_twin: bool, window: int | None = None, period: str = ""
             "and other products (05). " + data_sentence(is_twin))
 
 
-def caption_study_area(is_twin: bool, numbers: Mapping, bounds, source: str) -> str:
-    """Figure 2; ``numbers``: ``n_stations``, ``n_early`` (records before 2000); ``bounds``: (W, E, S, N), deg."""
+def caption_study_area(is_twin: bool, numbers: Mapping, bounds, source: str, res: float = 0.05) -> str:
+    """Figure 2; ``numbers``: ``n_stations``, ``n_early`` (records before 2000); ``bounds``: (W, E, S, N), deg;
+    ``res``: the grid spacing, degrees. A global domain (360° of longitude) has no inset and colours the stations
+    by network."""
     w, e, s, n = bounds
+    glob = (e - w) >= 300
     return (f"Study domain ({fmt_lat(s)}–{fmt_lat(n)}, {fmt_lon(w)}–{fmt_lon(e)}; "
-            f"{round((e - w) / 0.05)} × {round((n - s) / 0.05)} cells of 0.05°) and the {numbers['n_stations']} in "
-            f"situ stations ({numbers['n_early']} with records before 2000, triangles) read from {source}; "
-            "background: elevation (m). Inset: location of the domain. " + data_sentence(is_twin))
+            f"{round((e - w) / res)} × {round((n - s) / res)} cells of {res:g}°) and the {numbers['n_stations']} in "
+            f"situ stations ({numbers['n_early']} with records before 2000, triangles"
+            f"{'; colours: networks' if glob else ''}) read from {source}; background: elevation (m)"
+            f"{', ocean blank' if glob else '. Inset: location of the domain'}. " + data_sentence(is_twin))
 
 
 def caption_inputs(is_twin: bool, numbers: Mapping) -> str:
@@ -136,27 +140,37 @@ def caption_insitu(is_twin: bool, numbers: pd.DataFrame, paper: Mapping | None =
     return txt + " " + data_sentence(is_twin)
 
 
-def caption_monthly_maps(is_twin: bool, numbers: pd.DataFrame, years: Sequence[int]) -> str:
-    """Figure 9; ``numbers``: domain means ``january``, ``july`` (m3 m-3) per ``product``; ``years`` averaged."""
+def caption_monthly_maps(is_twin: bool, numbers: pd.DataFrame, years: Sequence[int], res: float = 0.05,
+                         cci_res: float | None = None) -> str:
+    """Figure 9; ``numbers``: area-weighted domain means ``january``, ``july`` (m3 m-3) per ``product``; ``years``
+    averaged; ``res``: the product's grid spacing, ``cci_res``: ESA CCI's (default 0.25), degrees."""
     means = "; ".join(f"{r.product}: January {_f(r.january)}, July {_f(r.july)}"
                       for r in numbers.itertuples(index=False))
     span = f"{min(years)}–{max(years)}" if years else "the common years"
+    cci = 0.25 if cci_res is None else cci_res
     return (f"Mean surface soil moisture in January (top) and July (bottom) over {span} (years in which every "
-            "data set has data), each data set on its own grid (ESA CCI 0.25°, ERA5-Land interpolated to 0.05° "
-            "in the cube, GLASS-MODIS and GLASS-AVHRR 0.05°); one colour scale (2nd–98th percentile); white: "
-            "no valid day. "
-            f"Domain means (m³ m⁻³): {means}. " + data_sentence(is_twin))
+            f"data set has data), each data set on its own grid (ESA CCI {cci:g}°, ERA5-Land interpolated to "
+            f"{res:g}° in the cube, GLASS-MODIS and GLASS-AVHRR {res:g}°); one colour scale (2nd–98th "
+            "percentile); white: sea or no valid day (grey, where drawn: land without a valid day). "
+            f"Domain means (area-weighted, m³ m⁻³): {means}. " + data_sentence(is_twin))
 
 
-def caption_zoom(is_twin: bool, box, when: str, numbers: pd.DataFrame) -> str:
+def caption_zoom(is_twin: bool, box, when: str, numbers: pd.DataFrame, res: float = 0.05,
+                 zoom_res: float | None = None) -> str:
     """Figure 10; ``numbers``: spatial standard deviation ``sd`` (m3 m-3; NaN: one cell) per ``field`` in ``box``
-    (W, E, S, N, degrees); ``when``: the period averaged, e.g. ``'July 2002'``."""
+    (W, E, S, N, degrees); ``when``: the period averaged, e.g. ``'July 2002'``; ``res``: the run's grid spacing
+    (ERA5-Land's files at twice it), degrees; ``zoom_res``: the regional zoom product's spacing, when the figure
+    shows one."""
     w, e, s, n = box
     sd = "; ".join(f"{r.field} {_f(r.sd, 4)}" if np.isfinite(r.sd) else f"{r.field} (one cell)"
                    for r in numbers.itertuples(index=False))
-    return (f"Spatial detail over the sub-box {fmt_lat(s)}–{fmt_lat(n)}, {fmt_lon(w)}–{fmt_lon(e)} (orange "
-            f"frame in a), mean of {when}, each data set at its native resolution (ERA5-Land read from its own "
-            f"files at 0.1°). Spatial standard deviation inside the box (m³ m⁻³): {sd}. " + data_sentence(is_twin))
+    what = (f"the regional zoom at {zoom_res:g}° (the same world sampled finely, produced with this run's "
+            f"checkpoint) beside this run's {res:g}° product of the same region and the other data sets"
+            if zoom_res is not None else "every data set")
+    return (f"Spatial detail over the box {fmt_lat(s)}–{fmt_lat(n)}, {fmt_lon(w)}–{fmt_lon(e)} (orange "
+            f"frame in a), mean of {when}: {what}, each at its native resolution with its cells drawn whole "
+            f"(ERA5-Land read from its own files at {2 * res:g}°). Spatial standard deviation over the cells "
+            f"overlapping the box (m³ m⁻³): {sd}. " + data_sentence(is_twin))
 
 
 def caption_series(is_twin: bool, agreement: pd.DataFrame, breaks: pd.DataFrame | None = None) -> str:
@@ -164,7 +178,9 @@ def caption_series(is_twin: bool, agreement: pd.DataFrame, breaks: pd.DataFrame 
     each ``dataset``; ``breaks``: ``n_significant`` of ``n`` platform changes per ``series`` (stage 05)."""
     parts = [f"{r.dataset} r = {r.r:.2f}, mean difference {_f(r.mean_diff, 3, True)}"
              for r in agreement.itertuples(index=False)]
-    txt = ("Domain-mean surface soil moisture: (a) monthly means, (b) annual-mean anomalies; dotted lines: AVHRR "
+    txt = ("Domain-mean surface soil moisture (each cell's monthly mean, averaged over the land cells with "
+           "weights cos(latitude), the cells' relative areas): (a) monthly means, (b) annual-mean anomalies; "
+           "dotted lines: AVHRR "
            f"platform changes. Monthly {PRODUCT} against " + "; ".join(parts) + " m³ m⁻³.")
     if breaks is not None and len(breaks):
         txt += (" Platform changes with a significant step (stage 05, `breaks.csv`; a step in the product's "

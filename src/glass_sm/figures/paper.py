@@ -19,8 +19,9 @@ import pandas as pd
 import xarray as xr
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 
-from glass_sm.evaluation.aggregate import monthly_domain_mean
-from glass_sm.figures.maps import (PLATE_CARREE, extent, frame, label_points, map_axes, mesh, robust_limits,
+from glass_sm.evaluation.aggregate import domain_mean, monthly_domain_mean
+from glass_sm.figures.maps import (PLATE_CARREE, cells_in_box, extent, frame, grid_step, is_global, label_points,
+                                   map_aspect, map_axes, mesh, nodata, nodata_handle, robust_limits,
                                    shade_land_ocean, sym_limit)
 from glass_sm.figures.framework import fig_framework
 from glass_sm.figures.style import (PRODUCT, PRODUCT_COLORS, REF_LABELS, SM_CMAP, SM_UNITS, TREND_UNITS, fmt_lat,
@@ -36,7 +37,7 @@ __all__ = ["fig_framework", "fig_study_area", "fig_input_overview", "fig_model_d
 # ----------------------------------------------------------------------------------------------------------
 def fig_study_area(bounds: tuple[float, float, float, float], stations: pd.DataFrame,
                    background: xr.DataArray | None = None, label: str = "", inset_pad: float = 20.0,
-                   annotate: bool = True):
+                   annotate: bool = True, res: float | None = None):
     """The run's domain with the in situ stations, and an inset locating it in the wider region.
 
     Parameters
@@ -50,8 +51,18 @@ def fig_study_area(bounds: tuple[float, float, float, float], stations: pd.DataF
         A (lat, lon) field drawn under the stations (e.g. elevation, m, with ``units`` attribute).
     inset_pad : float
         Half-width added around the domain for the inset, degrees (no inset for a domain wider than 90°).
-    """
+    annotate : bool
+        Label each station with its name (at most 60 stations, and never on a global map, where they would
+        overlap).
+    res : float, optional
+        The grid spacing, degrees, quoted in the legend (default: the background's, else 0.05).
 
+    A global domain (:func:`glass_sm.figures.maps.is_global`) is drawn whole on a Robinson map with the stations
+    coloured by network (``network`` column; the twelve largest networks named, the others grouped) and shaped by
+    period (triangle: record starting before 2000), the legend beside the map.
+    """
+    if is_global(bounds):
+        return _study_area_global(bounds, stations, background, label, res)
     w, e, s, n = bounds
     pad = 0.06 * max(e - w, n - s)
     show_inset = (e - w) < 90
@@ -96,15 +107,76 @@ def fig_study_area(bounds: tuple[float, float, float, float], stations: pd.DataF
         ax2.set_title("location of the domain", fontsize=8)
     axt = fig.add_subplot(gs[1, 1])
     axt.axis("off")
+    lines = _domain_lines(bounds, st, _res(res, background))
+    leg = axt.legend(handles=handles, title="\n".join(lines), loc="upper left", fontsize=7.5, title_fontsize=7.5,
+                     frameon=False, alignment="left", bbox_to_anchor=(0.0, 1.0))
+    leg.set_zorder(3)
+    if label:
+        fig.suptitle(f"Study area{title_suffix(label)}", fontsize=9.5)
+    return fig
+
+
+def _res(res: float | None, field: xr.DataArray | None) -> float:
+    """The grid spacing to quote, degrees: ``res``, else ``field``'s, else 0.05 (the paper's grid)."""
+    if res is not None:
+        return float(res)
+    if field is not None and field.sizes.get("lat", 0) > 1:
+        return grid_step(field["lat"])
+    return 0.05
+
+
+def _domain_lines(bounds, st: pd.DataFrame, res: float) -> list[str]:
+    """The legend title of figure 2: the domain, its cells, the sensor depths and the years of the records."""
+    w, e, s, n = bounds
     lines = [f"domain: {fmt_lat(s)} – {fmt_lat(n)},", f"            {fmt_lon(w)} – {fmt_lon(e)}",
-             f"{round((e - w) / 0.05)} × {round((n - s) / 0.05)} cells of 0.05°"]
+             f"{round((e - w) / res)} × {round((n - s) / res)} cells of {res:g}°"]
     if "depth_from" in st and "depth_to" in st and len(st):
         lines.append(f"sensor depth {st.depth_from.min() * 100:.0f}–{st.depth_to.max() * 100:.0f} cm")
     if "first" in st and "last" in st and len(st):
         lines.append(f"station records {pd.to_datetime(st['first']).min():%Y}–{pd.to_datetime(st['last']).max():%Y}")
-    leg = axt.legend(handles=handles, title="\n".join(lines), loc="upper left", fontsize=7.5, title_fontsize=7.5,
-                     frameon=False, alignment="left", bbox_to_anchor=(0.0, 1.0))
-    leg.set_zorder(3)
+    return lines
+
+
+def _study_area_global(bounds, stations: pd.DataFrame, background: xr.DataArray | None, label: str,
+                       res: float | None, max_networks: int = 12):
+    """Figure 2 for a global domain: a 2:1 Robinson map, stations coloured by network and shaped by period."""
+    fig = plt.figure(figsize=(11.0, 5.2), layout="constrained")
+    gs = fig.add_gridspec(1, 2, width_ratios=(8.2, 2.8))
+    ax = map_axes(fig, gs[0], extent=bounds)
+    if background is not None:
+        cmap = "Greys" if background.attrs.get("units") == "m" else SM_CMAP
+        im = mesh(ax, background, cmap=cmap, alpha=0.7)
+        cb = fig.colorbar(im, ax=ax, shrink=0.55, pad=0.02, aspect=40, orientation="horizontal")
+        name = background.attrs.get("long_name", background.name or "")
+        cb.set_label(f"{name} ({sm_units(background.attrs.get('units'))})")
+    st = stations.copy()
+    early = (pd.to_datetime(st["first"]) < pd.Timestamp("2000-01-01")) if "first" in st else \
+        pd.Series(False, index=st.index)
+    net = st["network"].astype(str) if "network" in st else pd.Series("stations", index=st.index)
+    top = list(net.value_counts(sort=True).index[:max_networks])
+    net = net.where(net.isin(top), "other networks")
+    cmap = plt.get_cmap("tab20")
+    colours = {k: cmap(i % 20) for i, k in enumerate(sorted(top))} | {"other networks": "0.55"}
+    handles = []
+    for k in [*sorted(top), "other networks"]:
+        sel = net == k
+        if not sel.any():
+            continue
+        for marker, per in (("o", ~early), ("^", early)):
+            if (sel & per).any():
+                ax.scatter(st.loc[sel & per, "lon"], st.loc[sel & per, "lat"], marker=marker, s=22, color=colours[k],
+                           ec="k", lw=0.4, transform=PLATE_CARREE, zorder=6)
+        handles.append(plt.Line2D([], [], ls="", marker="o", ms=5, mfc=colours[k], mec="k", mew=0.4,
+                                  label=f"{k} ({int(sel.sum())})"))
+    handles += [plt.Line2D([], [], ls="", marker="o", ms=5, mfc="w", mec="k", label=f"from 2000 on "
+                           f"({int((~early).sum())})"),
+                plt.Line2D([], [], ls="", marker="^", ms=5, mfc="w", mec="k",
+                           label=f"before 2000 ({int(early.sum())})")]
+    ax.set_title(f"Domain and in situ stations ({len(st)})", fontsize=9)
+    axt = fig.add_subplot(gs[1])
+    axt.axis("off")
+    axt.legend(handles=handles, title="\n".join(_domain_lines(bounds, st, _res(res, background))), loc="upper left",
+               fontsize=7, title_fontsize=7.5, frameon=False, alignment="left", bbox_to_anchor=(0.0, 1.0))
     if label:
         fig.suptitle(f"Study area{title_suffix(label)}", fontsize=9.5)
     return fig
@@ -416,7 +488,8 @@ def fig_insitu_validation(sites: pd.DataFrame, bounds: tuple[float, float, float
     if bounds is None:
         bounds = (float(t.lon.min()) - 0.5, float(t.lon.max()) + 0.5, float(t.lat.min()) - 0.5,
                   float(t.lat.max()) + 0.5)
-    aspect = min(max((bounds[1] - bounds[0]) / max(bounds[3] - bounds[2], 1e-6), 0.6), 3.0)
+    glob = is_global(bounds)
+    aspect = map_aspect(bounds, 0.6, 3.0)
     wide = aspect > 1.3
     map_h = 3.9 / aspect + (0.9 if wide else 0.4)
     fig = plt.figure(figsize=(9.0, 2.9 + map_h), layout="constrained")
@@ -444,11 +517,12 @@ def fig_insitu_validation(sites: pd.DataFrame, bounds: tuple[float, float, float
         panel_letter(ax, j)
     tm = t[t["product"] == map_product] if (t["product"] == map_product).any() else t[t["product"] == products[0]]
     w, e, s, n = bounds
-    pad = 0.06 * max(e - w, n - s)
+    pad = 0.0 if glob else 0.06 * max(e - w, n - s)
     for k, (m, cmap) in enumerate((("r", "viridis"), ("ubrmse", "cividis"))):
         ax = map_axes(fig, gbot[0, k], extent=(w - pad, e + pad, s - pad, n + pad), nbins=4,
                             grid_labels="lb" if k == 0 else "b")
-        frame(ax, bounds, color="0.4", lw=0.8, ls="--")
+        if not glob:
+            frame(ax, bounds, color="0.4", lw=0.8, ls="--")
         if m in tm and tm[m].notna().any():
             vmin, vmax = float(tm[m].min()), float(tm[m].max())
             if vmax - vmin < 1e-9:
@@ -457,7 +531,8 @@ def fig_insitu_validation(sites: pd.DataFrame, bounds: tuple[float, float, float
             sc = None
             for sel, marker in ((~early, "o"), (early, "^")):
                 if sel.any():
-                    sc = ax.scatter(tm.lon[sel], tm.lat[sel], c=tm[m][sel], cmap=cmap, vmin=vmin, vmax=vmax, s=60,
+                    sc = ax.scatter(tm.lon[sel], tm.lat[sel], c=tm[m][sel], cmap=cmap, vmin=vmin, vmax=vmax,
+                                    s=16 if glob else 60,
                                     marker=marker, ec="k", lw=0.5, transform=PLATE_CARREE, zorder=6)
             cb = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.02, orientation="horizontal" if wide else "vertical",
                               aspect=30 if wide else 20)
@@ -474,11 +549,13 @@ def fig_insitu_validation(sites: pd.DataFrame, bounds: tuple[float, float, float
 # ----------------------------------------------------------------------------------------------------------
 def fig_monthly_maps(maps: Mapping[str, Mapping[int, xr.DataArray]], months: Sequence[int] = (1, 7),
                      period: str = "", label: str = "", cmap: str = SM_CMAP,
-                     bounds: tuple[float, float, float, float] | None = None):
+                     bounds: tuple[float, float, float, float] | None = None, land: xr.DataArray | None = None):
     """Mean soil moisture of each product in each month: a ``len(months)`` × ``len(maps)`` grid of maps
     (2 × 4 for January and July of ESA CCI, ERA5-Land, GLASS-MODIS, GLASS-AVHRR) with one shared colorbar.
 
     ``maps``: ``{product: {month: (lat, lon) DataArray in m3 m-3}}``, each on its own grid (native resolution).
+    ``land``: bool (lat, lon) land mask; land cells without a value are grey, the ocean stays white. The mean
+    printed in each panel is area-weighted (cos latitude). A global ``bounds`` gives 2:1 Robinson panels.
     """
     prods = list(maps)
     arrays = [maps[p][m] for p in prods for m in months if maps[p].get(m) is not None]
@@ -486,10 +563,9 @@ def fig_monthly_maps(maps: Mapping[str, Mapping[int, xr.DataArray]], months: Seq
     if bounds is None:
         ext = [extent(a) for a in arrays]
         bounds = (min(x[0] for x in ext), max(x[1] for x in ext), min(x[2] for x in ext), max(x[3] for x in ext))
-    w, e, s, n = bounds
-    aspect = (e - w) / max(n - s, 1e-6)
-    pw = 2.15
-    fig = plt.figure(figsize=(pw * len(prods) + 0.4, len(months) * pw / max(min(aspect, 2.5), 0.6) + 1.3),
+    glob = is_global(bounds)
+    pw = 3.1 if glob else 2.15
+    fig = plt.figure(figsize=(pw * len(prods) + 0.4, len(months) * pw / map_aspect(bounds) + 1.3),
                      layout="constrained")
     gs = fig.add_gridspec(len(months), len(prods))
     mnames = {1: "January", 2: "February", 3: "March", 4: "April", 5: "May", 6: "June", 7: "July", 8: "August",
@@ -502,8 +578,10 @@ def fig_monthly_maps(maps: Mapping[str, Mapping[int, xr.DataArray]], months: Seq
             axes.append(ax)
             da = maps[p].get(m)
             if da is not None:
+                if land is not None:
+                    nodata(ax, da, land)
                 im = mesh(ax, da, cmap=cmap, vmin=vmin, vmax=vmax)
-                mean = float(da.mean())
+                mean = float(domain_mean(da))
                 ax.text(0.97, 0.04, f"mean {mean:.3f}", transform=ax.transAxes, ha="right", va="bottom",
                         fontsize=6.5, bbox=dict(fc="white", ec="none", alpha=0.75, pad=1))
             else:
@@ -514,33 +592,53 @@ def fig_monthly_maps(maps: Mapping[str, Mapping[int, xr.DataArray]], months: Seq
         cb = fig.colorbar(im, ax=axes, orientation="horizontal", shrink=0.5, aspect=35, pad=0.02,
                           extend="both")
         cb.set_label(f"mean surface soil moisture ({SM_UNITS})")
+    if land is not None:
+        fig.legend(handles=[nodata_handle()], loc="outside lower right", fontsize=7, frameon=False)
     fig.suptitle(f"Mean soil moisture{(' ' + period) if period else ''}{title_suffix(label)}", fontsize=9.5)
     return fig
 
 
 def fig_regional_zoom(overview: xr.DataArray, fields: Mapping[str, xr.DataArray],
                       box: tuple[float, float, float, float], title: str = "", label: str = "",
-                      cmap: str = SM_CMAP):
+                      cmap: str = SM_CMAP, overview_name: str = "GLASS-AVHRR, domain"):
     """Spatial detail: (a) the product over the domain with the sub-box, then each field over the sub-box.
 
-    ``overview``: (lat, lon) product map (m3 m-3); ``fields``: ``{name: (lat, lon) DataArray}`` at native
-    resolution (GLASS-AVHRR 0.05°, ERA5-Land 0.1°, ESA CCI 0.25° ...), all in m3 m-3; ``box``: (west, east,
-    south, north).
+    Parameters
+    ----------
+    overview : DataArray
+        (lat, lon) product map over the whole domain (m3 m-3); a global one is drawn on a Robinson map.
+    fields : mapping name -> DataArray
+        (lat, lon) fields at their native resolution, each on its own grid (e.g. a 0.05° zoom product beside the
+        coarse global product of the same region, ERA5-Land at twice the product's spacing, ESA CCI), m3 m-3. Each
+        is drawn with its own cell edges over the cells that overlap ``box`` (a coarse cell the box lies in is
+        kept whole); a ``resolution`` attribute (degrees) gives the spacing of a field with one cell there.
+    box : (west, east, south, north)
+        The sub-box, degrees.
+    overview_name : str
+        Title of panel (a).
+
+    One colour scale for every panel: the 2nd-98th percentile of the overview and of the fields' cells in the box.
     """
     w, e, s, n = box
-    arrays = [overview] + [f.sel(lat=slice(n + 0.3, s - 0.3), lon=slice(w - 0.3, e + 0.3)) for f in fields.values()]
-    vmin, vmax = robust_limits(arrays)
+    steps = {k: grid_step(f["lat"], f.attrs.get("resolution", np.nan)) for k, f in fields.items()}
+    inside = {k: cells_in_box(f, box, steps[k]) for k, f in fields.items()}
+    vmin, vmax = robust_limits([overview, *inside.values()])
     ncol = 2 if len(fields) > 1 else 1
     nrow = int(np.ceil(len(fields) / ncol))
-    aspect = min(max((e - w) / max(n - s, 1e-6), 0.6), 2.5)
+    aspect = map_aspect(box)
     pw = 2.2
+    glob = is_global(extent(overview))
+    ow = 5.2 if glob else 3.6  # the overview panel: a 2:1 world, or the domain
     height = max(nrow * (0.75 * pw / aspect + 0.42) + 0.45, 2.6)  # panels end up ~0.75 pw wide
-    fig = plt.figure(figsize=(3.6 + ncol * pw + 1.0, height), layout="constrained")
-    gs = fig.add_gridspec(1, 2, width_ratios=(3.6, ncol * pw))
+    fig = plt.figure(figsize=(ow + ncol * pw + 1.0, height), layout="constrained")
+    gs = fig.add_gridspec(1, 2, width_ratios=(ow, ncol * pw))
     ax = map_axes(fig, gs[0], extent=extent(overview), nbins=3)
     im = mesh(ax, overview, cmap=cmap, vmin=vmin, vmax=vmax)
     frame(ax, box, color="#D55E00", lw=1.5)
-    ax.set_title("GLASS-AVHRR, domain", fontsize=8.5)
+    if glob:  # a box too small to see on the globe is marked by a point as well as its frame
+        ax.plot([(w + e) / 2], [(s + n) / 2], marker="s", ms=5, mfc="none", mec="#D55E00", mew=1.2,
+                transform=PLATE_CARREE)
+    ax.set_title(overview_name, fontsize=8.5)
     panel_letter(ax, 0)
     axes = [ax]
     sub = gs[1].subgridspec(nrow, ncol)
@@ -549,10 +647,13 @@ def fig_regional_zoom(overview: xr.DataArray, fields: Mapping[str, xr.DataArray]
         ax = map_axes(fig, sub[r, c], extent=box, nbins=2,
                             grid_labels=("l" if c == 0 else "") + ("b" if r == nrow - 1 else ""))
         axes.append(ax)
-        im = mesh(ax, da, cmap=cmap, vmin=vmin, vmax=vmax)
-        lat = np.asarray(da["lat"])
-        res = abs(lat[1] - lat[0]) if lat.size > 1 else np.nan
-        ax.set_title(f"{name} ({res:.2f}° grid)", fontsize=8)
+        if inside[name].size:
+            im = mesh(ax, inside[name], step=steps[name] if np.isfinite(steps[name]) else None, cmap=cmap,
+                      vmin=vmin, vmax=vmax)
+        else:
+            ax.text(0.5, 0.5, "no cell", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+        res = steps[name]
+        ax.set_title(f"{name}\n({res:.2f}° grid)" if np.isfinite(res) else name, fontsize=8)
         panel_letter(ax, i + 1)
     cb = fig.colorbar(im, ax=axes[1:], shrink=0.9, pad=0.02, extend="both")  # one scale for every panel
     cb.set_label(f"soil moisture ({SM_UNITS})")
@@ -620,32 +721,37 @@ def fig_domain_series(monthly: Mapping[str, pd.Series], transitions: Sequence | 
 
 
 def fig_trend_maps(trends: Mapping[str, xr.Dataset], alpha: float = 0.05, period: str = "", label: str = "",
-                   note: str = ""):
+                   note: str = "", land: xr.DataArray | None = None):
     """Sen's slope of annual means per decade for each product, stippled where the Mann-Kendall p < ``alpha``.
 
     ``trends``: ``{product: Dataset with slope (m3 m-3 decade-1) and p_value (1) on (lat, lon)}``, e.g. from
     :func:`glass_sm.evaluation.trends.trend_map`. Diverging ``RdBu`` (drying red, wetting blue) with symmetric limits.
     ``note`` is printed under the title (e.g. that a short record makes the slopes illustrative only).
+    ``land``: bool (lat, lon); land cells without a slope are grey, the ocean white. A global extent gives 2:1
+    Robinson panels.
     """
 
     prods = list(trends)
     lim = sym_limit([trends[p]["slope"] for p in prods])
     ext = [extent(trends[p]["slope"]) for p in prods]
     bounds = (min(x[0] for x in ext), max(x[1] for x in ext), min(x[2] for x in ext), max(x[3] for x in ext))
-    aspect = (bounds[1] - bounds[0]) / max(bounds[3] - bounds[2], 1e-6)
-    pw = 2.3
-    fig = plt.figure(figsize=(pw * len(prods) + 0.6, pw / max(min(aspect, 2.5), 0.6) + 1.15), layout="constrained")
+    glob = is_global(bounds)
+    pw = 3.4 if glob else 2.3
+    fig = plt.figure(figsize=(pw * len(prods) + 0.6, pw / map_aspect(bounds) + 1.15), layout="constrained")
     gs = fig.add_gridspec(1, len(prods))
     axes, im = [], None
     for j, p in enumerate(prods):
         ax = map_axes(fig, gs[j], extent=bounds, grid_labels="b" + ("l" if j == 0 else ""), nbins=3)
         axes.append(ax)
         ds = trends[p]
+        if land is not None:
+            nodata(ax, ds["slope"], land)
         im = mesh(ax, ds["slope"], cmap="RdBu", vmin=-lim, vmax=lim)
         if "p_value" in ds:
             sig = (ds["p_value"] < alpha).values & np.isfinite(ds["slope"].values)
             la, lo = np.meshgrid(np.asarray(ds["lat"]), np.asarray(ds["lon"]), indexing="ij")
-            ax.scatter(lo[sig], la[sig], s=5, c="k", marker="o", ec="white", lw=0.3, transform=PLATE_CARREE,
+            ax.scatter(lo[sig], la[sig], s=1.5 if glob else 5, c="k", marker="o", ec="white", lw=0.3 * (not glob),
+                       transform=PLATE_CARREE,
                        zorder=5)
             frac = float(sig.sum() / max(np.isfinite(ds["slope"].values).sum(), 1))
         else:

@@ -6,7 +6,8 @@ table through :func:`glass_sm.contract.write_table` or its figure through ``ctx.
 :mod:`glass_sm.production` (tiles, Dask, resume); the file format is :mod:`glass_sm.product`.
 
 Tables: ``production_timing`` (written by :func:`glass_sm.production.run_production`), ``04_self_check``,
-``04_pixel_metrics``, ``04_truth_metrics`` (twin only), ``04_flag_fractions``, ``04_paper_scale_estimate``.
+``04_pixel_metrics``, ``04_truth_metrics`` (twin only), ``04_flag_fractions``, ``04_paper_scale_estimate``,
+``04_zoom_agreement`` (runs with a ``zoom``).
 Figures: ``04_tiles``, ``04_daily_maps``, ``04_annual_mean``, ``04_pixel_series``.
 Beside the product: the STAC catalog ``product/catalog.json`` (:func:`write_catalog`, :mod:`glass_sm.catalog`).
 """
@@ -28,6 +29,7 @@ from rasterio import features as rio_features
 from rasterio.transform import from_origin
 
 from glass_sm import catalog, product
+from glass_sm import zoom as zoom_mod
 from glass_sm.contract import read_table, write_table
 from glass_sm.evaluation import metrics
 from glass_sm.evaluation.aggregate import domain_mean
@@ -44,9 +46,10 @@ __all__ = [
     "central_pixel", "pixel_series", "pixel_metrics", "plot_pixel_series", "pixel", "truth_metrics", "truth_text",
     "flag_fractions", "bench", "bench_text", "bench_profile",
     "global_land_pixels", "paper_scale_estimate", "measured_rate", "paper_scale", "paper_scale_text",
+    "zoom", "zoom_agreement", "zoom_text",
 ]
 
-CONFIG_SECTIONS = ("run", "domain", "period", "data", "production", "figures")
+CONFIG_SECTIONS = ("run", "domain", "period", "data", "production", "figures", "zoom", "twin")
 """Parameter sections stage 04 reads (the product files also record the whole resolved configuration)."""
 
 PAPER_PERIOD = (dt.date(1982, 1, 1), dt.date(2021, 12, 31))
@@ -423,6 +426,9 @@ def bench_text(ctx: StageContext, machine: dict | None) -> str:
         text += (f"\nCPU flags: {' '.join(machine['cpu_flags']) or 'none of ' + 'avx2/avx512/amx'}; torch "
                  f"{machine.get('torch')}, oneDNN {machine.get('onednn')} (bf16: {machine.get('onednn_bf16')}), ATen "
                  f"{machine.get('aten_cpu_capability')}; threads {machine.get('threads')}")
+    if machine.get("quick"):
+        text += ("\nquick mode (make all): one repetition of (a)/(b) and fewer timed windows; `make bench` runs the "
+                 "full benchmark (the median of three repetitions)")
     return text
 
 
@@ -546,4 +552,62 @@ def paper_scale_text(table: pd.DataFrame) -> str:
                      f"({v['wall time on 1000 cores']:.1f} h on 1000 cores); {gpu}"
                      f"{v['daily product volume']:.2f} TB of daily files at {v['bytes per pixel-day']:.2f} B per "
                      "pixel-day")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 11 The regional zoom (0.05 deg, same world, the run's checkpoint)
+# ----------------------------------------------------------------------------------------------------------
+def zoom(ctx: StageContext, progress: bool = True):
+    """Make the 0.05 deg zoom (:func:`glass_sm.zoom.make_zoom`): its twin, cube and product, produced with this
+    run's checkpoint; None when ``zoom.enabled`` is false."""
+    return zoom_mod.make_zoom(ctx.cfg, ctx.paths.checkpoint, progress=progress)
+
+
+def _zoom_pair(fine_path, coarse_path, name: str, times) -> tuple[xr.DataArray, xr.DataArray]:
+    with xr.open_dataset(fine_path) as f, xr.open_dataset(coarse_path) as c:
+        return f[name].sel(time=times).load(), c[name].sel(time=times).load()
+
+
+def zoom_agreement(ctx: StageContext, z) -> pd.DataFrame | None:
+    """The zoom aggregated onto the run's cells against the run itself (``04_zoom_agreement``), for the twin's
+    truth (the same world sampled twice: what differs is sub-cell variability) and for the product (the same
+    checkpoint applied to two samplings of its inputs). None when there is no zoom.
+
+    Columns: ``quantity`` (``truth`` or ``product``) and those of :func:`glass_sm.zoom.zoom_agreement`.
+    """
+    if z is None:
+        return None
+    zc = z.cfg
+    times = pd.date_range(zc.period.start, zc.period.end, freq="D")
+    parts = []
+    t_fine, t_coarse = _zoom_pair(z.paths.truth, ctx.paths.truth, "sm_true", times)
+    parts.append(zoom_mod.zoom_agreement(t_fine, t_coarse).assign(quantity="truth"))
+    fine_ds = product.open_record(z.paths.product)
+    coarse_ds = product.open_record(ctx.paths.product)
+    try:
+        p_fine = fine_ds["sm"].sel(time=times).load()
+        p_coarse = coarse_ds["sm"].sel(time=times).load()
+    finally:
+        fine_ds.close()
+        coarse_ds.close()
+    parts.append(zoom_mod.zoom_agreement(p_fine, p_coarse).assign(quantity="product"))
+    table = pd.concat(parts, ignore_index=True)
+    table = table[["quantity"] + [c for c in table.columns if c != "quantity"]]
+    write_table(ctx.paths, "04_zoom_agreement", table)
+    return table
+
+
+def zoom_text(table: pd.DataFrame | None) -> str:
+    """What the agreement table says, per quantity (means over the coarse cells the zoom covers)."""
+    if table is None:
+        return "no zoom in this run (zoom.enabled is false)"
+    if table.empty:
+        return "the zoom covers no coarse cell of the run to at least half its area: no agreement to report"
+    lines = []
+    for q, g in table.groupby("quantity", sort=False):
+        lines.append(f"{q}: {len(g)} coarse cells; 0.05 deg mean {g['mean_fine'].mean():.3f} vs coarse "
+                     f"{g['mean_coarse'].mean():.3f} m3 m-3 (bias {g['bias'].mean():+.3f}); daily r "
+                     f"{g['r'].mean():.2f}, RMSE {g['rmse'].mean():.3f}; sub-cell spatial sd "
+                     f"{g['sd_within'].mean():.3f} m3 m-3")
     return "\n".join(lines)

@@ -7,9 +7,11 @@ notebook's prose is computed anywhere else). The science is in :mod:`glass_sm.ev
 (stations), ``intercompare`` (product vs product, the true error), ``tcol`` (triple collocation), ``breaks``
 (temporal consistency), ``trends`` (Sen / Mann-Kendall), ``aggregate`` (area-weighted domain means, classes).
 
-Tables: ``validation_sites``, ``validation_summary``, ``wet_bias``, ``intercomparison``, ``intercomparison_maps``,
+Tables: ``validation_sites``, ``validation_summary``, ``wet_bias`` (by aridity and soil-moisture class, and by
+climate zone and continent), ``intercomparison``, ``intercomparison_maps``,
 ``triple_collocation``, ``breaks``, ``domain_means``, ``trends``, ``trends_summary``, ``true_error`` and
-``true_error_maps`` (twin only). Figures: ``05_insitu_boxplots``, ``05_wet_bias``, ``05_intercomparison_maps``,
+``true_error_maps`` (twin only). Figures: ``05_insitu_boxplots``, ``05_wet_bias``, ``05_wet_bias_regions``,
+``05_intercomparison_maps``,
 ``05_temporal_consistency``, ``05_trend_maps``, ``05_true_error_maps`` (twin only).
 
 Units: soil moisture and its errors in m3 m-3; trends in m3 m-3 decade-1; correlations dimensionless.
@@ -17,6 +19,7 @@ Units: soil moisture and its errors in m3 m-3; trends in m3 m-3 decade-1; correl
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +31,9 @@ import xarray as xr
 
 from glass_sm.contract import write_table
 from glass_sm.data.cube import maybe_load, open_cube
-from glass_sm.evaluation import aggregate, breaks as brk, insitu, intercompare, tcol, trends as trd
+from glass_sm.evaluation import aggregate, breaks as brk, insitu, intercompare, regions as reg, tcol, trends as trd
 from glass_sm.figures import maps
-from glass_sm.figures.style import SM_UNITS, TREND_UNITS
+from glass_sm.figures.style import PRODUCT_COLORS, SM_UNITS, TREND_UNITS
 from glass_sm.io.esa_cci import read_esa_cci_sm
 from glass_sm.io.ismn import read_ismn
 from glass_sm.platforms import transition_dates
@@ -40,7 +43,8 @@ from glass_sm.stages import StageContext
 __all__ = [
     "CONFIG_SECTIONS", "PAPER_LABEL", "PAPER_REPORTED", "ValidationData", "load_inputs", "held_out_mask",
     "insitu_sites", "plot_insitu", "with_paper_values", "insitu_summary", "insitu_text", "wet_bias",
-    "plot_wet_bias", "wet_bias_text", "intercomparison", "plot_maps", "intercomparison_text",
+    "plot_wet_bias", "wet_bias_text", "REGION_KINDS", "plot_wet_bias_regions",
+    "wet_bias_regions_text", "intercomparison", "plot_maps", "intercomparison_text",
     "triple_collocation", "tc_text", "domain_series", "temporal_consistency", "plot_temporal_consistency",
     "breaks_text", "trends", "plot_trend_maps", "trends_text", "true_error", "true_error_text",
 ]
@@ -65,7 +69,8 @@ PAPER_REPORTED = pd.DataFrame(
 
 PRODUCT, ERA5, LABELS, CCI, TRUTH = "GLASS-AVHRR", "ERA5-Land", "GLASS-MODIS", "ESA CCI", "twin truth"
 _WET_COLUMNS = ["reference", "unit", "class_kind", "class", "estimate", "n", "bias_mean", "bias_median",
-                "abs_bias_mean"]
+                "abs_bias_mean", "n_pixels"]
+REGION_KINDS = reg.REGION_KINDS
 _BIAS_COLUMNS = {PRODUCT: "bias_product", ERA5: "bias_era5"}
 
 
@@ -336,13 +341,31 @@ def _wet_bias_stations(data: ValidationData, sites: pd.DataFrame, edges) -> list
             for by in bys]
 
 
-def wet_bias(ctx: StageContext, data: ValidationData, sites: pd.DataFrame) -> pd.DataFrame:
-    """Bias of ERA5-Land and of the product by aridity and mean-soil-moisture class (``wet_bias``): against the
-    truth pixel by pixel (twin only) and against the stations (``sites``, section 2)."""
+def wet_bias(ctx: StageContext, data: ValidationData, sites: pd.DataFrame, regions=None) -> pd.DataFrame:
+    """Bias of ERA5-Land and of the product (``wet_bias``) by aridity and mean-soil-moisture class, and by climate
+    zone and continent (``class_kind`` ``climate_zone`` / ``continent``).
+
+    Against the truth (twin only): per class, the mean over land pixels of each pixel's mean bias (``unit``
+    ``pixels``); per region, over the region's land pixel-days, area-weighted (``unit`` ``pixel-days``, with
+    ``n_pixels``; :func:`glass_sm.evaluation.aggregate.bias_by_region`). Against the stations (``sites``, section 2,
+    twin and real data): per class or region, the sensors' mean biases (``unit`` ``sensors``), a sensor in the
+    region of its product pixel (:mod:`glass_sm.evaluation.regions`). ``regions``:
+    ``(lat, lon) -> {'climate_zone': ..., 'continent': ...}`` at the
+    cell centres (default :func:`glass_sm.evaluation.regions.earth_regions` with the run's cell size); a region
+    with no pixel-day or sensor has no row.
+    """
     edges = ctx.cfg.models.sm_bins
+    regions = regions or functools.partial(reg.earth_regions, res=ctx.domain.res)
     parts = (_wet_bias_pixels(data, edges) if data.truth is not None else []) + \
         _wet_bias_stations(data, sites, edges)
-    wet = pd.concat(parts, ignore_index=True)[_WET_COLUMNS] if parts else pd.DataFrame(columns=_WET_COLUMNS)
+    if data.truth is not None:
+        parts.append(reg.pixel_bias_by_region({ERA5: data.era5, PRODUCT: data.product}, data.truth, data.land,
+                                              regions).assign(reference=TRUTH, unit="pixel-days"))
+    parts.append(reg.station_bias_by_region(sites, _BIAS_COLUMNS, regions).assign(reference="in situ",
+                                                                                 unit="sensors"))
+    parts = [p for p in parts if p is not None and len(p)]
+    wet = pd.concat(parts, ignore_index=True).reindex(columns=_WET_COLUMNS) if parts else \
+        pd.DataFrame(columns=_WET_COLUMNS)
     write_table(ctx.paths, "wet_bias", wet)
     return wet
 
@@ -393,6 +416,76 @@ def wet_bias_text(wet: pd.DataFrame) -> str:
     return "\n".join(lines) if lines else "No bias could be computed in this run."
 
 
+def _regions(wet: pd.DataFrame, ref: str, kind: str) -> pd.DataFrame:
+    """Rows of one reference and region kind, one per region: ``n``, ``n_pixels`` and the two estimates' biases."""
+    sub = wet[(wet["reference"] == ref) & (wet["class_kind"] == kind)]
+    if not len(sub):
+        return pd.DataFrame()
+    order = list(dict.fromkeys(sub["class"]))
+    t = sub.pivot_table(index="class", columns="estimate", values="bias_mean", aggfunc="first").reindex(order)
+    t["n"] = sub.groupby("class")["n"].max().reindex(order)
+    t["n_pixels"] = sub.groupby("class")["n_pixels"].max().reindex(order)
+    return t
+
+
+def plot_wet_bias_regions(ctx: StageContext, wet: pd.DataFrame) -> plt.Figure:
+    """Mean bias of ERA5-Land and of the product per climate zone (left) and continent (right), one row per
+    reference (the truth over land pixel-days, the stations), ``n`` under each bar pair (``05_wet_bias_regions``)."""
+    refs = [r for r in (TRUTH, "in situ") if ((wet["reference"] == r) & wet["class_kind"].isin(REGION_KINDS)).any()]
+    nrow = max(len(refs), 1)
+    fig, axes = plt.subplots(nrow, 2, figsize=(11.5, 3.4 * nrow + 0.4), squeeze=False,
+                             gridspec_kw={"width_ratios": (1.0, 1.25)})
+    for i, ref in enumerate(refs):
+        for j, kind in enumerate(REGION_KINDS):
+            ax, t = axes[i, j], _regions(wet, ref, kind)
+            if not len(t):
+                ax.set_axis_off()
+                continue
+            x = np.arange(len(t))
+            for k, est in enumerate((ERA5, PRODUCT)):
+                if est in t:
+                    ax.bar(x + (k - 0.5) * 0.38, t[est].to_numpy(float), width=0.38, label=est,
+                           color=PRODUCT_COLORS.get(est, f"C{k + 1}"))
+            unit = "pixel-days" if ref == TRUTH else "sensors"
+            ax.set_xticks(x, [f"{c}\nn={int(n):,}" for c, n in zip(t.index, t["n"])], fontsize=7,
+                          rotation=25 if len(t) > 4 else 0, ha="right" if len(t) > 4 else "center")
+            ax.axhline(0, color="k", lw=0.5)
+            ax.set_xlim(-0.7, max(len(t), 3) - 0.3)  # a single region keeps bars of the usual width
+            ax.set_ylabel(f"mean bias ({SM_UNITS})")
+            ax.set_title(f"by {REGION_KINDS[kind]}, against {ref} ({unit})", fontsize=9)
+            ax.grid(axis="y", lw=0.3, alpha=0.5)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7.5, frameon=False)
+    if not refs:
+        axes[0, 0].text(0.5, 0.5, "no bias by region in this run", ha="center", transform=axes[0, 0].transAxes)
+    fig.suptitle(f"ERA5-Land's wet bias and the product's by climate zone and continent — {ctx.data_label}")
+    fig.tight_layout()
+    ctx.savefig(fig, "05_wet_bias_regions")
+    return fig
+
+
+def wet_bias_regions_text(wet: pd.DataFrame) -> str:
+    """Per reference and region kind: each region's ERA5-Land and product mean bias, and where ERA5-Land is wettest
+    (``wet_bias`` rows of ``class_kind`` ``climate_zone`` and ``continent``)."""
+    lines = []
+    for ref in (TRUTH, "in situ"):
+        for kind, kname in REGION_KINDS.items():
+            t = _regions(wet, ref, kind)
+            if not len(t) or ERA5 not in t or PRODUCT not in t:
+                continue
+            unit = "pixel-days" if ref == TRUTH else "sensors"
+            against = "the truth (land pixel-days, area-weighted)" if ref == TRUTH else "the stations"
+            head = f"* **by {kname}, against {against}**"
+            parts = [f"{c} ({int(r_['n']):,} {unit}): ERA5-Land {_fmt(r_[ERA5], '+.3f')}, product "
+                     f"{_fmt(r_[PRODUCT], '+.3f')}" for c, r_ in t.iterrows()]
+            wettest = t[ERA5].idxmax() if t[ERA5].notna().any() else None
+            tail = (f"; ERA5-Land is wettest in **{wettest}** ({_fmt(t.loc[wettest, ERA5], '+.3f')} m³ m⁻³, the "
+                    f"product {_fmt(t.loc[wettest, PRODUCT], '+.3f')} m³ m⁻³)" if wettest is not None and len(t) > 1
+                    else "")
+            lines.append(f"{head}: " + "; ".join(parts) + f" m³ m⁻³{tail}.")
+    return "\n".join(lines) if lines else "No bias by climate zone or continent could be computed in this run."
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 5 Intercomparison maps
 # ----------------------------------------------------------------------------------------------------------
@@ -410,15 +503,28 @@ def intercomparison(ctx: StageContext, data: ValidationData) -> tuple[pd.DataFra
     return inter, comps
 
 
+def _extent(ctx: StageContext) -> tuple[tuple[float, float, float, float], bool]:
+    """The domain's (west, east, south, north), degrees, and whether it is mapped as the globe."""
+    d = ctx.domain
+    ext = (d.west, d.east, d.south, d.north)
+    return ext, maps.is_global(ext)
+
+
+def _aspect(ext) -> float:
+    """Width / height of one map panel: the box's own ratio on a tile, 2:1 for the globe."""
+    return maps.map_aspect(ext, lo=1e-3, hi=1e3)
+
+
 def plot_maps(ctx: StageContext, datasets: dict[str, xr.Dataset], name: str, title: str,
               metrics=(("bias", "RdBu_r"), ("r", "viridis"), ("ubrmse", "magma_r")), points=None,
-              outline: xr.DataArray | None = None) -> plt.Figure:
+              outline: xr.DataArray | None = None, land: xr.DataArray | None = None) -> plt.Figure:
     """Rows = maps of :func:`glass_sm.evaluation.intercompare.compare_products`, columns = metrics, common colour
-    limits per metric; ``points`` (lat/lon table) drawn as triangles, the edge of ``outline`` (bool) dashed."""
-    d = ctx.domain
-    ext, aspect = (d.west, d.east, d.south, d.north), (d.north - d.south) / (d.east - d.west)
+    limits per metric; ``points`` (lat/lon table) drawn as triangles, the edge of ``outline`` (bool) dashed, land
+    cells of ``land`` (bool) without a value grey. A global domain is drawn whole (Robinson, 2:1 panels)."""
+    ext, glob = _extent(ctx)
     titles = {"bias": "bias", "r": "R", "ubrmse": "ubRMSE"}
-    fig = plt.figure(figsize=(4.6 * len(metrics), (3.6 * aspect + 0.9) * len(datasets)))
+    width = 5.4 if glob else 4.6
+    fig = plt.figure(figsize=(width * len(metrics), ((width - 1.0) / _aspect(ext) + 0.9) * len(datasets)))
     for j, (m, cmap) in enumerate(metrics):
         vals = np.concatenate([ds[m].values.ravel() for ds in datasets.values()])
         vals = vals[np.isfinite(vals)]
@@ -429,13 +535,14 @@ def plot_maps(ctx: StageContext, datasets: dict[str, xr.Dataset], name: str, tit
             vmin, vmax = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
         for i, (label, ds) in enumerate(datasets.items()):
             ax = maps.map_axes(fig, len(datasets), len(metrics), i * len(metrics) + j + 1, extent=ext, nbins=3)
-            maps.plot_map(ds[m], ax=ax, fig=fig, cmap=cmap, vmin=vmin, vmax=vmax,
+            maps.plot_map(ds[m], ax=ax, fig=fig, cmap=cmap, vmin=vmin, vmax=vmax, land=land,
                           units="1" if m == "r" else "m3 m-3", title=f"{label}: {titles.get(m, m)}")
             if outline is not None and bool(outline.any()) and not bool(outline.all()):
                 ax.contour(outline["lon"], outline["lat"], outline.astype(float), levels=[0.5], colors="k",
                            linewidths=0.8, linestyles="--", transform=maps.PLATE_CARREE)
             if points is not None:
-                ax.plot(points["lon"], points["lat"], "k^", ms=4, mfc="none", transform=maps.PLATE_CARREE)
+                ax.plot(points["lon"], points["lat"], "k^", ms=2.5 if glob else 4, mfc="none",
+                        transform=maps.PLATE_CARREE)
     fig.suptitle(f"{title} — {ctx.data_label}")
     fig.subplots_adjust(hspace=0.3, wspace=0.35)
     ctx.savefig(fig, name)
@@ -575,20 +682,21 @@ def trends(ctx: StageContext, data: ValidationData) -> tuple[pd.DataFrame, dict[
 
 def plot_trend_maps(ctx: StageContext, tmaps: dict[str, xr.Dataset]) -> plt.Figure:
     """Sen slope per decade of each data set, Mann-Kendall p < 0.05 dotted (``05_trend_maps``)."""
-    d, min_periods = ctx.domain, ctx.cfg.validation.trend_min_periods
-    aspect = (d.north - d.south) / (d.east - d.west)
-    fig = plt.figure(figsize=(4.8 * len(tmaps), 3.6 * aspect + 1.2))
+    min_periods = ctx.cfg.validation.trend_min_periods
+    ext, glob = _extent(ctx)
+    width = 5.4 if glob else 4.8
+    fig = plt.figure(figsize=(width * len(tmaps), (width - 1.2) / _aspect(ext) + 1.2))
     vals = np.concatenate([m["slope"].values.ravel() for m in tmaps.values()])
     vals = vals[np.isfinite(vals)]
     lim = float(np.max(np.abs(vals))) if vals.size else 0.01
     for i, (name, m) in enumerate(tmaps.items()):
-        ax = maps.map_axes(fig, 1, len(tmaps), i + 1, extent=(d.west, d.east, d.south, d.north), nbins=3)
+        ax = maps.map_axes(fig, 1, len(tmaps), i + 1, extent=ext, nbins=3)
         maps.plot_map(m["slope"], ax=ax, fig=fig, cmap="BrBG", vmin=-lim, vmax=lim, units=TREND_UNITS,
                       title=f"{name}: Sen slope" + ("" if np.isfinite(m["slope"].values).any() else
                                                     f" (needs {min_periods} years)"))
         sig = (m["p_value"] < 0.05).values
         la, lo = np.meshgrid(m["lat"].values, m["lon"].values, indexing="ij")
-        ax.plot(lo[sig], la[sig], "k.", ms=1.5)
+        ax.plot(lo[sig], la[sig], "k.", ms=0.8 if glob else 1.5, transform=maps.PLATE_CARREE)
     fig.subplots_adjust(wspace=0.35)
     fig.suptitle(f"Trend of annual means per decade; dots: Mann–Kendall p < 0.05 — {ctx.data_label}")
     ctx.savefig(fig, "05_trend_maps")
@@ -636,7 +744,7 @@ def true_error(ctx: StageContext, data: ValidationData) -> pd.DataFrame | None:
                 te_maps.merge(held.to_dataframe().reset_index(), on=["lat", "lon"], how="left"))
     plot_maps(ctx, {k: v for k, v in true_maps.items() if k != LABELS}, "05_true_error_maps",
               "True error: estimate − twin truth (dashed: held-out blocks of stage 03; triangles: in situ sensors)",
-              points=data.station_table, outline=data.held_out)
+              points=data.station_table, outline=data.held_out, land=data.land)
     return table
 
 

@@ -26,9 +26,10 @@ from IPython.display import Markdown, display
 
 from glass_sm.contract import producing_stage, read_table, table_path, write_table
 from glass_sm.data.cube import MAX_LOAD_BYTES, maybe_load
-from glass_sm.evaluation.aggregate import monthly_domain_mean
+from glass_sm.evaluation.aggregate import domain_mean, monthly_domain_mean
 from glass_sm.evaluation.trends import trend_map
 from glass_sm.figures import captions, paper
+from glass_sm.figures.maps import cells_in_box, extent, grid_step
 from glass_sm.figures.style import PRODUCT, data_label, savefig
 from glass_sm.grid import Domain
 from glass_sm.io.era5land import read_era5land_swvl1
@@ -40,8 +41,8 @@ from glass_sm.platforms import platform_of, transition_dates
 from glass_sm.product import PRODUCT_GLOB, open_product
 
 __all__ = ["STAGE", "CONFIG_SECTIONS", "Drawn", "FigureBook", "Datasets", "open_datasets", "month_mean",
-           "common_years", "sub_box", "trend_maps_from_table", "has_trends", "station_table", "framework",
-           "study_area", "input_overview", "model_comparison", "accuracy_by_sm", "sequence_length", "attention",
+           "common_years", "sub_box", "zoom_dir", "land_mask", "trend_maps_from_table", "has_trends", "station_table",
+           "framework", "study_area", "input_overview", "model_comparison", "accuracy_by_sm", "sequence_length", "attention",
            "insitu_validation", "january_july_maps", "regional_zoom", "domain_series", "trend_maps",
            "study_area_numbers", "input_numbers", "model_comparison_numbers", "accuracy_by_sm_numbers",
            "sequence_length_numbers", "attention_numbers", "insitu_numbers", "monthly_map_numbers", "zoom_numbers",
@@ -232,7 +233,8 @@ def common_years(series: Mapping[str, xr.DataArray], months: Sequence[int] = (1,
 
 def sub_box(bounds: tuple[float, float, float, float], fraction: float = 0.5, res: float = 0.05,
             min_cells: int = 4) -> tuple[float, float, float, float]:
-    """A centred sub-box (west, east, south, north) covering ``fraction`` of each side, snapped to ``res`` cells."""
+    """A centred sub-box (west, east, south, north) covering ``fraction`` of each side, at least ``min_cells``
+    cells wide, snapped to the edges of cells of ``res`` degrees (the run's ``domain.resolution``)."""
     w, e, s, n = bounds
     cx, cy = (w + e) / 2, (s + n) / 2
     hx = max(fraction * (e - w), min_cells * res) / 2
@@ -242,6 +244,22 @@ def sub_box(bounds: tuple[float, float, float, float], fraction: float = 0.5, re
         return round(round(v / res) * res, 6)
 
     return (max(w, snap(cx - hx)), min(e, snap(cx + hx)), max(s, snap(cy - hy)), min(n, snap(cy + hy)))
+
+
+def zoom_dir(ctx) -> Path:
+    """Where the regional zoom product is: ``<run>/zoom/product`` (:attr:`glass_sm.paths.RunPaths.zoom`; the
+    0.05° product of a region of the same world, produced by stage 04 with this run's checkpoint; same year files
+    as ``product/``)."""
+    return ctx.paths.zoom.product
+
+
+def land_mask(ctx) -> xr.DataArray | None:
+    """The cube's land mask (bool ``(lat, lon)``: 1 = land with soil), None without a cube. Maps grey the land
+    cells without a value with it, so that "no data" is told apart from the sea."""
+    if not ctx.paths.cube.exists():
+        return None
+    cube = xr.open_zarr(ctx.paths.cube)
+    return (cube["land_mask"].load() == 1) if "land_mask" in cube else None
 
 
 def trend_maps_from_table(table: pd.DataFrame) -> dict[str, xr.Dataset]:
@@ -361,18 +379,19 @@ def insitu_numbers(sites: pd.DataFrame, summary: pd.DataFrame | None = None) -> 
 
 
 def monthly_map_numbers(maps: Mapping[str, Mapping[int, xr.DataArray]]) -> pd.DataFrame:
-    """Mean of each product's January and July map (m3 m-3; products with both)."""
-    return pd.DataFrame([{"product": p, "january": float(m[1].mean()), "july": float(m[7].mean())}
+    """Area-weighted (cos latitude) mean of each product's January and July map over its valid cells (m3 m-3;
+    products with both): on a global grid an unweighted mean would over-count the high latitudes."""
+    return pd.DataFrame([{"product": p, "january": float(domain_mean(m[1])), "july": float(domain_mean(m[7]))}
                          for p, m in maps.items() if m.get(1) is not None and m.get(7) is not None],
                         columns=["product", "january", "july"])
 
 
 def zoom_numbers(fields: Mapping[str, xr.DataArray], box) -> pd.DataFrame:
-    """Spatial standard deviation (m3 m-3) of each field inside ``box`` (W, E, S, N); NaN with a single cell."""
-    w, e, s, n = box
+    """Spatial standard deviation (m3 m-3) over the cells of each field that overlap ``box`` (W, E, S, N; each
+    field on its own grid, :func:`glass_sm.figures.maps.cells_in_box`); NaN with a single cell."""
     rows = []
     for k, v in fields.items():
-        inside = v.sel(lat=slice(n, s), lon=slice(w, e))
+        inside = cells_in_box(v, box)
         rows.append({"field": k, "sd": float(inside.std()) if inside.count() > 1 else np.nan})
     return pd.DataFrame(rows, columns=["field", "sd"])
 
@@ -441,10 +460,10 @@ def study_area(ctx, book: FigureBook) -> Drawn:
     if ctx.paths.cube.exists():
         background = xr.open_zarr(ctx.paths.cube)["elevation"].load()
         files = files + [ctx.paths.cube]
-    fig = paper.fig_study_area(_bounds(ctx), stations, background, label=ctx.data_label)
+    fig = paper.fig_study_area(_bounds(ctx), stations, background, label=ctx.data_label, res=ctx.domain.res)
     numbers = study_area_numbers(stations)
-    return book.save(name, fig, captions.caption_study_area(ctx.is_twin, numbers, _bounds(ctx), source), files,
-                     numbers, stations)
+    caption = captions.caption_study_area(ctx.is_twin, numbers, _bounds(ctx), source, res=ctx.domain.res)
+    return book.save(name, fig, caption, files, numbers, stations)
 
 
 def input_overview(ctx, book: FigureBook) -> Drawn:
@@ -537,33 +556,79 @@ def january_july_maps(ctx, book: FigureBook, data: Datasets) -> Drawn:
     if not years:
         return book.skip(name, "no year in which every data set has January and July data")
     maps = {n: {m: month_mean(data.arrays[n], m, years).load() for m in (1, 7)} for n in order}
-    fig = paper.fig_monthly_maps(maps, period=f"{years[0]}–{years[-1]}", label=ctx.data_label, bounds=_bounds(ctx))
+    fig = paper.fig_monthly_maps(maps, period=f"{years[0]}–{years[-1]}", label=ctx.data_label, bounds=_bounds(ctx),
+                                 land=land_mask(ctx))
     numbers = monthly_map_numbers(maps)
-    return book.save(name, fig, captions.caption_monthly_maps(ctx.is_twin, numbers, years), data.sources_of(order),
-                     numbers)
+    caption = captions.caption_monthly_maps(ctx.is_twin, numbers, years, res=ctx.domain.res,
+                                            cci_res=_step(data.arrays.get("ESA CCI")))
+    return book.save(name, fig, caption, data.sources_of(order), numbers)
+
+
+def _step(da: xr.DataArray | None) -> float | None:
+    """The latitude spacing of a field, degrees (None without the field or with one row)."""
+    return grid_step(da["lat"]) if da is not None and da.sizes.get("lat", 0) > 1 else None
+
+
+def _july(da: xr.DataArray, year: int) -> xr.DataArray:
+    """Mean of July ``year`` (NaN skipped), loaded; keeps the attributes."""
+    return da.sel(time=slice(f"{year}-07-01", f"{year}-07-31")).mean("time").load().assign_attrs(da.attrs)
+
+
+def _era5_july(cfg, year: int, box, pad: float, bounds) -> xr.DataArray:
+    """ERA5-Land's July mean from its own files over ``box`` widened by ``pad`` degrees (a coarse ERA5-Land grid
+    keeps the points of the cells that overlap the box), never beyond the run's ``bounds`` (W, E, S, N), which
+    its files cover."""
+    w, e, s, n = box
+    bw, be, bs, bn = bounds
+    era5 = read_era5land_swvl1(cfg.data.era5land_dir, pd.Timestamp(f"{year}-07-01").date(),
+                               pd.Timestamp(f"{year}-07-31").date(),
+                               domain=Domain.from_bounds(max(s - pad, bs), min(n + pad, bn), max(w - pad, bw),
+                                                         min(e + pad, be)), progress=False)
+    return era5.mean("time").load()
 
 
 def regional_zoom(ctx, book: FigureBook, data: Datasets) -> Drawn:
-    """Figure 10: July of the last common year over a central sub-box, each data set at its native resolution
-    (ERA5-Land read from its own 0.1° files, not the cube's interpolation)."""
+    """Figure 10: spatial detail in July, each data set at its native resolution (ERA5-Land read from its own
+    files, not the cube's interpolation).
+
+    With a regional zoom product (:func:`zoom_dir`: the 0.05° product of a region of the same world, produced with
+    this run's checkpoint), the box is the zoom's region and the zoom is drawn beside this run's (coarse) product
+    of the same region, July of the last year both have. Without one, a central sub-box of the domain (half of each
+    side, snapped to the run's cells), July of the last year every data set has.
+    """
     name, cfg = "fig10_regional_zoom", ctx.cfg
     if not book.available(name, [ctx.paths.product / PRODUCT_GLOB, cfg.data.era5land_dir]):
         return book.skipped_figure(name)
-    box = sub_box(_bounds(ctx), 0.5)
-    years = common_years({n: a for n, a in data.arrays.items() if n != "GLASS-MODIS"}, months=(7,))
-    year = (years or [cfg.period.end.year])[-1]
-    start, end = pd.Timestamp(f"{year}-07-01"), pd.Timestamp(f"{year}-07-31")
-    jul = {n: data.arrays[n].sel(time=slice(start, end)).mean("time").load()
-           for n in (PRODUCT, "ESA CCI", "twin truth") if n in data.arrays}
-    w, e, s, n = box
-    era5 = read_era5land_swvl1(cfg.data.era5land_dir, start.date(), end.date(), domain=Domain.from_bounds(s, n, w, e),
-                               progress=False)
-    fields = {PRODUCT: jul[PRODUCT], "ERA5-Land": era5.mean("time").load(),
-              **{k: jul[k] for k in ("ESA CCI", "twin truth") if k in jul}}
-    fig = paper.fig_regional_zoom(jul[PRODUCT], fields, box, title=f"July {year}", label=ctx.data_label)
+    res, zdir = ctx.domain.res, zoom_dir(ctx)
+    zoom = open_product(zdir, name=PRODUCT) if any(zdir.glob(PRODUCT_GLOB)) else None
+    if zoom is not None:
+        box = extent(zoom)
+        have = data.arrays[PRODUCT].notnull().any(("lat", "lon")).to_series()
+        zhave = zoom.notnull().any(("lat", "lon")).to_series()
+        years = sorted({t.year for t in have.index[have & (have.index.month == 7)]} &
+                       {t.year for t in zhave.index[zhave & (zhave.index.month == 7)]})
+        if not years:
+            return book.skip(name, f"no July in both the product and the regional zoom ({zdir})")
+        year = years[-1]
+        zres = _step(zoom) or 0.05
+        fields = {f"{PRODUCT} zoom": _july(zoom, year).assign_attrs(resolution=zres),
+                  f"{PRODUCT} this run": _july(data.arrays[PRODUCT], year).assign_attrs(resolution=res)}
+    else:
+        box = sub_box(_bounds(ctx), 0.5, res=res)
+        years = common_years({n: a for n, a in data.arrays.items() if n != "GLASS-MODIS"}, months=(7,))
+        year = (years or [cfg.period.end.year])[-1]
+        fields = {PRODUCT: _july(data.arrays[PRODUCT], year).assign_attrs(resolution=res)}
+    overview = fields.get(PRODUCT, fields.get(f"{PRODUCT} this run"))
+    fields["ERA5-Land"] = _era5_july(cfg, year, box, 2 * res, _bounds(ctx))
+    fields |= {k: _july(data.arrays[k], year) for k in ("ESA CCI", "twin truth") if k in data.arrays}
+    fig = paper.fig_regional_zoom(overview, fields, box, title=f"July {year}", label=ctx.data_label,
+                                  overview_name=f"{PRODUCT}, this run's domain")
     numbers = zoom_numbers(fields, box)
-    sources = data.sources_of([k for k in fields if k != "ERA5-Land"]) + [cfg.data.era5land_dir]
-    return book.save(name, fig, captions.caption_zoom(ctx.is_twin, box, f"July {year}", numbers), sources, numbers)
+    sources = data.sources_of([k for k in (PRODUCT, "ESA CCI", "twin truth") if k in data.arrays]) + \
+        [cfg.data.era5land_dir] + ([zdir] if zoom is not None else [])
+    caption = captions.caption_zoom(ctx.is_twin, box, f"July {year}", numbers, res=res,
+                                    zoom_res=_step(zoom) if zoom is not None else None)
+    return book.save(name, fig, caption, sources, numbers)
 
 
 def domain_series(ctx, book: FigureBook, data: Datasets) -> Drawn:
@@ -599,7 +664,7 @@ def trend_maps(ctx, book: FigureBook, data: Datasets) -> Drawn:
     if not has_trends(tmaps):
         return book.skip(name, f"no finite trend ({n_years} years in the run)")
     note = "" if from_stage05 else f"illustrative only: {n_years} annual means (< validation.trend_min_periods)"
-    fig = paper.fig_trend_maps(tmaps, period=_period(cfg), label=ctx.data_label, note=note)
+    fig = paper.fig_trend_maps(tmaps, period=_period(cfg), label=ctx.data_label, note=note, land=land_mask(ctx))
     numbers = trend_numbers(tmaps)
     caption = captions.caption_trends(ctx.is_twin, numbers, n_years, from_stage05, cfg.validation.trend_min_periods)
     return book.save(name, fig, caption, sources, numbers)
@@ -609,8 +674,10 @@ def trend_maps(ctx, book: FigureBook, data: Datasets) -> Drawn:
 # The paper's tables, merged from the stages' tables, and the index
 # ----------------------------------------------------------------------------------------------------------
 def inputs_table(cube: xr.Dataset) -> pd.DataFrame:
-    """The paper's input-data table from the cube: variable, description, units, grid, period, source."""
+    """The paper's input-data table from the cube: variable, description, units, grid (the cube's spacing),
+    period, source."""
     t = cube.indexes["time"]
+    grid = f"{grid_step(cube['lat'], 0.05):g} deg (cube)"
     rows = []
     for v in cube.data_vars:
         da = cube[v]
@@ -620,7 +687,7 @@ def inputs_table(cube: xr.Dataset) -> pd.DataFrame:
             tt = t[valid] if valid is not None else t
             period = f"{tt[0]:%Y-%m-%d}..{tt[-1]:%Y-%m-%d}" if len(tt) else ""
         rows.append({"variable": v, "description": da.attrs.get("long_name", ""), "units": da.attrs.get("units", ""),
-                     "dims": " x ".join(da.dims), "grid": "0.05 deg (cube)", "period": period,
+                     "dims": " x ".join(da.dims), "grid": grid, "period": period,
                      "source": cube.attrs.get("source", "")})
     return pd.DataFrame(rows)
 

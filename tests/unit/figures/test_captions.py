@@ -67,7 +67,7 @@ def test_validation_captions_quote_the_numbers():
     assert "paper reports" not in captions.caption_insitu(True, sites)
     means = pd.DataFrame([{"product": "ESA CCI", "january": 0.3, "july": 0.1684}])
     cap = captions.caption_monthly_maps(True, means, [2001, 2002])
-    assert "over 2001–2002" in cap and "Domain means (m³ m⁻³): ESA CCI: January 0.300, July 0.168." in cap
+    assert "over 2001–2002" in cap and "Domain means (area-weighted, m³ m⁻³): ESA CCI: January 0.300, July 0.168." in cap
     sd = pd.DataFrame({"field": ["GLASS-AVHRR", "ESA CCI"], "sd": [0.02331, np.nan]})
     cap = captions.caption_zoom(False, (-99.9, -99.7, 40.1, 40.3), "July 2002", sd)
     assert "40.10° N–40.30° N, 99.90° W–99.70° W" in cap and "GLASS-AVHRR 0.0233; ESA CCI (one cell)." in cap

@@ -16,6 +16,7 @@ import xarray as xr  # noqa: E402
 
 from glass_sm.evaluation.aggregate import monthly_domain_mean  # noqa: E402
 from glass_sm.figures import captions, paper, style  # noqa: E402
+from glass_sm.figures.maps import PLATE_CARREE  # noqa: E402
 from glass_sm.grid import Domain  # noqa: E402
 from glass_sm.models import MODEL_REGISTRY  # noqa: E402
 from glass_sm.stages import s06_figures as s06  # noqa: E402
@@ -272,3 +273,100 @@ def test_domain_series_and_helpers():
     jan = s06.month_mean(prod, 1, [1999])
     assert jan.dims == ("lat", "lon") and jan.attrs["units"] == "m3 m-3"
     assert "real data" in captions.caption_series(False, *s06.series_numbers(monthly))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A global domain (issue 16): coarse cells, NaN oceans, stations spread over the continents
+# ----------------------------------------------------------------------------------------------------------
+GLOBE = (-180.0, 180.0, -57.0, 81.0)
+
+
+def _global(res=3.0, seed=0):
+    """A toy global field on ``res`` cells, NaN over an 'ocean' band (30-60 W) and one land cell without data."""
+    da = _field(GLOBE, res=res, seed=seed)
+    lon = np.asarray(da["lon"])
+    land = xr.ones_like(da, dtype=bool)
+    land[:, (lon > -60) & (lon < -30)] = False
+    da = da.where(land)
+    da[5, 5] = np.nan
+    return da, land
+
+
+def _is_world(ax):
+    x0, x1, y0, y1 = ax.get_extent(crs=PLATE_CARREE)
+    return ax.projection.__class__.__name__ == "Robinson" and x1 - x0 == pytest.approx(360.0, abs=1.0)
+
+
+def test_global_study_area_colours_the_stations_by_network():
+    rng = np.random.default_rng(1)
+    st = pd.DataFrame({"network": rng.choice(["SCAN", "USCRN", "RUSWET", "CTP", "OZNET"], 40),
+                       "station": [f"s{i}" for i in range(40)], "lat": rng.uniform(-40, 70, 40),
+                       "lon": rng.uniform(-170, 170, 40), "first": pd.to_datetime(["1985-01-01"] * 10 + ["2005-01-01"] * 30),
+                       "last": pd.to_datetime(["2015-01-01"] * 40), "depth_from": 0.0, "depth_to": 0.05})
+    elev, _ = _global()
+    elev.attrs.update(units="m", long_name="elevation")
+    fig = paper.fig_study_area(GLOBE, st, elev, label="synthetic twin", res=3.0)
+    geo = _map_axes(fig)
+    assert len(geo) == 1 and _is_world(geo[0])  # no inset on the globe
+    w, h = fig.get_size_inches()
+    assert 1.8 < w / h < 2.6
+    points = [c for c in geo[0].collections if isinstance(c, matplotlib.collections.PathCollection)]
+    assert sum(len(c.get_offsets()) for c in points) == 40 and len({tuple(c.get_facecolor()[0]) for c in points}) == 5
+    legend = fig.axes[-1].get_legend()
+    assert "120 × 46 cells of 3°" in legend.get_title().get_text()
+    assert any(t.get_text().startswith("RUSWET") for t in legend.get_texts())
+    cap = captions.caption_study_area(True, s06.study_area_numbers(st), GLOBE, "the files", res=3.0)
+    assert "120 × 46 cells of 3°" in cap and "colours: networks" in cap and "Inset" not in cap
+
+
+def test_global_monthly_maps_insitu_and_trends_draw_the_world():
+    maps = {}
+    for k, (p, res) in enumerate({"ESA CCI": 6.0, "ERA5-Land": 3.0, "GLASS-MODIS": 3.0, "GLASS-AVHRR": 3.0}.items()):
+        maps[p] = {m: _global(res, seed=k + m)[0] for m in (1, 7)}
+    land = _global()[1]
+    fig = paper.fig_monthly_maps(maps, period="2001–2002", label="synthetic twin", bounds=GLOBE, land=land)
+    geo = _map_axes(fig)
+    assert len(geo) == 8 and all(_is_world(ax) for ax in geo)
+    w, h = fig.get_size_inches()
+    assert w > 12 and w / h > 1.5  # four 2:1 panels per row
+    # grey no-data layers: the land cell without data, and on ESA CCI's 6-deg grid the same place, nearest cell
+    grey = [c for ax in geo for c in ax.collections if c.get_cmap().name == "nodata" and c.get_array() is not None]
+    assert grey and all(int(np.ma.count(c.get_array())) >= 1 for c in grey)
+    assert any(t.get_text() == "land, no data" for leg in fig.legends for t in leg.get_texts())
+    # in situ maps and trends on the globe
+    rng = np.random.default_rng(0)
+    sites = pd.DataFrame({"product": "GLASS-AVHRR", "station": [f"s{i}" for i in range(30)],
+                          "lat": rng.uniform(-40, 70, 30), "lon": rng.uniform(-170, 170, 30),
+                          "r": rng.uniform(0.3, 0.9, 30), "ubrmse": rng.uniform(0.02, 0.06, 30),
+                          "bias": rng.normal(0, 0.02, 30), "status": "ok", "period": "post-2000"})
+    fig = paper.fig_insitu_validation(sites, GLOBE, label="synthetic twin")
+    assert len(_map_axes(fig)) == 2 and all(_is_world(ax) for ax in _map_axes(fig))
+    trends = {p: xr.Dataset({"slope": _global(seed=k)[0] - 0.25, "p_value": _global(seed=k)[0] * 0 + 0.01})
+              for k, p in enumerate(("GLASS-AVHRR", "ERA5-Land"))}
+    fig = paper.fig_trend_maps(trends, label="synthetic twin", land=land)
+    assert len(_map_axes(fig)) == 2 and all(_is_world(ax) for ax in _map_axes(fig))
+
+
+def test_regional_zoom_draws_a_fine_and_a_coarse_field_with_their_own_cells():
+    coarse, _ = _global(3.0)
+    box = (-101.0, -100.0, 40.0, 40.5)  # inside one 3-deg cell (39-42 N, 102-99 W)
+    fine = _field(box, res=0.05, seed=3)
+    fields = {"GLASS-AVHRR zoom": fine, "GLASS-AVHRR this run": coarse.assign_attrs(resolution=3.0),
+              "ERA5-Land": _global(6.0)[0]}
+    fig = paper.fig_regional_zoom(coarse, fields, box, title="July 2001", label="synthetic twin")
+    geo = _map_axes(fig)
+    assert len(geo) == 4 and _is_world(geo[0])
+    titles = [ax.get_title() for ax in geo]
+    assert any(t.endswith("GLASS-AVHRR zoom\n(0.05° grid)") for t in titles)
+    assert any(t.endswith("GLASS-AVHRR this run\n(3.00° grid)") for t in titles)
+    meshes = [next(c for c in ax.collections if c.get_array() is not None and c.get_array().size) for ax in geo[1:]]
+    assert [m.get_array().size for m in meshes] == [fine.size, 1, 1]  # the box lies in one coarse cell of each
+    assert len({(m.norm.vmin, m.norm.vmax) for m in meshes}) == 1  # one colour scale
+    coords = meshes[1].get_coordinates()  # the coarse cell drawn whole: its own 3-deg edges
+    xy = np.asarray(PLATE_CARREE.transform_points(geo[2].projection, coords[..., 0].ravel(),
+                                                  coords[..., 1].ravel())[:, :2])
+    assert xy[:, 0].min() == pytest.approx(-102.0) and xy[:, 0].max() == pytest.approx(-99.0)
+    numbers = s06.zoom_numbers(fields, box)
+    assert numbers.set_index("field").loc["GLASS-AVHRR this run", "sd"] != numbers.iloc[0]["sd"]
+    cap = captions.caption_zoom(True, box, "July 2001", numbers, res=3.0, zoom_res=0.05)
+    assert "regional zoom at 0.05°" in cap and "3° product" in cap and "6°" in cap

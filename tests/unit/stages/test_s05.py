@@ -57,6 +57,14 @@ def toy_data(seed: int = 2) -> s05.ValidationData:
                               held_out=held_out)
 
 
+def toy_regions(lat, lon):
+    """A stand-in for :func:`glass_sm.evaluation.regions.earth_regions` on the toy cube: two zones split at
+    39.85 N, one continent, and '' (sea at the centre) west of 99.95 W."""
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    return {"climate_zone": np.where(lat > 39.85, "C temperate", "B arid").astype(object),
+            "continent": np.where(lon < -99.95, "", "North America").astype(object)}
+
+
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
     return stages.setup(None, {**TOY, "run.results_dir": str(tmp_path_factory.mktemp("results"))}, STAGE)
@@ -72,7 +80,7 @@ def run(ctx, data):
     """Every stage-05 function, in the notebook's order; returns what they returned."""
     out = {"sites": s05.insitu_sites(ctx, data)}
     out["med"] = s05.insitu_summary(ctx, out["sites"], data.products)
-    out["wet"] = s05.wet_bias(ctx, data, out["sites"])
+    out["wet"] = s05.wet_bias(ctx, data, out["sites"], regions=toy_regions)
     out["inter"], out["comps"] = s05.intercomparison(ctx, data)
     out["tcs"] = s05.triple_collocation(ctx, data)
     out["breaks"], out["series"] = s05.temporal_consistency(ctx, data)
@@ -80,6 +88,7 @@ def run(ctx, data):
     out["true_err"] = s05.true_error(ctx, data)
     s05.plot_insitu(ctx, out["sites"], data.products)
     s05.plot_wet_bias(ctx, out["wet"])
+    s05.plot_wet_bias_regions(ctx, out["wet"])
     s05.plot_temporal_consistency(ctx, out["series"], out["breaks"])
     s05.plot_trend_maps(ctx, out["tmaps"])
     return out
@@ -95,7 +104,7 @@ def test_every_table_of_the_contract_is_written_and_returned(ctx, run):
     pd.testing.assert_frame_equal(read_table(ctx.paths, "wet_bias"), run["wet"].reset_index(drop=True),
                                   check_dtype=False)
     assert len(read_table(ctx.paths, "validation_sites")) == len(run["sites"]) == 5 * 3  # products x sensors
-    for name in ("05_insitu_boxplots", "05_wet_bias", "05_temporal_consistency", "05_trend_maps",
+    for name in ("05_insitu_boxplots", "05_wet_bias", "05_wet_bias_regions", "05_temporal_consistency", "05_trend_maps",
                  "05_true_error_maps"):  # the last drawn by s05.plot_maps, as 05_intercomparison_maps is
         assert ctx.paths.figure(name).is_file(), name
 
@@ -252,3 +261,32 @@ def test_with_paper_values_puts_the_paper_beside_the_matching_row_only():
     # without a pre-2000 group of ours the paper's row is still shown
     out2 = s05.with_paper_values(summary.iloc[[1]])
     assert ("GLASS-AVHRR", "pre-2000") in set(zip(out2["product"], out2["period"]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The wet bias by climate zone and continent (issue 16)
+# ----------------------------------------------------------------------------------------------------------
+def test_wet_bias_by_region_against_the_truth_and_the_stations(run, data):
+    wet = run["wet"]
+    zone = wet[(wet["reference"] == s05.TRUTH) & (wet["class_kind"] == "climate_zone")]
+    assert set(zone["class"]) == {"B arid", "C temperate"} and set(zone["unit"]) == {"pixel-days"}
+    # closed form: ERA5-Land's mean bias over the pixel-days of the northern zone, weights cos(lat)
+    north = data.truth["lat"] > 39.85
+    d = (data.era5 - data.truth).where(data.land & north)
+    w = np.cos(np.deg2rad(d["lat"]))
+    expect = float((d.sum("time") * w).sum() / (d.notnull().sum("time") * w).sum())
+    row = zone[(zone["class"] == "C temperate") & (zone["estimate"] == s05.ERA5)].iloc[0]
+    assert row["bias_mean"] == pytest.approx(expect, rel=1e-6)
+    assert row["n"] == int(d.notnull().sum()) and row["n_pixels"] == int((data.land & north).sum())
+    # each kind covers every land pixel-day once
+    for kind in s05.REGION_KINDS:
+        k = wet[(wet["reference"] == s05.TRUTH) & (wet["class_kind"] == kind) & (wet["estimate"] == s05.ERA5)]
+        assert k["n"].sum() == int((data.era5 - data.truth).where(data.land).notnull().sum())
+    # the stations: a sensor per region of its pixel, scored sensors only (C has 20 days: not scored)
+    st = wet[(wet["reference"] == "in situ") & (wet["class_kind"] == "climate_zone")]
+    assert set(st["unit"]) == {"sensors"} and st.groupby("estimate")["n"].sum().max() == 2
+    text = s05.wet_bias_regions_text(wet)
+    assert f"ERA5-Land {row['bias_mean']:+.3f}" in text and "Köppen main group" in text
+    assert s05.wet_bias_regions_text(wet[wet["class_kind"] == "aridity"]).startswith("No bias by climate zone")
+    # the class rows of before are unchanged in kind
+    assert {"aridity", "mean_sm_class", "climate_zone", "continent"} <= set(wet["class_kind"])

@@ -146,7 +146,11 @@ def test_field_numbers():
     assert t.sd[0] == pytest.approx(float(np.nanstd([0.1, 0.2, 0.3, 0.4, 0.6]))) and np.isnan(t.sd[1])
     maps = {"A": {1: da, 7: da * 2}, "B": {1: da, 7: None}}
     m = s06.monthly_map_numbers(maps)
-    assert m["product"].tolist() == ["A"] and m.january[0] == pytest.approx(0.32) and m.july[0] == pytest.approx(0.64)
+    w = np.cos(np.deg2rad(lat))[:, None] * np.ones((1, 2))  # area weights of the cells, NaN cell left out
+    ok = np.isfinite(da.values)
+    jan = float((w * da.values)[ok].sum() / w[ok].sum())
+    assert m["product"].tolist() == ["A"] and m.january[0] == pytest.approx(jan) and m.july[0] == pytest.approx(2 * jan)
+    assert jan != pytest.approx(0.32, abs=1e-6)  # not the unweighted mean
     ds = xr.Dataset({"slope": da, "p_value": da * 0 + xr.DataArray([[0.01, 0.2], [0.2, 0.2], [0.01, 0.01]],
                                                                     dims=("lat", "lon"))})
     t = s06.trend_numbers({"A": ds, "none": ds * np.nan})
