@@ -131,7 +131,9 @@ def _read_header(path: Path) -> dict:
 
 
 def _edges(centres: np.ndarray) -> tuple[float, float]:
-    half = RES / 2
+    """Outer edges of a regular axis of cell centres (its own spacing; a single cell: the product grid's)."""
+    step = float(np.min(np.abs(np.diff(np.unique(centres))))) if np.unique(centres).size > 1 else RES
+    half = step / 2
     return float(np.min(centres) - half), float(np.max(centres) + half)
 
 

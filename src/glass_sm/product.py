@@ -466,7 +466,7 @@ def stamp_changes(recorded: dict, wanted: dict) -> list[str]:
 CREATOR = "the glass-sm contributors"  #: who made the files (ACDD ``creator_name``)
 NAMING_AUTHORITY = "glass-sm"  #: ACDD ``naming_authority`` of the files' ``id``
 PAPER_DOI = "10.5194/essd-17-5181-2025"  #: Zhang et al. (2025), the paper the compendium reproduces
-PROCESSING_LEVEL = "L4: seamless (gap-free) daily model estimates on a regular 0.05 degree grid"
+PROCESSING_LEVEL = "L4: seamless (gap-free) daily model estimates on a regular latitude-longitude grid"
 KEYWORDS = ("EARTH SCIENCE > LAND SURFACE > SOILS > SOIL MOISTURE/WATER CONTENT, soil moisture, "
             "surface soil moisture, AVHRR, GLASS, ERA5-Land, deep learning, attention LSTM")
 STANDARD_NAME_VOCABULARY = "CF Standard Name Table v93"
@@ -580,10 +580,12 @@ def global_attrs(cfg, lm, source, times: pd.DatetimeIndex, cube_fingerprint: str
     first, last = times[0].date(), times[-1].date()
     twin_note = (" Made on the glass-sm synthetic twin: every value describes a synthetic world whose true soil "
                  "moisture is known, not the real GLASS-AVHRR product." if twin else "")
+    res = float(cfg.domain.resolution)
+    grid = "the 0.05 degree GLASS grid" if abs(res - 0.05) < 1e-9 else f"a regular {res:g} degree grid"
     attrs = {
-        "title": f"GLASS-AVHRR-like seamless daily 0.05 degree surface soil moisture (glass-sm, {tag})",
-        "summary": (f"Seamless daily surface (0-5 cm) volumetric soil moisture (m3 m-3) on the 0.05 degree GLASS "
-                    f"grid, {first} to {last}, every land cell every day, estimated by an attention-based LSTM "
+        "title": f"GLASS-AVHRR-like seamless daily {res:g} degree surface soil moisture (glass-sm, {tag})",
+        "summary": (f"Seamless daily surface (0-5 cm) volumetric soil moisture (m3 m-3) on {grid}, "
+                    f"{first} to {last}, every land cell every day, estimated by an attention-based LSTM "
                     "(AtLSTM) from AVHRR albedo and land surface temperature, ERA5-Land soil moisture, terrain and "
                     "soil texture, following Zhang et al. (2025). sm_flag says how each value was made (gap-filled "
                     f"inputs, spin-up padding, clipping).{twin_note}"),
@@ -594,8 +596,8 @@ def global_attrs(cfg, lm, source, times: pd.DatetimeIndex, cube_fingerprint: str
                        f"https://doi.org/{PAPER_DOI}"),
         "history": (f"glass_sm.production.run_production (glass-sm {glass_sm.__version__}): model "
                     f"'{lm.name}' from {Path(lm.path).name if lm.path else 'memory'} applied tile by tile"),
-        "comment": ("lat and lon are cell centres of the 0.05 degree grid (each cell extends 0.025 degree either "
-                    "side); sm_flag is a bit field (flag_masks/flag_meanings); attribute params holds the run's "
+        "comment": (f"lat and lon are cell centres of the {res:g} degree grid (each cell extends {res / 2:g} degree "
+                    "either side); sm_flag is a bit field (flag_masks/flag_meanings); attribute params holds the run's "
                     "resolved parameters."),
         "Conventions": "CF-1.8, ACDD-1.3",
         "standard_name_vocabulary": STANDARD_NAME_VOCABULARY,
@@ -623,7 +625,7 @@ def global_attrs(cfg, lm, source, times: pd.DatetimeIndex, cube_fingerprint: str
         "geospatial_lat_min": south, "geospatial_lat_max": north,
         "geospatial_lon_min": west, "geospatial_lon_max": east,
         "geospatial_lat_units": "degrees_north", "geospatial_lon_units": "degrees_east",
-        "geospatial_lat_resolution": "0.05 degree", "geospatial_lon_resolution": "0.05 degree",
+        "geospatial_lat_resolution": f"{res:g} degree", "geospatial_lon_resolution": f"{res:g} degree",
         "geospatial_bounds": _wkt_box(south, north, west, east),
         "geospatial_bounds_crs": "EPSG:4326",
         "params": _params_yaml(cfg),

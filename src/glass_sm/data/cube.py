@@ -58,9 +58,9 @@ CUBE_ATTRS = {
                                   flag_meanings="composite_day between_composites composite_missing"),
     "lst_filled": dict(long_name="LST value was gap-filled", units="1", flag_values=[0, 1],
                        flag_meanings="observed filled"),
-    "sm_era5land": dict(long_name="ERA5-Land volumetric soil water layer 1 (0-7 cm), daily mean, bilinear to 0.05 deg",
+    "sm_era5land": dict(long_name="ERA5-Land volumetric soil water layer 1 (0-7 cm), daily mean, bilinear to the product grid",
                         standard_name="volume_fraction_of_condensed_water_in_soil", units="m3 m-3"),
-    "sm_label": dict(long_name="GLASS-MODIS surface soil moisture aggregated to 0.05 deg (training label)",
+    "sm_label": dict(long_name="GLASS-MODIS surface soil moisture aggregated to the product grid (training label)",
                      standard_name="volume_fraction_of_condensed_water_in_soil", units="m3 m-3"),
     "elevation": dict(long_name="terrain height above sea level", standard_name="height_above_mean_sea_level",
                       units="m"),
@@ -211,6 +211,15 @@ def assemble_tile(cfg, domain: Domain, progress: bool = True) -> xr.Dataset:
         e5v, _ = fill_gaps(e5v, times, cfg.cube.max_gap_days)
     lab = on_grid(label)
     lab[(times < pd.Timestamp(cfg.period.label_start)) | (times > pd.Timestamp(cfg.period.label_end))] = np.nan
+    # cells without soil (sea, lakes, permanent ice: the static layers' NoData) have no soil moisture: every
+    # dynamic variable NaN there (nothing filled), flags 0 (nothing was gap-filled), composite flag 2 (no value)
+    sea = ~np.isfinite(stat["elevation"].values)
+    if sea.any():
+        for arr in (bsa, wsa, lst_f, e5v, lab):
+            arr[:, sea] = np.nan
+        for arr in (bsa_flag, lst_flag):
+            arr[:, sea] = 0
+        albedo_source[:, sea] = 2
 
     dims3 = ("time", "lat", "lon")
     ds = xr.Dataset(
@@ -247,7 +256,7 @@ def _finish_attrs(ds: xr.Dataset, cfg, domain: Domain, coverage: pd.DataFrame | 
     lat_lon_attrs(ds)
     ds["time"].attrs.update(standard_name="time", long_name="time", axis="T")
     ds.attrs.update(
-        title="glass-sm harmonized 0.05 deg analysis-ready cube",
+        title=f"glass-sm harmonized {domain.res:g} deg analysis-ready cube",
         source="glass-sm synthetic twin" if cfg.is_twin else "real data (see params)",
         Conventions="CF-1.8",
         history=f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d} built by glass_sm.data.cube.build_cube",

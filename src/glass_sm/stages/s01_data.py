@@ -281,7 +281,7 @@ def plot_pixel_series(ctx: StageContext, ds: xr.Dataset, truth: xr.DataArray | N
 # 5 Gaps, 6 ERA5-Land's wet bias
 # ----------------------------------------------------------------------------------------------------------
 def gap_fractions(ctx: StageContext, ds: xr.Dataset) -> pd.DataFrame:
-    """Fraction of pixel-days gap-filled (albedo, LST) or without a label (``period.label_start..label_end``).
+    """Fraction of land pixel-days gap-filled (albedo, LST) or without a label (``period.label_start..label_end``).
 
     Returns
     -------
@@ -289,14 +289,16 @@ def gap_fractions(ctx: StageContext, ds: xr.Dataset) -> pd.DataFrame:
         Table ``gap_fractions``: ``variable``, ``gap_fraction`` (dimensionless), ``counted_from`` (first day).
     """
     cfg = ctx.cfg
+    land = ds["land_mask"] == 1            # sea and ice cells have no retrievals to fill: not counted
     label_period = ((ds.time >= np.datetime64(cfg.period.label_start))
                     & (ds.time <= np.datetime64(cfg.period.label_end)))
-    label_gaps = (float(ds.sm_label.where(label_period).isnull().sel(time=label_period).mean())
+    label_gaps = (float(ds.sm_label.isnull().sel(time=label_period).where(land).mean())
                   if bool(label_period.any()) else np.nan)
     gaps = pd.DataFrame(
         {
             "variable": ["albedo", "lst", "sm_label"],
-            "gap_fraction": [float(ds.albedo_filled.mean()), float(ds.lst_filled.mean()), label_gaps],
+            "gap_fraction": [float(ds.albedo_filled.where(land).mean()), float(ds.lst_filled.where(land).mean()),
+                             label_gaps],
             "counted_from": [str(cfg.period.start), str(cfg.period.start), str(cfg.period.label_start)],
         }
     )
@@ -313,13 +315,15 @@ def era5_bias(ctx: StageContext, ds: xr.Dataset,
     bias : xarray.DataArray
         (lat, lon) mean ERA5-Land - truth, m3 m-3.
     table : pandas.DataFrame
-        Table ``era5_bias``: one row per pixel, ``mean_truth`` and ``era5_bias``, m3 m-3.
+        Table ``era5_bias``: one row per land pixel (sea and ice cells have none), ``mean_truth`` and
+        ``era5_bias``, m3 m-3.
     """
     if truth is None:
         return None
     e5 = ds.sm_era5land.load()
     bias = (e5 - truth.reindex_like(e5, method="nearest", tolerance=1e-6)).mean("time")
     table = pd.DataFrame({"mean_truth": truth.mean("time").values.ravel(), "era5_bias": bias.values.ravel()})
+    table = table.dropna(how="all").reset_index(drop=True)     # sea and ice cells: no soil, no row
     write_table(ctx.paths, "era5_bias", table)
     return bias, table
 

@@ -79,6 +79,12 @@ def test_every_product_is_missing_over_sea_and_ice_and_present_on_land(globe):
     e5 = sensors.simulate_era5(sim)
     assert np.isnan(e5[:, ~point_soil]).all() and np.isfinite(e5[:, point_soil]).all()
     assert np.isfinite(ds["sm_era5land"].values[:, soil]).all()
+    # the cube: every dynamic variable NaN where there is no soil (nothing filled there), flags 0
+    for name in ("albedo_wsa", "albedo_bsa", "lst", "sm_era5land", "sm_label"):
+        assert np.isnan(ds[name].values[:, ~soil]).all(), name
+    for name in ("albedo_filled", "lst_filled"):
+        assert (ds[name].values[:, ~soil] == 0).all(), name
+    assert np.isfinite(ds["lst"].values[:, soil]).all()
     # truth: NaN over sea and ice
     with xr.open_dataset(files["truth"]) as t:
         sm = t["sm_true"].values
