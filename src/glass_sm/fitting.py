@@ -49,6 +49,8 @@ import logging
 import multiprocessing
 import os
 import shutil
+import threading
+import time
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -310,9 +312,25 @@ _SHARED: dict = {}
 """In a fitting process: key -> ``(SharedMemory, read-only array)`` of the arrays mapped by :func:`_worker_init`."""
 
 
-def _worker_init(torch_threads: int, shared: dict) -> None:
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """Leave this process when its parent is gone (a killed kernel or pipeline must not leave fits running on
+    the cores): a daemon thread polls the parent pid."""
+
+    def watch():
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker_init(torch_threads: int, shared: dict, parent: int | None = None) -> None:
     """Start of a fitting process: the torch thread count of the sequential run (0: torch's default), and the
-    jobs' feature arrays mapped read-only from shared memory (``shared``: key -> ``(block name, shape, dtype)``)."""
+    jobs' feature arrays mapped read-only from shared memory (``shared``: key -> ``(block name, shape, dtype)``);
+    with ``parent`` (the pool owner's pid) the process exits when that parent dies."""
+    if parent is not None:
+        _exit_with_parent(parent)
     if torch_threads > 0:
         torch.set_num_threads(torch_threads)
     for key, (block, shape, dtype) in shared.items():
@@ -405,7 +423,7 @@ def fit_models(jobs: Sequence[tuple[str, Samples, dict]], cfg, progress: bool = 
     context = multiprocessing.get_context("spawn")
     with shared_feature_arrays([samples for _, samples, _ in jobs]) as (shared, stubs):
         with ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init,
-                                 initargs=(int(cfg.training.torch_threads), shared)) as pool:
+                                 initargs=(int(cfg.training.torch_threads), shared, os.getpid())) as pool:
             futures = [pool.submit(_fit_job, name, stub, key, cfg, dict(kw))
                        for (name, _, kw), (stub, key) in zip(jobs, stubs)]
             return [f.result() for f in futures]

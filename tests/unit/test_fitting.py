@@ -101,3 +101,15 @@ def test_without_room_in_dev_shm_the_jobs_carry_their_samples(samples, monkeypat
     monkeypatch.setattr(fitting.shutil, "disk_usage", lambda path: usage(64 << 20, 64 << 20, 0))
     with fitting.shared_feature_arrays([samples, samples]) as (shared, jobs):
         assert shared == {} and [(s is samples, k) for s, k in jobs] == [(True, None), (True, None)]
+
+
+def test_a_fitting_worker_leaves_when_its_parent_is_gone():
+    """The pool initializer's watchdog: a process whose recorded parent is not its parent exits (code 1) at once,
+    instead of fitting on with nobody to collect the result (a killed kernel or pipeline)."""
+    import subprocess
+    import sys
+
+    code = ("import time; from glass_sm.fitting import _exit_with_parent; "
+            "_exit_with_parent(-1, every_s=0.05); time.sleep(30)")
+    done = subprocess.run([sys.executable, "-c", code], timeout=25)
+    assert done.returncode == 1
