@@ -21,8 +21,10 @@ Modules
                                       streams, :data:`TWIN_VERSION`
 :mod:`glass_sm.twin.climate`          random fields on the sphere, terrain and texture, weather generator,
                                       vegetation
-:mod:`glass_sm.twin.earth`            Earth's layout (``twin.climate: earth``): Natural Earth land and ice,
-                                      large-scale elevation, climate layout, Koppen zones, continents
+:mod:`glass_sm.twin.geography`        Natural Earth land, permanent ice, countries and coasts (offline)
+:mod:`glass_sm.twin.earth`            Earth's layout (``twin.climate: earth``): large-scale elevation, climate
+                                      layout, Koppen zones, continents (land, ice, coasts re-exported)
+:mod:`glass_sm.twin.stations`         ISMN-like networks and where their stations stand (``earth``)
 :mod:`glass_sm.twin.soil`             Saxton & Rawls pedotransfer, the daily bucket
 :mod:`glass_sm.twin.truth`            :func:`simulate_truth`: the hidden world over the period
 :mod:`glass_sm.twin.sensors`          AVHRR-, ERA5-Land-, GLASS-MODIS-, ESA-CCI- and ISMN-like observations;

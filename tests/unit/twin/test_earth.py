@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from glass_sm.twin import earth
+from glass_sm.twin import earth, geography
 
 PLACES = {  # (lat, lon), degrees
     "Sahara": (23.0, 10.0), "Amazon": (-3.0, -62.0), "Congo": (0.0, 20.0), "Borneo": (0.0, 114.0),
@@ -64,8 +64,8 @@ def test_land_fraction_is_an_exact_area_integral():
     lat0, lon0 = 51.5, 4.5                                   # a coastal cell (the Dutch coast)
     sub = np.arange(-0.475, 0.5, 0.05)
     la, lo = np.meshgrid(lat0 + sub, lon0 + sub, indexing="ij")
-    coarse = earth._land_fraction(np.array([lat0]), np.array([lon0]), 1.0)[0]
-    fine = earth._land_fraction(la, lo, 0.05).mean()
+    coarse = geography._land_fraction(np.array([lat0]), np.array([lon0]), 1.0)[0]
+    fine = geography._land_fraction(la, lo, 0.05).mean()
     assert 0 < coarse < 1
     assert coarse == pytest.approx(fine, abs=1e-9)
 
@@ -75,7 +75,7 @@ def test_ice_mask():
     lon = np.array([0.0, -40.0, -51.7, 2.35, 15.6])
     assert earth.ice_mask(lat, lon).tolist() == [True, True, False, False, False]
     # the ice sheet covers ~81 % of Greenland (Kargel et al. 2012): area-weighted share of NE Greenland
-    codes, greenland = earth._countries()
+    codes, greenland = geography._countries()
     lats = 90 - 0.1 * (np.arange(greenland.shape[0]) + 0.5)
     lons = -180 + 0.1 * (np.arange(greenland.shape[1]) + 0.5)
     glat, glon = np.meshgrid(lats, lons, indexing="ij")
