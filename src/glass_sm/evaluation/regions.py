@@ -48,10 +48,8 @@ def earth_regions(lat, lon, res: float | None = None) -> dict[str, np.ndarray]:
         ``'E polar'``) and :func:`glass_sm.twin.earth.continent` (Natural Earth admin-0 ``CONTINENT``, ``''`` at
         sea), pure functions of position.
     """
-    try:
-        from glass_sm.twin import earth
-    except ImportError as e:  # named so that the failure says what is missing
-        raise ImportError(f"the bias by region needs glass_sm.twin.earth (climate_zone, continent): {e}") from e
+    from glass_sm.twin import earth  # here, not at the top: Natural Earth is loaded only when regions are asked for
+
     lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     return {"climate_zone": np.asarray(earth.climate_zone(lat, lon), dtype=object).reshape(lat.shape),
             "continent": np.asarray(earth.continent(lat, lon, res=res), dtype=object).reshape(lat.shape)}
