@@ -84,8 +84,6 @@ Cost: opening a file, reading the attributes and two or three small slices takes
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import math
 import os
 import warnings
@@ -131,6 +129,7 @@ __all__ = [
     "parse_struct_metadata",
     "read_glass_albedo",
     "read_glass_albedo_daily",
+    "albedo_composites_needed",
     "interpolate_composites",
     "composites_to_daily",
     "read_glass_lst",
@@ -153,10 +152,13 @@ class _Series:
 
 def _read_series(root, product: str, start, end, domain: Domain, sds_names: Sequence[str],
                  qc_names: Sequence[tuple[str, ...]], qc: str, allow_gaps: bool, units_policy: UnitsPolicy,
-                 progress: bool, cadence_days: int | None) -> _Series:
+                 progress: bool, cadence_days: int | None, files: pd.Series | None = None) -> _Series:
     rules = RULES[_product_key(product)]
     keep = _qc_keep(rules, qc)
-    files = find_glass_files(root, product, start, end, allow_gaps=allow_gaps, cadence_days=cadence_days)
+    if files is None:
+        files = find_glass_files(root, product, start, end, allow_gaps=allow_gaps, cadence_days=cadence_days)
+    else:
+        files = _given_files(files, product, start, end, allow_gaps, cadence_days)
     nt = len(files)
     out = [np.full((nt, domain.nrows, domain.ncols), np.nan, np.float32) for _ in sds_names]
     satellite = np.full(nt, "", dtype=object)
@@ -206,6 +208,26 @@ def _read_series(root, product: str, start, end, domain: Domain, sds_names: Sequ
     return _Series(files, out, satellite, [sorted(s) for s in qc_used], len(no_qc), implausible, packing)
 
 
+def _given_files(files: pd.Series, product: str, start, end, allow_gaps: bool, cadence_days: int | None) -> pd.Series:
+    """A file list handed to a reader (``files=``), checked to be :func:`find_glass_files`' answer for the period:
+    one entry (path or None) per expected date of ``start..end``, named by the product's short name."""
+    expected = composite_schedule(start, end, _cadence(_product_key(product), cadence_days)) \
+        if _product_key(product) == "albedo" else pd.date_range(pd.Timestamp(start).normalize(),
+                                                                 pd.Timestamp(end).normalize(), freq="D")
+    index = pd.DatetimeIndex(files.index)
+    if len(index) != len(expected) or not (index == expected).all():
+        raise ValueError(f"files= holds dates {index[:1].tolist()}..{index[-1:].tolist()} ({len(index)}), not the "
+                         f"{len(expected)} expected {PRODUCTS[_product_key(product)]} dates of {start}..{end}")
+    missing = index[files.isna().to_numpy()]
+    if len(missing) and not allow_gaps:
+        raise TimeGapError(f"has no {PRODUCTS[_product_key(product)]} file for {format_dates(missing)}",
+                           file=str(next((f for f in files if f), "files=")))
+    out = files.copy()
+    out.name = PRODUCTS[_product_key(product)]
+    out.index.name = "time"
+    return out
+
+
 def _coords(times: pd.DatetimeIndex, domain: Domain, platform: np.ndarray, source: str) -> dict:
     time = xr.Variable("time", times.to_numpy().astype("datetime64[ns]"),
                        {"standard_name": "time", "long_name": "time", "axis": "T"})
@@ -248,7 +270,8 @@ def _albedo_vars(bands: Iterable[str]):
 def read_glass_albedo(root: str | os.PathLike, start, end, domain: Domain,
                       bands: Iterable[str] = ("shortwave",), allow_gaps: bool = True, qc: QCPolicy = "acceptable",
                       units_policy: UnitsPolicy = "convert", progress: bool = True, *,
-                      cadence_days: int | None = None, qc_layer: str | Sequence[str] | None = None) -> xr.Dataset:
+                      cadence_days: int | None = None, qc_layer: str | Sequence[str] | None = None,
+                      files: pd.Series | None = None) -> xr.Dataset:
     """Read GLASS AVHRR albedo composites (GLASS02B05) on a domain, one time step per composite date.
 
     Parameters
@@ -274,6 +297,10 @@ def read_glass_albedo(root: str | os.PathLike, start, end, domain: Domain,
         Days between composites (default 8: day of year 1, 9, ..., 361).
     qc_layer : str or list of str, optional
         QC layer name(s) to look up instead of :func:`qc_layer_candidates` (``QC_<band>``, ``QC_VIS``, ``QC``).
+    files : pandas.Series, optional
+        The files to read, as :func:`find_glass_files` returns them for this period (path or None per expected
+        date): the folder is not searched (the day-major ingest lists the archive once and hands each task its
+        files). Checked to hold exactly the period's expected dates.
 
     Returns
     -------
@@ -299,7 +326,7 @@ def read_glass_albedo(root: str | os.PathLike, start, end, domain: Domain,
     qc_names = [qc_layer_candidates("albedo", band, qc_layer) for _, band in meta]
     rules = RULES["albedo"]
     s = _read_series(root, "albedo", start, end, domain, sds_names, qc_names, qc, allow_gaps, units_policy,
-                     progress, cadence)
+                     progress, cadence, files)
     data_vars = {}
     for k, (name, sds, arr, (sky, band)) in enumerate(zip(var_names, sds_names, s.arrays, meta)):
         data_vars[name] = (("time", "lat", "lon"), arr, {
@@ -318,6 +345,42 @@ def read_glass_albedo(root: str | os.PathLike, start, end, domain: Domain,
                     Conventions="CF-1.8", cadence_days=cadence, n_files=n_files,
                     n_files_without_qc=int(s.n_without_qc), n_composites_missing=int(s.files.isna().sum()))
     return lat_lon_attrs(ds)
+
+
+def albedo_composites_needed(start, end, cadence_days: int | None = None,
+                             sample_offset_days: float = 0.0) -> pd.DatetimeIndex:
+    """The composite (file) dates whose samples bracket every day of ``start..end``.
+
+    From the last composite sampled on or before ``start`` to the first one sampled on or after ``end``
+    (sample time = file date + ``sample_offset_days``), on the product's schedule (:func:`composite_schedule`).
+    These are the composites :func:`read_glass_albedo_daily` reads, and those the day-major ingest
+    (:mod:`glass_sm.data.ingest`) stores, so that both interpolate the same composites.
+
+    Parameters
+    ----------
+    start, end : date-like
+        First and last day of the period, inclusive.
+    cadence_days : int, optional
+        Days between composites (default 8: the GLASS02B05 schedule).
+    sample_offset_days : float
+        Sample time of a composite = file date + this, days.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        Expected composite dates (whether or not a file exists), named ``time``.
+    """
+    cadence = _cadence("albedo", cadence_days)
+    days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize(), freq="D", name="time")
+    if len(days) == 0:
+        raise ValueError(f"empty period: start {start} is after end {end}")
+    off = pd.to_timedelta(float(sample_offset_days), unit="D")
+    pad = pd.Timedelta(days=cadence + math.ceil(abs(float(sample_offset_days))) + 1)
+    sched = composite_schedule(days[0] - pad, days[-1] + pad, cadence)
+    samples = sched + off
+    i0 = max(int(np.searchsorted(samples, days[0], side="right")) - 1, 0)
+    i1 = min(int(np.searchsorted(samples, days[-1], side="left")), len(sched) - 1)
+    return sched[i0:i1 + 1]
 
 
 def read_glass_albedo_daily(root: str | os.PathLike, start, end, domain: Domain,
@@ -351,15 +414,7 @@ def read_glass_albedo_daily(root: str | os.PathLike, start, end, domain: Domain,
     domain = _check_domain(domain)
     cadence = _cadence("albedo", cadence_days)
     days = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize(), freq="D", name="time")
-    if len(days) == 0:
-        raise ValueError(f"empty period: start {start} is after end {end}")
-    off = pd.to_timedelta(float(sample_offset_days), unit="D")
-    pad = pd.Timedelta(days=cadence + math.ceil(abs(float(sample_offset_days))) + 1)
-    sched = composite_schedule(days[0] - pad, days[-1] + pad, cadence)
-    samples = sched + off
-    i0 = max(int(np.searchsorted(samples, days[0], side="right")) - 1, 0)
-    i1 = min(int(np.searchsorted(samples, days[-1], side="left")), len(sched) - 1)
-    needed = sched[i0:i1 + 1]
+    needed = albedo_composites_needed(start, end, cadence, sample_offset_days)
     comp = read_glass_albedo(root, needed[0], needed[-1], domain, bands=bands, allow_gaps=True, qc=qc,
                              units_policy=units_policy, progress=progress, cadence_days=cadence, qc_layer=qc_layer)
     missing = needed[comp[next(iter(comp.data_vars))].isnull().all(("lat", "lon")).values]
@@ -384,7 +439,7 @@ def read_glass_albedo_daily(root: str | os.PathLike, start, end, domain: Domain,
 # ----------------------------------------------------------------------------------------------------------
 def read_glass_lst(root: str | os.PathLike, start, end, domain: Domain, allow_gaps: bool = True,
                    qc: QCPolicy = "cloud", units_policy: UnitsPolicy = "convert", progress: bool = True, *,
-                   qc_layer: str | Sequence[str] | None = None) -> xr.DataArray:
+                   qc_layer: str | Sequence[str] | None = None, files: pd.Series | None = None) -> xr.DataArray:
     """Read GLASS AVHRR daily land surface temperature (GLASS08B31, SDS ``LST``) on a domain.
 
     Parameters
@@ -405,6 +460,9 @@ def read_glass_lst(root: str | os.PathLike, start, end, domain: Domain, allow_ga
         Show a tqdm progress bar over the files.
     qc_layer : str or list of str, optional
         QC layer name(s) to look up instead of ``QC``.
+    files : pandas.Series, optional
+        The files to read (path or None per day), as :func:`find_glass_files` returns them; the folder is not
+        searched (see :func:`read_glass_albedo`).
 
     Returns
     -------
@@ -421,7 +479,7 @@ def read_glass_lst(root: str | os.PathLike, start, end, domain: Domain, allow_ga
     domain = _check_domain(domain)
     rules = RULES["lst"]
     s = _read_series(root, "lst", start, end, domain, ["LST"], [qc_layer_candidates("lst", None, qc_layer)], qc,
-                     allow_gaps, units_policy, progress, 1)
+                     allow_gaps, units_policy, progress, 1, files)
     times = pd.DatetimeIndex(s.files.index)
     platform, psrc = _platform(times, s.satellite)
     da = xr.DataArray(s.arrays[0], dims=("time", "lat", "lon"), coords=_coords(times, domain, platform, psrc),

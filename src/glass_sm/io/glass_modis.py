@@ -345,6 +345,28 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None
     return _Mapping(window=window, pix=pix.astype(np.int64), cell=cell, n_total=counts.astype(np.float64))
 
 
+_MAPPINGS: dict[tuple, _Mapping | None] = {}  #: this process's mappings by (grid, domain); see _cached_mapping
+_MAPPINGS_MAX = 64
+
+
+def _cached_mapping(ds, domain: Domain, path: Path, band: int, key: tuple) -> _Mapping | None:
+    """:func:`_build_mapping` remembered per process by (grid key, domain).
+
+    A mapping is a function of the source grid (CRS, geotransform, size: :func:`_grid_key`) and of the domain
+    only (the path and band serve error messages, raised before anything is computed), so a reader called block
+    after block (the day-major ingest) or tile after tile builds each grid's mapping once per process instead of
+    once per call (~20 ms each, most of it PROJ's transformer setup). At most :data:`_MAPPINGS_MAX` kept (oldest
+    dropped). Mappings are read-only once built.
+    """
+    k = (key, domain.row0, domain.col0, domain.nrows, domain.ncols, float(domain.res))
+    if k not in _MAPPINGS:
+        mapping = _build_mapping(ds, domain, path, band)
+        if len(_MAPPINGS) >= _MAPPINGS_MAX:
+            _MAPPINGS.pop(next(iter(_MAPPINGS)))
+        _MAPPINGS[k] = mapping
+    return _MAPPINGS[k]
+
+
 def _overlap(a: tuple, b: tuple) -> bool:
     """Whether two rasters (bounds, pixel size) of the same CRS share more than half a pixel each way."""
     (la, ba, ra, ta), (pxa, pya) = a
@@ -415,6 +437,7 @@ def read_glass_modis_sm(
     scale: float = 1.0,
     label_start: dt.date | str = MODIS_SM_START,
     label_end: dt.date | str = MODIS_SM_END,
+    files: dict | None = None,
 ) -> xr.DataArray:
     """Daily GLASS-MODIS soil moisture, mean-aggregated onto the 0.05 deg cells of ``domain``.
 
@@ -450,6 +473,10 @@ def read_glass_modis_sm(
     label_start, label_end : datetime.date or str
         The label record (default 2000-02-24 .. 2020-12-31, ``period.label_start`` / ``period.label_end``):
         days outside it are NaN, files outside it are not read (counted in ``n_files_outside_label_period``).
+    files : dict, optional
+        The files to read by day, as :func:`find_glass_modis_files` returns them for ``start..end``: the folder is
+        not searched (the day-major ingest lists the archive once and hands each task its days' files). Days
+        outside the period are an error.
 
     Returns
     -------
@@ -493,13 +520,20 @@ def read_glass_modis_sm(
     if label_start > label_end:
         raise ValueError(f"label_start {label_start} is after label_end {label_end}")
     directory = Path(directory)
+    files_given = files
     times = pd.date_range(start, end, freq="D")
     out = np.full((len(times), domain.nrows, domain.ncols), np.nan, np.float32)
     first, last = max(start, label_start), min(end, label_end)
     files: dict[dt.date, list[Path]] = {}
     n_outside_period = 0
     if first <= last:
-        found = find_glass_modis_files(directory, start, end, pattern)
+        if files_given is None:
+            found = find_glass_modis_files(directory, start, end, pattern)
+        else:
+            found = {pd.Timestamp(d).date(): [Path(x) for x in ps] for d, ps in files_given.items()}
+            outside = sorted(d for d in found if not start <= d <= end)
+            if outside:
+                raise ValueError(f"files= holds days outside {start}..{end}: {outside[:3]}")
         files = {d: p for d, p in found.items() if first <= d <= last}
         n_outside_period = sum(len(p) for d, p in found.items() if d not in files)
         if not files:
@@ -538,7 +572,7 @@ def read_glass_modis_sm(
                                                    variable=variable)
                     key = _grid_key(ds)
                     if key not in mappings:
-                        mapping = mappings[key] = _build_mapping(ds, domain, path, band)
+                        mapping = mappings[key] = _cached_mapping(ds, domain, path, band, key)
                         if mapping is not None:
                             info = (tuple(ds.bounds), (abs(ds.transform.a), abs(ds.transform.e)))
                             overlapping.update(frozenset((key, other)) for other, o in grids.items()
