@@ -33,7 +33,10 @@ Modules
                                       an XGBoost retrieval trained on the stations, ``label_retrieval.json``
 :mod:`glass_sm.twin.writers`          the real products' file formats (HDF-EOS2/HDF4, GeoTIFF, netCDF, ISMN
                                       ``.stm``)
+:mod:`glass_sm.twin.netcdf`           the netCDF files: ERA5-Land-like, ESA-CCI-like, ``truth.nc`` (re-exported by
+                                      :mod:`~glass_sm.twin.writers`)
 :mod:`glass_sm.twin.geotiff`          a fast GeoTIFF encoder for the many daily GLASS-MODIS-like files
+:mod:`glass_sm.twin.jobs`             the writers' worker processes (ordered jobs; the bytes of one process)
 this module                           :func:`generate_twin` (simulate, write, manifest), :func:`twin_hash`
 ====================================  ===========================================================================
 
@@ -290,13 +293,15 @@ from glass_sm.paths import atomic_write
 from glass_sm.twin.climate import extraterrestrial_radiation, simulate_static, simulate_weather, sphere_fields
 from glass_sm.twin.grids import TWIN_VERSION, TwinGrids, twin_grids
 from glass_sm.twin.labels import RetrievalLabels, retrieval_info_path, retrieval_labels, write_retrieval_info
+from glass_sm.twin.jobs import WRITE_PROCESSES, Jobs, resolve, write_processes
 from glass_sm.twin.sensors import (ALBEDO_VEG_SW, albedo_model, first_label_day, lst_model, modis_grid,
-                                   simulate_avhrr, simulate_era5)
+                                   simulate_avhrr, simulate_era5, simulate_stations)
 from glass_sm.twin.soil import bucket_step, hydraulic_limits, run_bucket
 from glass_sm.twin.truth import simulate_truth
-from glass_sm.twin.writers import (avhrr_filename, cci_filename, era5_filename, modis_filename, write_avhrr,
-                                   write_cci, write_era5, write_glass_modis, write_static, write_stations,
-                                   write_truth)
+from glass_sm.twin.writers import (avhrr_filename, cci_filename, era5_filename, modis_filename, submit_avhrr,
+                                   submit_cci, submit_era5, submit_glass_modis, submit_stations, submit_truth,
+                                   write_avhrr, write_cci, write_era5, write_glass_modis, write_static,
+                                   write_stations, write_truth)
 
 __all__ = [
     "TWIN_VERSION",
@@ -357,10 +362,12 @@ def generate_twin(cfg, progress: bool = True) -> dict:
     Skips the work when ``twin_manifest.json`` (next to ``data.truth_path``) matches :func:`twin_hash` and
     every file it lists exists. Files are written under temporary names and renamed, and the manifest is
     written last, so an interrupted run is never taken for a finished one. Order: :func:`simulate_truth`,
-    :func:`simulate_avhrr` and :func:`write_avhrr`, then (``twin.labels: retrieval``) the label retrieval
-    (:func:`retrieval_labels`, which simulates the stations on their own stream, and ``label_retrieval.json``),
-    GLASS-MODIS, ERA5-Land, ESA CCI, static, stations and ``truth.nc`` (each writer draws its own random stream,
-    so the order does not change the bytes).
+    :func:`simulate_avhrr` and :func:`write_avhrr`, then (``twin.labels: retrieval``) the stations (their own
+    stream) and the label retrieval (:func:`retrieval_labels` and ``label_retrieval.json``), GLASS-MODIS,
+    ERA5-Land, ESA CCI, static, stations (the same series) and ``truth.nc`` (each writer draws its own random
+    stream, so the order does not change the bytes). The files are encoded by
+    :data:`glass_sm.twin.jobs.WRITE_PROCESSES` worker processes while this process simulates (the ``submit_*``
+    writers of :mod:`glass_sm.twin.writers`: every random draw stays here, so the bytes are those of one process).
 
     Parameters
     ----------
@@ -395,22 +402,32 @@ def generate_twin(cfg, progress: bool = True) -> dict:
     if mpath.exists():
         mpath.unlink()          # from here on the tree is "unfinished" until the new manifest lands
 
-    sim = simulate_truth(cfg, progress=progress)
-    avhrr = simulate_avhrr(cfg, sim)
-    files: dict[str, list[Path]] = {}
-    files.update(write_avhrr(cfg, avhrr, sim["dates"], sim["grids"].out, progress))
-    del avhrr
-    retrieval = None
-    if cfg.twin.labels == "retrieval" and first_label_day(cfg, sim["dates"]) < len(sim["dates"]):
-        retrieval = retrieval_labels(cfg, sim)      # simulates the stations on their own stream: same series
-        files["label_retrieval"] = [write_retrieval_info(cfg, retrieval)]
-    files["glass_modis"] = write_glass_modis(cfg, sim, progress, retrieval)
+    n_days = (cfg.period.end - cfg.period.start).days + 1
+    with Jobs(write_processes(n_days)) as jobs:  # the workers start (imports) while the truth is simulated
+        sim = simulate_truth(cfg, progress=progress)
+        avhrr = simulate_avhrr(cfg, sim)
+        pending = submit_avhrr(cfg, avhrr, sim["dates"], sim["grids"].out, jobs, progress)
+        del avhrr                               # the jobs keep views of what they write, not the daily bands
+        retrieval = stations = None
+        info = []
+        if cfg.twin.labels == "retrieval" and first_label_day(cfg, sim["dates"]) < len(sim["dates"]):
+            stations = list(simulate_stations(cfg, sim))     # their own stream: the series the .stm files hold
+            retrieval = retrieval_labels(cfg, sim, stations)
+            info = [write_retrieval_info(cfg, retrieval)]
+        pending["glass_modis"] = submit_glass_modis(cfg, sim, jobs, progress, retrieval)
+        pending["era5land"] = submit_era5(cfg, sim, jobs, progress)
+        pending["esa_cci"] = submit_cci(cfg, sim, jobs, progress)
+        static = write_static(cfg, sim)
+        pending["stations"], table = submit_stations(cfg, sim, jobs, progress, stations)
+        del stations
+        pending["truth"] = [submit_truth(cfg, sim, table, Path(cfg.data.truth_path), jobs)]
+        done = resolve(pending)
     del retrieval
-    files["era5land"] = write_era5(cfg, sim, progress)
-    files["esa_cci"] = write_cci(cfg, sim, progress)
-    files["static"] = write_static(cfg, sim)
-    files["stations"], stations = write_stations(cfg, sim, progress)
-    files["truth"] = [write_truth(cfg, sim, stations, Path(cfg.data.truth_path))]
+    files: dict[str, list[Path]] = {"albedo": done["albedo"], "lst": done["lst"]}   # the manifest's order
+    if info:
+        files["label_retrieval"] = info
+    files.update(glass_modis=done["glass_modis"], era5land=done["era5land"], esa_cci=done["esa_cci"], static=static,
+                 stations=done["stations"], truth=done["truth"])
 
     if old and "files" in old:          # remove files of an older twin that this one did not rewrite
         new = {p.resolve() for v in files.values() for p in v}

@@ -64,6 +64,7 @@ situ observations. Earth Syst. Sci. Data 15, 2055-2079.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -88,6 +89,9 @@ MIN_GOOD_HOURS = 12             #: good hourly values a station day needs (fewer
 LEARNING_RATE, SUBSAMPLE = 0.05, 0.8   #: XGBoost shrinkage and row subsampling of the retrieval
 NTHREAD = 1                     #: one thread: the fitted trees and the labels are bit-for-bit reproducible
 PREDICT_CHUNK_DAYS = 365        #: at most this many days per prediction batch
+#: Threads predicting the labels: a row's prediction sums its trees in a fixed order whichever thread computes it,
+#: so the labels do not depend on it (``tests/unit/twin/test_labels.py``); the demo machine's 2 cores.
+PREDICT_NTHREAD = min(2, os.cpu_count() or 1)
 PREDICT_CHUNK_ROWS = 2_000_000  #: at most about this many cell-days per batch (memory: rows x features float32, 72 MB)
 FEATURES = ("albedo_wsa", "lst", "ndvi", "sm_era5land", "elevation", "sand", "clay", "doy_sin", "doy_cos")
 """Inputs of the retrieval, in the order of :func:`feature_matrix`'s columns."""
@@ -314,6 +318,7 @@ def retrieval_labels(cfg, sim: dict, stations: Iterable[StationSeries] | None = 
     days = station_days(cfg, simulate_stations(cfg, sim) if stations is None else stations, dates)
     table = training_table(inputs, days)
     booster = fit_retrieval(cfg, table)
+    booster.set_param({"nthread": PREDICT_NTHREAD})     # the trees are fitted: prediction only from here
     X = table[list(FEATURES)].to_numpy(np.float32)
     table["sm_fit"] = booster.inplace_predict(X) if len(X) else np.zeros(0, np.float32)
     g = sim["grids"]

@@ -37,7 +37,8 @@ from glass_sm.twin.soil import run_bucket
 
 __all__ = ["soil_mask", "albedo_model", "lst_model", "simulate_avhrr", "albedo_composites", "composite_window", "ALBEDO_BANDS",
            "era5_shift", "era5_soil_moisture", "simulate_era5",
-           "modis_grid", "first_label_day", "simulate_glass_modis", "simulate_cci", "station_periods",
+           "modis_grid", "first_label_day", "simulate_glass_modis", "glass_modis_pixels", "glass_modis_draws",
+           "glass_modis_image", "simulate_cci", "station_periods",
            "StationSeries", "network_name", "station_sites", "simulate_stations"]
 
 # ---- AVHRR-like albedo and LST
@@ -444,6 +445,28 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
     image : numpy.ndarray
         ``(height, width)`` float32 SM, m3 m-3, NaN where missing or outside the domain.
     """
+    cell, valid = glass_modis_pixels(sim, cell_index)
+    for day, value, gap, noise in glass_modis_draws(cfg, sim, cell_index.shape, labels):
+        yield day, glass_modis_image(value, gap, cell, valid, noise)
+
+
+def glass_modis_pixels(sim: dict, cell_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sinusoidal pixel's cell (0 outside the domain) and whether it can hold a label (inside, with soil)."""
+    rs_, cs_ = sim["grids"].out_in_sim
+    cell = np.where(cell_index >= 0, cell_index, 0)
+    valid = (cell_index >= 0) & soil_mask(sim["static"])[rs_, cs_].ravel()[cell]
+    return cell, valid
+
+
+def glass_modis_draws(cfg, sim: dict, shape: tuple, labels: np.ndarray | None = None
+                      ) -> Iterator[tuple[pd.Timestamp, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The random part of :func:`simulate_glass_modis`, day by day in day order from the stream ``labels``.
+
+    Yields ``(day, value, gap, noise)``: the cells' values (``(lat * lon,)`` on ``grids.out``: the retrieval's
+    labels, or the truth for ``truth_plus_noise``), the cells missing that day (bool, same shape) and, for
+    ``truth_plus_noise``, the pixels' noise (float32 of ``shape``, the pixel grid's ``(height, width)``; else
+    None). :func:`glass_modis_image` makes the image; the other parameters as :func:`simulate_glass_modis`.
+    """
     g, tw = sim["grids"], cfg.twin
     rs_, cs_ = g.out_in_sim
     dates = sim["dates"]
@@ -454,19 +477,22 @@ def simulate_glass_modis(cfg, sim: dict, cell_index: np.ndarray,
                          f"period.label_start (got {None if labels is None else len(labels)}): "
                          "glass_sm.twin.labels.retrieval_labels")
     rng = component_rng(cfg.run.seed, "labels")
-    cell = np.where(cell_index >= 0, cell_index, 0)
-    valid = (cell_index >= 0) & soil_mask(sim["static"])[rs_, cs_].ravel()[cell]
     for t in range(t0, len(dates)):
         if retrieval:
             value = labels[t - t0].ravel()
-            gap = rng.random(value.size) < tw.label_gap_fraction
-            val = value[cell]
+            yield dates[t], value, rng.random(value.size) < tw.label_gap_fraction, None
         else:
             truth = sim["theta"][t, rs_, cs_].ravel()
             gap = rng.random(truth.size) < tw.label_gap_fraction
-            noise = rng.normal(0, tw.label_noise, cell_index.shape).astype(np.float32)
-            val = np.maximum(truth[cell] + noise, 0.0)
-        yield dates[t], np.where(valid & ~gap[cell], val, np.nan).astype(np.float32)
+            yield dates[t], truth, gap, rng.normal(0, tw.label_noise, shape).astype(np.float32)
+
+
+def glass_modis_image(value: np.ndarray, gap: np.ndarray, cell: np.ndarray, valid: np.ndarray,
+                      noise: np.ndarray | None = None) -> np.ndarray:
+    """One GLASS-MODIS-like image from one day of :func:`glass_modis_draws` and :func:`glass_modis_pixels`:
+    each pixel takes its cell's value (+ its noise, floored at 0), NaN on gaps and where ``valid`` is false."""
+    val = value[cell] if noise is None else np.maximum(value[cell] + noise, 0.0)
+    return np.where(valid & ~gap[cell], val, np.nan).astype(np.float32)
 
 
 # =========================================================================================================

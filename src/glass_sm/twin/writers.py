@@ -10,36 +10,51 @@ is the run's resolution r (``domain.resolution``): the HDF-EOS ``StructMetadata.
 netCDF coordinates say so, and the readers infer the grid from them. Cells without soil (sea, ice:
 :func:`glass_sm.twin.sensors.soil_mask`) are written as each product's missing value. Every file is written under
 a temporary name and renamed (:func:`glass_sm.paths.atomic_write`), and no file records when or where it was
-written, so the same parameters give the same bytes.
+written, so the same parameters give the same bytes. The netCDF writers live in :mod:`glass_sm.twin.netcdf`
+(re-exported here).
+
+**Writing in worker processes.** Each writer ``write_<product>`` has a ``submit_<product>`` form that makes every
+random draw in the calling process, in the order it always had, and hands the encoding (HDF4, zlib, text) of
+batches of files to :class:`glass_sm.twin.jobs.Jobs`; :func:`glass_sm.twin.generate_twin` runs them in
+:data:`glass_sm.twin.jobs.WRITE_PROCESSES` worker processes beside its own simulation. ``write_<product>`` runs
+the same jobs in the calling process: the bytes do not depend on the number of processes
+(``tests/unit/twin/test_twin_jobs.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from pathlib import Path
+from typing import Iterable
 
-import netCDF4
 import numpy as np
 import pandas as pd
 import rasterio
+from pyhdf import hdfext as _hdfext
 from pyhdf.SD import SD, SDC
+from pyhdf.error import HDF4Error
 from rasterio.transform import from_origin
 from tqdm import tqdm
 
 from glass_sm.grid import Domain, upsample_repeat
 from glass_sm.paths import atomic_write
 from glass_sm.twin.geotiff import FastGeoTiff
-from glass_sm.twin.grids import TWIN_VERSION
+from glass_sm.twin.jobs import Jobs, resolve
 from glass_sm.twin.labels import RetrievalLabels, retrieval_labels
+from glass_sm.twin.netcdf import (CCI_FILL, ERA5_FILL, cci_filename, era5_filename, submit_cci, submit_era5,
+                                  submit_truth, write_cci, write_era5, write_truth)
 from glass_sm.platforms import platform_of
-from glass_sm.twin.sensors import (FROZEN_AIR_T, albedo_composites, first_label_day, modis_grid,
-                                   simulate_cci, simulate_era5, simulate_glass_modis, simulate_stations, soil_mask)
+from glass_sm.twin.sensors import (StationSeries, albedo_composites, first_label_day, modis_grid,
+                                   glass_modis_draws, glass_modis_image, glass_modis_pixels, simulate_stations,
+                                   soil_mask)
 from glass_sm.twin.soil import OM_PERCENT
 
 __all__ = ["avhrr_filename", "struct_metadata", "core_metadata", "modis_filename", "era5_filename", "cci_filename",
-           "write_avhrr",
-           "write_glass_modis", "write_static", "write_era5", "write_cci", "write_stations", "write_truth"]
+           "write_avhrr", "submit_avhrr", "write_glass_modis", "submit_glass_modis", "write_static", "write_era5",
+           "submit_era5", "write_cci", "submit_cci", "write_stations", "submit_stations", "write_truth", "submit_truth",
+           "CCI_FILL", "ERA5_FILL", "HDF4_BATCH", "GEOTIFF_BATCH"]
 
 # ---- file conventions (book/design.md) ---------------------------------------------------------------------
 ALBEDO_SDS = ("ABD_BSA_shortwave", "ABD_WSA_shortwave", "ABD_BSA_VIS", "ABD_WSA_VIS", "ABD_BSA_NIR", "ABD_WSA_NIR")
@@ -48,7 +63,10 @@ ALBEDO_SCALE, ALBEDO_INVALID, LST_SCALE, LST_FILL, QC_FILL = 1e-4, -1, 0.01, 0, 
 ALBEDO_VERSION, LST_VERSION = 4, 40   #: V04 albedo (the version in circulation), V40 LST
 ALBEDO_PRODUCTION, LST_PRODUCTION = "2018062", "2021250"   #: fixed production dates in the file names
 SINU_PROJ4 = "+proj=sinu +R=6371007.181 +nadgrids=@null +wktext"
-MODIS_FILL, STATIC_FILL, DEM_FILL, CCI_FILL, ERA5_FILL = -9999.0, -32768, -9999.0, -9999.0, -32767
+MODIS_FILL, STATIC_FILL, DEM_FILL = -9999.0, -32768, -9999.0
+#: Files per writing job (:mod:`glass_sm.twin.jobs`): HDF4 files (~2 ms each), GeoTIFFs (~6 ms each); large
+#: enough that sending a job costs little next to its work, small enough to spread evenly over the workers.
+HDF4_BATCH, GEOTIFF_BATCH = 32, 16
 
 
 # ---- file names --------------------------------------------------------------------------------------------
@@ -64,32 +82,38 @@ def modis_filename(day: pd.Timestamp) -> str:
     return f"GLASS_MODIS_SM.A{day.year:04d}{day.day_of_year:03d}.tif"
 
 
-def era5_filename(year: int) -> str:
-    """``era5land_swvl1_<YYYY>.nc``."""
-    return f"era5land_swvl1_{year:04d}.nc"
-
-
-def cci_filename(year: int) -> str:
-    """``ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-<YYYY>-fv08.1.nc`` (one file per year: a twin deviation)."""
-    return f"ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-{year:04d}-fv08.1.nc"
-
-
 # ---- GLASS-like AVHRR HDF4 ---------------------------------------------------------------------------------
 def _hdf_attr(obj, name: str, value, sdc_type) -> None:
-    """Set the HDF4 attribute ``name`` of a file or dataset with an explicit SDC type."""
+    """Set the HDF4 attribute ``name`` of a file or dataset with an explicit SDC type.
+
+    A ``CHAR8`` string goes to ``SDsetattr`` in one block: pyhdf's ``SDAttr.set`` fills its SWIG byte array
+    one ``ord`` at a time in Python (~6 ms per file for the ~8 kB of metadata; ~100 s over the demo's files),
+    so the same SWIG array is allocated and filled by one ``memmove`` of the string's Latin-1 bytes (what
+    ``ord`` gives for every character below 256). The C call, its arguments and so the file's bytes are the
+    same (``tests/unit/twin/test_writers_fast.py``).
+    """
+    if sdc_type == SDC.CHAR8 and isinstance(value, str):
+        raw = value.encode("latin-1")
+        buf = _hdfext.array_byte(max(len(raw), 1))
+        ctypes.memmove(int(buf.this), raw, len(raw))
+        obj_id = obj._id
+        if _hdfext.SDsetattr(obj_id, name, SDC.CHAR8, len(raw), buf) < 0:
+            raise HDF4Error(f"HDF4 attribute {name!r}: SDsetattr failed")
+        return
     att = obj.attr(name)
     att.set(sdc_type, value)
 
 
 @contextlib.contextmanager
 def _staging(folder: Path):
-    """Work inside ``folder/.staging`` (created), restoring the working directory afterwards.
+    """Work inside ``folder/.staging-<pid>`` (created), restoring the working directory afterwards.
 
     HDF4 stores the file name given to ``SDstart`` inside the file; creating files by their bare final name
     in a staging folder keeps the bytes independent of the output path, and the rename into place keeps the
-    write atomic (same file system).
+    write atomic (same file system). One folder per process (the process id in its name), so that writer
+    processes (:mod:`glass_sm.twin.jobs`) never remove a folder another is working in.
     """
-    stage = Path(folder) / ".staging"
+    stage = Path(folder) / f".staging-{os.getpid()}"
     stage.mkdir(parents=True, exist_ok=True)
     old = os.getcwd()
     os.chdir(stage)
@@ -234,26 +258,55 @@ def write_avhrr(cfg, avhrr: dict, dates: pd.DatetimeIndex, out: Domain, progress
     dict
         ``{'albedo': [paths], 'lst': [paths]}``.
     """
+    with Jobs(0) as jobs:
+        return resolve(submit_avhrr(cfg, avhrr, dates, out, jobs, progress))
+
+
+def submit_avhrr(cfg, avhrr: dict, dates: pd.DatetimeIndex, out: Domain, jobs: Jobs, progress: bool = False) -> dict:
+    """:func:`write_avhrr` as jobs of ``jobs`` (:mod:`glass_sm.twin.jobs`): ``{'albedo': [...], 'lst': [...]}``
+    of job handles, each job writing :data:`HDF4_BATCH` files (:func:`glass_sm.twin.jobs.resolve` gives the
+    paths). The jobs receive views of ``avhrr``'s arrays (the composites and the encoded LST, computed here):
+    keep them unchanged until the jobs are resolved."""
     root = Path(cfg.data.avhrr_dir).resolve()
     comp = albedo_composites(avhrr, dates, cfg.data.albedo_cadence_days, cfg.data.albedo_sample_offset_days)
     satellite = bool(getattr(cfg.twin, "avhrr_satellite_attribute", False))
     cadence = cfg.data.albedo_cadence_days
     lst = _encode(avhrr["lst"], LST_SCALE, LST_FILL, 1, 65535, np.uint16)
-    written = {"albedo": [], "lst": []}
+    handles = {"albedo": [], "lst": []}
     for kind, days in (("albedo", comp["dates"]), ("lst", dates)):
         for year in sorted(set(days.year)):
             (root / kind / f"{year:04d}").mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, day in enumerate(tqdm(comp["dates"], desc="AVHRR albedo HDF4", disable=not progress, mininterval=1.0)):
+        extra = {"Satellite": str(platform_of([day])[0])} if satellite else {}
+        end = day + pd.Timedelta(days=cadence - 1)
+        items.append((day, end, {k: comp[k][i] for k in _ALBEDO_LONG}, comp["qc_level"][i], extra))
+        if len(items) == HDF4_BATCH or i == len(comp["dates"]) - 1:
+            handles["albedo"].append(jobs.submit(_albedo_job, root, out, items))
+            items = []
+    for t, day in enumerate(tqdm(dates, desc="AVHRR LST HDF4", disable=not progress, mininterval=1.0)):
+        extra = {"Satellite": str(avhrr["platform"][t])} if satellite else {}
+        items.append((day, lst[t], avhrr["qc_lst"][t], extra))
+        if len(items) == HDF4_BATCH or t == len(dates) - 1:
+            handles["lst"].append(jobs.submit(_lst_job, root, out, items))
+            items = []
+    return handles
+
+
+def _albedo_job(root: Path, out: Domain, items: list) -> list[Path]:
+    """Encode and write albedo composites ``(day, end, {band: values}, qc level, extra attributes)``."""
+    paths = []
     with _staging(root):
-        for i, day in enumerate(tqdm(comp["dates"], desc="AVHRR albedo HDF4", disable=not progress,
-                                     mininterval=1.0)):
-            alb = {k: _encode(comp[k][i], ALBEDO_SCALE, ALBEDO_INVALID, 0, 10000, np.int16) for k in _ALBEDO_LONG}
-            extra = {"Satellite": str(platform_of([day])[0])} if satellite else {}
-            end = day + pd.Timedelta(days=cadence - 1)
-            written["albedo"].append(_write_albedo(root, day, end, alb, comp["qc_level"][i], out, extra))
-        for t, day in enumerate(tqdm(dates, desc="AVHRR LST HDF4", disable=not progress, mininterval=1.0)):
-            extra = {"Satellite": str(avhrr["platform"][t])} if satellite else {}
-            written["lst"].append(_write_lst_day(root, day, lst[t], avhrr["qc_lst"][t], out, extra))
-    return written
+        for day, end, comp, level, extra in items:
+            alb = {k: _encode(v, ALBEDO_SCALE, ALBEDO_INVALID, 0, 10000, np.int16) for k, v in comp.items()}
+            paths.append(_write_albedo(root, day, end, alb, level, out, extra))
+    return paths
+
+
+def _lst_job(root: Path, out: Domain, items: list) -> list[Path]:
+    """Write LST days ``(day, encoded LST, QC, extra attributes)``."""
+    with _staging(root):
+        return [_write_lst_day(root, day, lst, qc, out, extra) for day, lst, qc, extra in items]
 
 
 def _write_albedo(root: Path, day: pd.Timestamp, end: pd.Timestamp, alb: dict, level: np.ndarray, out: Domain,
@@ -304,6 +357,19 @@ def write_glass_modis(cfg, sim: dict, progress: bool = False,
     -------
     list of pathlib.Path
     """
+    with Jobs(0) as jobs:
+        return resolve(submit_glass_modis(cfg, sim, jobs, progress, retrieval))
+
+
+def submit_glass_modis(cfg, sim: dict, jobs: Jobs, progress: bool = False,
+                       retrieval: RetrievalLabels | None = None) -> list:
+    """:func:`write_glass_modis` as jobs of ``jobs`` (:mod:`glass_sm.twin.jobs`), :data:`GEOTIFF_BATCH` days each.
+
+    The random draws (:func:`glass_sm.twin.sensors.glass_modis_draws`) are made here, in day order; a job makes
+    its days' images (:func:`glass_sm.twin.sensors.glass_modis_image`) and encodes them. Its arguments are views
+    of the labels (keep them until the jobs are resolved) and the day's gaps; the ablation's per-pixel noise is
+    bounded (:class:`glass_sm.twin.jobs.Jobs`).
+    """
     g, tw = sim["grids"], cfg.twin
     dates = sim["dates"]
     t0 = first_label_day(cfg, dates)
@@ -314,14 +380,29 @@ def write_glass_modis(cfg, sim: dict, progress: bool = False,
     field = retrieval.sm if tw.labels == "retrieval" else None
     transform, width, height, idx = modis_grid(g.out, tw.modis_pixel_m)
     writer = FastGeoTiff(width, height, transform, SINU_PROJ4, MODIS_FILL)
+    cell, valid = glass_modis_pixels(sim, idx)
     root = Path(cfg.data.glass_modis_dir)
     for year in sorted(set(dates[t0:].year)):
         (root / f"{year:04d}").mkdir(parents=True, exist_ok=True)
+    handles, items = [], []
+    n = len(dates) - t0
+    for k, (day, value, gap, noise) in enumerate(tqdm(glass_modis_draws(cfg, sim, idx.shape, field), total=n,
+                                                      desc="GLASS-MODIS GeoTIFF", disable=not progress,
+                                                      mininterval=1.0)):
+        items.append((root / f"{day.year:04d}" / modis_filename(day), value, gap, noise))
+        if len(items) == GEOTIFF_BATCH or k == n - 1:
+            handles.append(jobs.submit(_glass_modis_job, writer, cell, valid, items, bounded=noise is not None))
+            items = []
+    return handles
+
+
+def _glass_modis_job(writer: FastGeoTiff, cell: np.ndarray, valid: np.ndarray, items: list) -> list[Path]:
+    """Make and write GLASS-MODIS-like images from their draws ``(path, value, gap, noise)``."""
     paths = []
-    for day, img in tqdm(simulate_glass_modis(cfg, sim, idx, field), total=len(dates) - t0, desc="GLASS-MODIS GeoTIFF",
-                         disable=not progress, mininterval=1.0):
+    for path, value, gap, noise in items:
+        img = glass_modis_image(value, gap, cell, valid, noise)
         img = np.where(np.isnan(img), MODIS_FILL, img).astype(np.float32)
-        paths.append(writer.write(root / f"{day.year:04d}" / modis_filename(day), img))
+        paths.append(writer.write(path, img))
     return paths
 
 
@@ -369,134 +450,9 @@ def write_static(cfg, sim: dict) -> list[Path]:
     return paths
 
 
-# ---- ERA5-Land-like netCDF ---------------------------------------------------------------------------------
-def _pack_int16(x: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """grib_to_netcdf-style packing: offset = mid-range, scale = range / 65532 (fill -32767 kept free)."""
-    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-    scale = (hi - lo) / 65532.0 if hi > lo else 1e-6
-    offset = 0.5 * (hi + lo)
-    q = np.round((x - offset) / scale)
-    return np.where(np.isfinite(x), q, ERA5_FILL).astype(np.int16), scale, offset
-
-
-def write_era5(cfg, sim: dict, progress: bool = False) -> list[Path]:
-    """ERA5-Land-like swvl1, legacy CDS netCDF (NETCDF3 64-bit offset, int16 packed), one file per year.
-
-    The daily values of :func:`glass_sm.twin.sensors.simulate_era5` (placed at 12 UTC) are written 6-hourly
-    (00, 06, 12, 18 UTC) by linear interpolation.
-
-    Parameters
-    ----------
-    cfg : glass_sm.config.Config
-        ``data.era5land_dir`` receives ``era5land_swvl1_<YYYY>.nc``.
-    sim : dict
-        :func:`glass_sm.twin.truth.simulate_truth`.
-    progress : bool
-
-    Returns
-    -------
-    list of pathlib.Path
-    """
-    g = sim["grids"]
-    daily = simulate_era5(sim).astype(np.float64)
-    dates = sim["dates"]
-    root = Path(cfg.data.era5land_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    prev = np.concatenate([daily[:1], daily[:-1]])
-    nxt = np.concatenate([daily[1:], daily[-1:]])
-    steps = np.stack([0.5 * (prev + daily), 0.75 * daily + 0.25 * prev, daily, 0.75 * daily + 0.25 * nxt], 1)
-    base = pd.Timestamp("1900-01-01")
-    paths = []
-    for year in tqdm(sorted(set(dates.year)), desc="ERA5-Land netCDF", disable=not progress):
-        sel = np.flatnonzero(dates.year == year)
-        data = steps[sel].reshape(-1, *daily.shape[1:])
-        hours = ((dates[sel] - base) / pd.Timedelta(hours=1)).values.astype(np.int64)
-        hours = (hours[:, None] + np.array([0, 6, 12, 18])[None]).ravel().astype(np.int32)
-        packed, scale, offset = _pack_int16(data)
-        path = root / era5_filename(year)
-        with atomic_write(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF3_64BIT_OFFSET") as nc:
-            nc.createDimension("longitude", daily.shape[2])
-            nc.createDimension("latitude", daily.shape[1])
-            nc.createDimension("time", None)
-            v = nc.createVariable("longitude", "f4", ("longitude",))
-            v.units, v.long_name = "degrees_east", "longitude"
-            v[:] = g.era5_lon
-            v = nc.createVariable("latitude", "f4", ("latitude",))
-            v.units, v.long_name = "degrees_north", "latitude"
-            v[:] = g.era5_lat
-            v = nc.createVariable("time", "i4", ("time",))
-            v.units, v.long_name, v.calendar = "hours since 1900-01-01 00:00:0.0", "time", "gregorian"
-            v[:] = hours
-            v = nc.createVariable("swvl1", "i2", ("time", "latitude", "longitude"), fill_value=ERA5_FILL)
-            v.set_auto_maskandscale(False)
-            v.scale_factor, v.add_offset = scale, offset
-            v.missing_value = np.int16(ERA5_FILL)
-            v.units, v.long_name = "m**3 m**-3", "Volumetric soil water layer 1"
-            v[:] = packed
-            nc.Conventions = "CF-1.6"
-            nc.history = ("glass-sm synthetic twin, written in the legacy CDS layout of "
-                          "grib_to_netcdf-2.6.0 (no timestamp, for reproducible bytes)")
-        paths.append(path)
-    return paths
-
-
-# ---- ESA-CCI-like netCDF -----------------------------------------------------------------------------------
-def write_cci(cfg, sim: dict, progress: bool = False) -> list[Path]:
-    """ESA-CCI-like combined SM, one netCDF per year, on the CCI cells touching the domain.
-
-    Parameters
-    ----------
-    cfg : glass_sm.config.Config
-        ``data.esa_cci_dir`` receives ``ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-<YYYY>-fv08.1.nc``.
-    sim : dict
-        :func:`glass_sm.twin.truth.simulate_truth`.
-    progress : bool
-
-    Returns
-    -------
-    list of pathlib.Path
-    """
-    g = sim["grids"]
-    sm = simulate_cci(cfg, sim)
-    sm = np.where(np.isnan(sm), CCI_FILL, sm).astype(np.float32)
-    dates = sim["dates"]
-    root = Path(cfg.data.esa_cci_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for year in tqdm(sorted(set(dates.year)), desc="ESA-CCI netCDF", disable=not progress):
-        sel = np.flatnonzero(dates.year == year)
-        path = root / cci_filename(year)
-        with atomic_write(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC") as nc:
-            nc.createDimension("time", None)
-            nc.createDimension("lat", g.cci.nrows)
-            nc.createDimension("lon", g.cci.ncols)
-            v = nc.createVariable("time", "f8", ("time",))
-            v.units, v.calendar, v.standard_name = "days since 1970-01-01 00:00:00 UTC", "standard", "time"
-            v[:] = ((dates[sel] - pd.Timestamp("1970-01-01")) / pd.Timedelta(days=1)).values
-            for name, vals, std, units in (("lat", g.cci.lat, "latitude", "degrees_north"),
-                                           ("lon", g.cci.lon, "longitude", "degrees_east")):
-                v = nc.createVariable(name, "f4", (name,))
-                v.standard_name, v.units = std, units
-                v[:] = vals
-            v = nc.createVariable("sm", "f4", ("time", "lat", "lon"), fill_value=np.float32(CCI_FILL),
-                                  zlib=True, complevel=4, chunksizes=(1, g.cci.nrows, g.cci.ncols))
-            v.long_name, v.units = "Volumetric Soil Moisture", "m3 m-3"
-            v.standard_name = "volume_fraction_of_condensed_water_in_soil"
-            v.valid_range = np.array([0.0, 1.0], np.float32)
-            v.set_auto_mask(False)
-            v[:] = sm[sel]
-            nc.title = "ESA CCI Surface Soil Moisture Product (COMBINED), synthetic-twin imitation"
-            nc.source = "glass-sm synthetic twin"
-            nc.product_version = "08.1"
-            nc.Conventions = "CF-1.8"
-            nc.comment = ("One file per year (real CCI: one per day). Truth at 0.25 deg x per-cell scale "
-                          "error + noise; sparser and noisier before 2007; frozen days masked.")
-        paths.append(path)
-    return paths
-
-
 # ---- ISMN-like stations ------------------------------------------------------------------------------------
-def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], pd.DataFrame]:
+def write_stations(cfg, sim: dict, progress: bool = False,
+                   stations: Iterable[StationSeries] | None = None) -> tuple[list[Path], pd.DataFrame]:
     """ISMN 'header+values' station files and static-variables CSVs; returns paths and a station table.
 
     Parameters
@@ -507,6 +463,9 @@ def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], 
     sim : dict
         :func:`glass_sm.twin.truth.simulate_truth`.
     progress : bool
+    stations : iterable of StationSeries, optional
+        The stations; default :func:`glass_sm.twin.sensors.simulate_stations` (pass them when already simulated,
+        e.g. for the label retrieval: their stream is their own, so they are the same series).
 
     Returns
     -------
@@ -514,47 +473,64 @@ def write_stations(cfg, sim: dict, progress: bool = False) -> tuple[list[Path], 
     stations : pandas.DataFrame
         One row per station (:meth:`glass_sm.twin.sensors.StationSeries.table_row`).
     """
+    with Jobs(0) as jobs:
+        handles, table = submit_stations(cfg, sim, jobs, progress, stations)
+        return resolve(handles), table
+
+
+def submit_stations(cfg, sim: dict, jobs: Jobs, progress: bool = False,
+                    stations: Iterable[StationSeries] | None = None) -> tuple[list, pd.DataFrame]:
+    """:func:`write_stations` as jobs of ``jobs`` (:mod:`glass_sm.twin.jobs`), one per station; returns the job
+    handles and the station table. Stations simulated here are bounded jobs (each holds its hourly series);
+    ``stations`` given are in memory anyway."""
     rs_, cs_ = sim["grids"].out_in_sim
     st = sim["static"]
     res = sim["grids"].out.res
-    hour_str = np.array([f"{h:02d}:00" for h in range(24)])
-    rows, paths = [], []
-    for s in tqdm(simulate_stations(cfg, sim), total=cfg.twin.n_stations, desc="ISMN stations",
-                  disable=not progress):
-        n = len(s.days)
-        day_str = np.repeat(s.days.strftime("%Y/%m/%d").to_numpy(dtype=str), 24)
-        hs = np.tile(hour_str, n)
-        ki = np.flatnonzero(s.keep)
-        net = s.network
-        header = f"{net} {net} {s.station} {s.lat:.5f} {s.lon:.5f} {s.elevation:.1f} 0.0000 0.0500 '{s.sensor}'"
-        lines = [header] + [f"{day_str[j]} {hs[j]} {s.hourly[j]:.4f} {s.flags[j]} M" for j in ki]
-        folder = Path(cfg.data.stations_dir) / net / s.station
+    rows, handles = [], []
+    series = simulate_stations(cfg, sim) if stations is None else stations
+    for s in tqdm(series, total=cfg.twin.n_stations, desc="ISMN stations", disable=not progress):
+        folder = Path(cfg.data.stations_dir) / s.network / s.station
         folder.mkdir(parents=True, exist_ok=True)
-        fn = f"{net}_{net}_{s.station}_sm_0.000000_0.050000_{s.sensor}_{s.start:%Y%m%d}_{s.end:%Y%m%d}.stm"
-        path = folder / fn
-        with atomic_write(path) as tmp:
-            tmp.write_text("\n".join(lines) + "\n")
-        paths.append(path)
-        paths.append(_write_static_csv(folder, net, s.station, st, rs_.start + s.row, cs_.start + s.col, res))
+        r, c = rs_.start + s.row, cs_.start + s.col
+        soil = {k: st[k][r, c] for k in ("aridity", "theta_s", "clay", "sand", "silt")}
+        handles.append(jobs.submit(_station_job, s, folder, soil, res, bounded=stations is None))
         rows.append(s.table_row())
-    return paths, pd.DataFrame(rows)
+    return handles, pd.DataFrame(rows)
 
 
-def _write_static_csv(folder: Path, net: str, name: str, st: dict, r: int, c: int, res: float) -> Path:
-    """ISMN ``<NET>_<NET>_<STATION>_static_variables.csv`` (semicolon separated, as ISMN ships it); the soil of the
-    twin's cell of resolution ``res`` (degrees) holding the station."""
+def _station_job(s: StationSeries, folder: Path, soil: dict, res: float) -> list[Path]:
+    """Write one station's ``.stm`` file (the kept hours: date, hour, SM with 4 decimals, flags, ``M``) and its
+    static-variables CSV; returns both paths."""
+    net = s.network
+    ki = np.flatnonzero(s.keep)
+    day_str = s.days.strftime("%Y/%m/%d").to_numpy(dtype=str)[ki // 24].tolist()
+    hour_str = [f"{h:02d}:00" for h in range(24)]
+    header = f"{net} {net} {s.station} {s.lat:.5f} {s.lon:.5f} {s.elevation:.1f} 0.0000 0.0500 '{s.sensor}'"
+    body = map("{} {} {:.4f} {} M".format, day_str, [hour_str[h] for h in (ki % 24).tolist()],
+               s.hourly[ki].tolist(), s.flags[ki].tolist())
+    fn = f"{net}_{net}_{s.station}_sm_0.000000_0.050000_{s.sensor}_{s.start:%Y%m%d}_{s.end:%Y%m%d}.stm"
+    path = folder / fn
+    with atomic_write(path) as tmp:
+        tmp.write_text("\n".join([header, *body]) + "\n")
+    return [path, _write_static_csv(folder, net, s.station, soil, res)]
+
+
+def _write_static_csv(folder: Path, net: str, name: str, soil: dict, res: float) -> Path:
+    """ISMN ``<NET>_<NET>_<STATION>_static_variables.csv`` (semicolon separated, as ISMN ships it); the soil
+    ``soil`` (``aridity``, ``theta_s``, ``clay``, ``sand``, ``silt``) of the twin's cell of resolution ``res``
+    (degrees) holding the station."""
     cols = ("quantity_name;unit;depth_from[m];depth_to[m];value;description;quantity_source_name;"
             "quantity_source_description;quantity_source_provider;quantity_source_version;"
             "quantity_source_resolution;quantity_source_timerange;quantity_source_url;")
     src = f"twin;glass-sm synthetic twin soil;glass-sm;1;{res:g}deg;;;"
-    ai = float(st["aridity"][r, c])
+    ai = float(soil["aridity"])
     climate = ("BSk", "Arid - Steppe - Cold") if ai < 0.5 else ("Dfa", "Cold - Without dry season - Hot Summer")
     lines = [cols,
-             f"saturation;m^3*m^-3;0.00;0.30;{st['theta_s'][r, c]:.2f};;{src}",
-             f"clay fraction;% weight;0.00;0.30;{100 * st['clay'][r, c]:.2f};;{src}",
+             f"saturation;m^3*m^-3;0.00;0.30;{soil['theta_s']:.2f};;{src}",
+             f"clay fraction;% weight;0.00;0.30;{100 * soil['clay']:.2f};;{src}",
              f"organic carbon;% weight;0.00;0.30;{OM_PERCENT / 1.724:.2f};;{src}",
-             f"sand fraction;% weight;0.00;0.30;{100 * st['sand'][r, c]:.2f};;{src}",
-             f"silt fraction;% weight;0.00;0.30;{100 * st['silt'][r, c]:.2f};;{src}",
+             f"sand fraction;% weight;0.00;0.30;{100 * soil['sand']:.2f};;{src}",
+             f"silt fraction;% weight;0.00;0.30;{100 * soil['silt']:.2f};;{src}",
              "land cover classification;;;;130;Grassland;CCI_landcover_2010;ESA CCI Land Cover "
              "(synthetic value);ESA;2010-v1.6.1;300m;2008-2012;;",
              f"climate classification;;;;{climate[0]};{climate[1]};koeppen_geiger_2007;Koeppen-Geiger Climate "
@@ -562,125 +538,4 @@ def _write_static_csv(folder: Path, net: str, name: str, st: dict, r: int, c: in
     path = folder / f"{net}_{net}_{name}_static_variables.csv"
     with atomic_write(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    return path
-
-
-# ---- truth ---------------------------------------------------------------------------------------------
-def write_truth(cfg, sim: dict, stations: pd.DataFrame, path: Path) -> Path:
-    """``truth.nc``: the hidden true SM and the twin's soil, climate and station parameters (CF-1.8).
-
-    ``sm_true`` is NaN on the cells without soil (sea, ice; ``land`` and ``ice`` say which); ``frozen`` flags the
-    cell-days whose daily-mean air temperature is below 0 degC (surface liquid soil moisture undefined, as the
-    real products flag or mask them).
-
-    Parameters
-    ----------
-    cfg : glass_sm.config.Config
-    sim : dict
-        :func:`glass_sm.twin.truth.simulate_truth`.
-    stations : pandas.DataFrame
-        The station table of :func:`write_stations`.
-    path : pathlib.Path
-        Output file (``data.truth_path``).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    g = sim["grids"]
-    rs_, cs_ = g.out_in_sim
-    out, dates = g.out, sim["dates"]
-    st, w = sim["static"], sim["weather"]
-    chunks = (min(365, len(dates)), out.nrows, out.ncols)
-    soil = soil_mask(st)
-    land = np.broadcast_to(np.asarray(st.get("land", True), bool), soil.shape)
-    ice = np.broadcast_to(np.asarray(st.get("ice", False), bool), soil.shape)
-    with atomic_write(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-        nc.createDimension("time", len(dates))
-        nc.createDimension("lat", out.nrows)
-        nc.createDimension("lon", out.ncols)
-        nc.createDimension("station", len(stations))
-        v = nc.createVariable("time", "i4", ("time",))
-        v.units, v.calendar, v.standard_name = f"days since {dates[0]:%Y-%m-%d}", "proleptic_gregorian", "time"
-        v[:] = np.arange(len(dates))
-        for name, vals, std, units, axis in (("lat", out.lat, "latitude", "degrees_north", "Y"),
-                                             ("lon", out.lon, "longitude", "degrees_east", "X")):
-            v = nc.createVariable(name, "f8", (name,))
-            v.standard_name, v.long_name, v.units, v.axis = std, std, units, axis
-            v[:] = vals
-
-        def var3(name, data, units, long_name, std=None, digits=None, mask=None):
-            v = nc.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=1, shuffle=True,
-                                  chunksizes=chunks)
-            v.units, v.long_name = units, long_name
-            if std:
-                v.standard_name = std
-            d = data[:, rs_, cs_]
-            if mask is not None:
-                d = np.where(mask[None], d, np.nan)
-            v[:] = np.round(d, digits) if digits is not None else d
-
-        var3("sm_true", sim["theta"], "m3 m-3", "true volumetric soil moisture, 0-5 cm (NaN over sea and ice)",
-             "volume_fraction_of_condensed_water_in_soil", mask=soil[rs_, cs_])
-        var3("precipitation", w["precip"], "kg m-2", "daily precipitation", "precipitation_amount", 2)
-        var3("t_air", w["t_air"], "K", "daily mean air temperature", "air_temperature", 2)
-        var3("pet", w["pet"], "kg m-2", "daily potential evapotranspiration (Hargreaves)",
-             "water_potential_evaporation_amount", 2)
-        var3("f_veg", sim["f_veg"], "1", "fractional vegetation cover", "vegetation_area_fraction", 3)
-        v = nc.createVariable("frozen", "i1", ("time", "lat", "lon"), zlib=True, complevel=1, fill_value=np.int8(-1),
-                              chunksizes=chunks)
-        v.long_name = "frozen day: daily-mean air temperature below 0 degC (surface liquid soil moisture undefined)"
-        v.flag_values = np.array([0, 1], np.int8)
-        v.flag_meanings = "not_frozen frozen"
-        v.comment = f"t_air < {FROZEN_AIR_T} K; fill where t_air is undefined"
-        ta = w["t_air"][:, rs_, cs_]
-        with np.errstate(invalid="ignore"):
-            v[:] = np.where(np.isfinite(ta), ta < FROZEN_AIR_T, -1).astype(np.int8)
-        for name, mask, meaning in (("land", land, "sea land"), ("ice", ice, "no_ice permanent_ice")):
-            v = nc.createVariable(name, "i1", ("lat", "lon"))
-            v.long_name = {"land": "land (Natural Earth land mask; all land in twin.climate: gradient)",
-                           "ice": "permanent ice sheet (land without soil: no soil moisture)"}[name]
-            v.flag_values = np.array([0, 1], np.int8)
-            v.flag_meanings = meaning
-            v[:] = mask[rs_, cs_].astype(np.int8)
-
-        for name, data, units, long_name in (
-            ("theta_r", st["theta_r"], "m3 m-3", "residual water content (Rawls & Brakensiek 1985)"),
-            ("theta_wp", st["theta_wp"], "m3 m-3", "wilting point, -1500 kPa (Saxton & Rawls 2006)"),
-            ("theta_fc", st["theta_fc"], "m3 m-3", "field capacity, -33 kPa (Saxton & Rawls 2006)"),
-            ("theta_s", st["theta_s"], "m3 m-3", "saturation (Saxton & Rawls 2006)"),
-            ("ksat", st["ksat"], "mm h-1", "saturated hydraulic conductivity (Saxton & Rawls 2006)"),
-            ("elevation", st["elevation"], "m", "mean elevation of the cell"),
-            ("sand", st["sand"], "1", "sand mass fraction"),
-            ("clay", st["clay"], "1", "clay mass fraction"),
-            ("silt", st["silt"], "1", "silt mass fraction"),
-            ("aridity_index", st["aridity"], "1", "design aridity index P/PET"),
-            ("precip_mean", w["precip_clim_mean"], "kg m-2 d-1", "climatological mean precipitation"),
-            ("pet_mean", w["pet_clim_mean"], "kg m-2 d-1", "climatological mean potential evapotranspiration"),
-            ("era5_wet_shift", sim["era5_shift"], "m3 m-3", "wet shift of the ERA5-like soil limits"),
-        ):
-            v = nc.createVariable(name, "f4", ("lat", "lon"))
-            v.units, v.long_name = units, long_name
-            v[:] = np.asarray(data)[rs_, cs_]
-        v = nc.createVariable("station_name", str, ("station",))
-        v.long_name = "ISMN station name"
-        for i, s in enumerate(stations.get("station", [])):
-            v[i] = s
-        v = nc.createVariable("station_network", str, ("station",))
-        v.long_name = "ISMN network of the station"
-        for i, s in enumerate(stations.get("network", [])):
-            v[i] = s
-        for name, units, long_name in (("lat", "degrees_north", "station latitude"),
-                                       ("lon", "degrees_east", "station longitude"),
-                                       ("a", "m3 m-3", "station offset a in a + b * theta_pixel"),
-                                       ("b", "1", "station gain b in a + b * theta_pixel")):
-            v = nc.createVariable(f"station_{name}", "f8", ("station",))
-            v.units, v.long_name = units, long_name
-            if len(stations):
-                v[:] = stations[name].to_numpy(float)
-        nc.title = "glass-sm synthetic twin: hidden truth"
-        nc.source = "glass-sm synthetic twin"
-        nc.Conventions = "CF-1.8"
-        nc.history = f"glass_sm.twin (twin version {TWIN_VERSION}), seed {cfg.run.seed}"
-        nc.references = "Zhang et al. (2025), ESSD 17, 5181-5207; see glass_sm.twin for the physics"
     return path

@@ -212,7 +212,7 @@ def test_same_seed_same_bytes(smoke_twin, make_cfg, tmp_path):
         for a, b in zip(f1[key], f2[key]):                       # every file, whatever folder it was written to
             assert a.name == b.name and a.read_bytes() == b.read_bytes(), f"{key}: {a.name} differs"
     assert f1["truth"].read_bytes() == f2["truth"].read_bytes()
-    assert not list(Path(tmp_path).rglob("*.partial")) and not list(Path(tmp_path).rglob(".staging"))
+    assert not list(Path(tmp_path).rglob("*.partial")) and not list(Path(tmp_path).rglob(".staging*"))
 
 
 def test_manifest_skips_and_detects_changes(smoke_twin, make_cfg, tmp_path):
