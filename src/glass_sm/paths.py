@@ -83,6 +83,11 @@ class RunPaths:
         return self.data / "cube.zarr"
 
     @property
+    def ingest(self) -> Path:
+        """The day-major ingest's intermediate store, chunked by time (:mod:`glass_sm.data.ingest`)."""
+        return self.data / "ingest.zarr"
+
+    @property
     def truth(self) -> Path:
         return self.data / "truth.nc"
 

@@ -99,6 +99,7 @@ __all__ = [
     "VALID_MIN",
     "VALID_MAX",
     "EXECUTION_KEYS",
+    "CUBE_EXECUTION_KEYS",
     "STAMP_ATTRS",
     "product_path",
     "annual_path",
@@ -141,6 +142,10 @@ EXECUTION_KEYS = ("years", "scheduler_address", "n_workers", "threads_per_worker
                   "torch_threads")
 """``production`` settings left out of the files' ``params`` attribute: they decide how the work is scheduled,
 not the values, so a run resumed with other workers writes the same bytes."""
+CUBE_EXECUTION_KEYS = ("ingest", "ingest_block_days", "ingest_task_mb", "scheduler_address", "n_workers",
+                       "threads_per_worker", "scheduler")
+"""``cube`` settings left out of the files' ``params`` attribute: how stage 01 read the sources (tile by tile or
+day-major, on which cluster), not what the cube holds (:mod:`glass_sm.data.ingest`: the same cube either way)."""
 STAMP_ATTRS = ("checkpoint_sha256", "cube_fingerprint", "production_params", "product_format_version")
 """Global attributes recording what a year file's values and layout depend on (:func:`production_stamp`)."""
 
@@ -395,6 +400,8 @@ def _params_yaml(cfg) -> str:
     d["run"]["results_dir"] = "{results_dir}"
     for key in EXECUTION_KEYS:  # how the work was scheduled does not change the values
         d["production"].pop(key, None)
+    for key in CUBE_EXECUTION_KEYS:  # nor how stage 01 read the sources (the same cube either way, tested)
+        d["cube"].pop(key, None)
     d["source_file"] = os.path.basename(d["source_file"]) if d.get("source_file") else None
     return yaml.safe_dump(d, sort_keys=False)
 

@@ -62,10 +62,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from distributed import Client, LocalCluster, as_completed
+from distributed import as_completed
 from tqdm import tqdm  # text bars (not tqdm.auto widgets): readable in executed notebooks and logs
 
 from glass_sm import config as _config
+from glass_sm.cluster import cluster_client
 from glass_sm.contract import read_table, write_table
 from glass_sm.data.cube import store_fingerprint
 from glass_sm.lock import LockedError, hold_lock
@@ -638,16 +639,10 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
 
     synchronous = client == "synchronous" or (client is None and pc.scheduler == "synchronous")
     device = resolve_device(pc.device, "production.device")
-    own_cluster = None
+    own_cluster = contextlib.ExitStack()  # a cluster made here (glass_sm.cluster), closed at the end
     if not synchronous and client is None:
-        if pc.scheduler_address:
-            client = Client(pc.scheduler_address)
-            own_cluster = client
-        else:
-            cluster = LocalCluster(n_workers=pc.n_workers, threads_per_worker=pc.threads_per_worker,
-                                   processes=True, dashboard_address=None, scheduler_port=0)
-            client = Client(cluster)
-            own_cluster = (client, cluster)
+        client = own_cluster.enter_context(cluster_client(pc.scheduler_address, pc.n_workers,
+                                                          pc.threads_per_worker, "distributed"))
     torch_threads = pc.torch_threads or 1  # per task; parallelism comes from Dask threads/workers
     args = dict(batch_size=pc.batch_size, model_batch=pc.model_batch, torch_threads=torch_threads,
                 precision=pc.precision, device=device)
@@ -748,9 +743,7 @@ def _produce(cfg, paths: RunPaths, checkpoint_path, years, progress, client, sou
             _run_distributed(client, source, ckpt_ref, todo_years, start_year, tile_done, finish_year, args)
     finally:
         write_timing()
-        if own_cluster is not None:
-            for obj in (own_cluster if isinstance(own_cluster, tuple) else (own_cluster,)):
-                obj.close()
+        own_cluster.close()
     return outputs
 
 

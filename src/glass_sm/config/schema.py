@@ -265,6 +265,30 @@ class CubeConfig:
         [], "sources allowed runs longer than max_missing_run_days: built anyway (albedo/LST filled and flagged, "
             "ERA5-Land filled, labels NaN), each run counted in tables/input_coverage.csv",
     )
+    ingest: Literal["auto", "tile", "day_major"] = P(
+        "auto", "how stage 01 reads the sources (glass_sm.data.cube.build_cube): 'tile' reads every file once per "
+        "build tile; 'day_major' reads each file once over the whole domain in parallel (glass_sm.data.ingest) and "
+        "rechunks; 'auto' takes the rule measured in build_cube's docstring (day_major when the domain has more "
+        "than one build tile); the cube is the same either way",
+    )
+    ingest_block_days: int = P(
+        0, "days per task and per time chunk of the day-major intermediate store; 0 (auto): the most days whose "
+        "arrays fit in cube.ingest_task_mb (glass_sm.data.ingest.block_days), a multiple of the 8-day cadence of "
+        "the GLASS albedo composites, between 8 and 64; memory per task grows with it (block days x domain cells "
+        "x 4 B x arrays held)", ge=0,
+    )
+    ingest_task_mb: float = P(
+        512.0, "memory budget of one day-major ingest task's arrays, MB, used when ingest_block_days is 0: larger "
+        "blocks mean fewer tasks (each task opens its files, sets up its readers and writes its chunks once)", gt=0,
+    )
+    scheduler_address: Optional[str] = P(
+        None, "existing Dask scheduler for the day-major ingest (None: a LocalCluster); its workers must see "
+        "the data folders (data.*_dir) and the results folder")
+    n_workers: int = P(2, "LocalCluster workers of the day-major ingest", ge=1)
+    threads_per_worker: int = P(
+        1, "threads per worker of the day-major ingest (1: the HDF4 library is not thread-safe)", ge=1)
+    scheduler: Literal["distributed", "synchronous"] = P(
+        "distributed", "Dask cluster for the day-major ingest, or in-process (tests)")
 
 
 @dataclass

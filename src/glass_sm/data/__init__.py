@@ -3,6 +3,8 @@
 Modules, in the order data flows through them:
 
 * :mod:`~glass_sm.data.cube` - ingest the sources into the 0.05 deg analysis-ready cube (gap filling, zarr);
+* :mod:`~glass_sm.data.ingest` - the day-major path to the same cube: each source file read once over the
+  domain on a Dask cluster into a time-chunked store, then rechunked tile by tile (``cube.ingest``);
 * :mod:`~glass_sm.data.features` - which cube variables a window carries (:class:`FeatureSpec`), their
   normalization fitted on the training split (:class:`Normalizer`), the dense feature array;
 * :mod:`~glass_sm.data.windows` - the ``L`` days of a ``(pixel, day)`` sample, gathered on demand, and torch

@@ -36,8 +36,8 @@ from glass_sm.stages import StageContext
 
 __all__ = [
     "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "label_retrieval", "labels_text", "input_coverage",
-    "coverage_text", "build_cube", "open_truth", "cube_summary", "map_day", "plot_input_maps", "centre_pixel",
-    "plot_pixel_series", "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias",
+    "coverage_text", "build_cube", "ingest_text", "open_truth", "cube_summary", "map_day", "plot_input_maps",
+    "centre_pixel", "plot_pixel_series", "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias",
     "observed_anomaly", "plot_sensor_transitions", "platforms_seen", "summary_text", "run",
 ]
 
@@ -184,7 +184,10 @@ def build_cube(ctx: StageContext, progress: bool = True, coverage: pd.DataFrame 
     """Build ``data/cube.zarr`` from the sources (always rebuilt: the stage runs only when stale) and open it.
 
     ``coverage``: :func:`input_coverage`'s table (the sources are listed again when None); the build refuses long
-    runs of missing days that are not allowed before reading anything.
+    runs of missing days that are not allowed before reading anything. The sources are read tile by tile or
+    day-major (``cube.ingest``, :func:`glass_sm.data.cube.choose_ingest_method`); the path that ran is the cube's
+    attribute ``ingest_method`` (the cube is the same either way). ``progress``: the readers' bars (tile path) or
+    the ingest's bar over blocks with files/s and MB/s (day-major).
 
     Returns
     -------
@@ -200,6 +203,14 @@ def open_truth(ctx: StageContext) -> xr.DataArray | None:
     if not ctx.is_twin:
         return None
     return xr.open_dataset(ctx.cfg.data.truth_path)["sm_true"]
+
+
+def ingest_text(ds: xr.Dataset) -> str:
+    """One sentence: which path read the sources into the cube (its ``ingest_method`` attribute)."""
+    method = ds.attrs.get("ingest_method", "tile")
+    how = {"tile": "tile by tile (every file read once per build tile)",
+           "day_major": "day-major (each file read once over the whole domain, then rechunked; glass_sm.data.ingest)"}
+    return f"The sources were read {how.get(method, method)} (`cube.ingest`; the cube is the same either way)."
 
 
 def cube_summary(ds: xr.Dataset) -> pd.DataFrame:

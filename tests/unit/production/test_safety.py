@@ -196,8 +196,7 @@ def test_counts_below_one_are_refused_before_any_cluster(tmp_path, toy, monkeypa
     def no_cluster(*a, **k):
         raise AssertionError("a Dask cluster was started")
 
-    monkeypatch.setattr(production, "LocalCluster", no_cluster)
-    monkeypatch.setattr(production, "Client", no_cluster)
+    monkeypatch.setattr(production, "cluster_client", no_cluster)
     cfg = toy.cfg(tmp_path, scheduler="distributed")
     setattr(cfg.production, key, 0)  # as if called with explicit arguments, past the params-file checks
     with pytest.raises(config.ConfigError, match=rf"production\.{key} must be >= 1, got 0"):

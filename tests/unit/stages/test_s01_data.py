@@ -171,3 +171,13 @@ def test_run_writes_every_table_and_figure(ctx, toy, monkeypatch):
         assert not read_table(ctx.paths, name).empty
     assert out["input_coverage"]["status"].eq("complete").all()
     assert out["era5_bias_stats"]["n_cells"] == 64 and len(out["01_input_maps"].axes) == 12   # 6 maps + colorbars
+
+
+def test_ingest_text_names_the_path_that_ran():
+    import xarray as xr
+
+    from glass_sm.stages import s01_data
+
+    assert "day-major" in s01_data.ingest_text(xr.Dataset(attrs={"ingest_method": "day_major"}))
+    assert "tile by tile" in s01_data.ingest_text(xr.Dataset(attrs={"ingest_method": "tile"}))
+    assert "tile by tile" in s01_data.ingest_text(xr.Dataset())  # cubes built before the attribute existed
