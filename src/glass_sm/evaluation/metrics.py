@@ -77,6 +77,46 @@ _KERNELS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
+def _kernels_shared(names, est: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+    """The kernels of ``names`` along the last axis, each intermediate array computed once for all of them.
+
+    Every value comes from the same numpy operations on the same arrays as its own kernel in :data:`_KERNELS`
+    (the difference, its square and mean, the centred reference, the ranges), so it is that kernel's value bit
+    for bit; the bootstrap evaluates all five metrics on each block of resamples and would otherwise compute
+    the difference four times and the other shared terms twice. (A mean is numpy's sum divided by the count, so
+    a sum and the mean of the same array share the sum.)
+    """
+    names, out = set(names), {}
+    n = est.shape[-1]
+    if names & {"bias", "rmse", "ubrmse", "r2"}:
+        diff = est - ref
+    if names & {"bias", "ubrmse"}:
+        diff_mean = diff.mean(axis=-1, keepdims=True)
+        if "bias" in names:
+            out["bias"] = diff_mean[..., 0]
+        if "ubrmse" in names:
+            out["ubrmse"] = np.sqrt(np.mean((diff - diff_mean) ** 2, axis=-1))
+    if names & {"rmse", "r2"}:
+        sse = np.sum(diff**2, axis=-1)
+        if "rmse" in names:
+            out["rmse"] = np.sqrt(sse / n)
+    if names & {"r", "r2"}:
+        ref_c = ref - ref.mean(axis=-1, keepdims=True)
+        sst = np.sum(ref_c**2, axis=-1)
+        ref_flat = np.ptp(ref, axis=-1) == 0
+    if "r2" in names:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = 1.0 - sse / sst
+        out["r2"] = np.where(ref_flat, np.nan, value)
+    if "r" in names:
+        est_c = est - est.mean(axis=-1, keepdims=True)
+        constant = (np.ptp(est, axis=-1) == 0) | ref_flat
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.sum(est_c * ref_c, axis=-1) / np.sqrt(np.sum(est_c**2, axis=-1) * sst)
+        out["r"] = np.where(constant, np.nan, np.clip(value, -1.0, 1.0))
+    return out
+
+
 def _metric(name: str, estimate, reference) -> float:
     est, ref = _valid_pairs(estimate, reference)
     if est.size < _MIN_PAIRS[name]:
@@ -227,9 +267,8 @@ def _bootstrap_samples(
     for start in range(0, n_boot, chunk):
         stop = min(start + chunk, n_boot)
         idx = rng.integers(0, n, size=(stop - start, n))
-        est_b, ref_b = est[idx], ref[idx]
-        for name in names:
-            out[name][start:stop] = _KERNELS[name](est_b, ref_b)
+        for name, values in _kernels_shared(names, est[idx], ref[idx]).items():
+            out[name][start:stop] = values
     return out
 
 

@@ -16,6 +16,7 @@ that is NaN over the ocean leaves the ocean blank, and :func:`nodata` greys the 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 import cartopy
@@ -32,8 +33,9 @@ from matplotlib.patches import Patch, Rectangle
 
 from glass_sm.figures.style import SM_CMAP, SM_UNITS
 
-__all__ = ["offline_cartopy", "map_axes", "plot_map", "extent", "mesh", "frame", "robust_limits", "sym_limit",
-           "label_points", "shade_land_ocean", "PLATE_CARREE", "ROBINSON", "GLOBAL_LON_SPAN", "NODATA_COLOR",
+__all__ = ["offline_cartopy", "remember_projected_paths", "map_axes", "plot_map", "extent", "mesh", "frame",
+           "robust_limits", "sym_limit", "label_points", "shade_land_ocean", "PLATE_CARREE", "ROBINSON",
+           "GLOBAL_LON_SPAN", "NODATA_COLOR",
            "is_global", "map_aspect", "grid_step", "cell_edges", "cells_in_box", "nodata", "nodata_handle"]
 
 PLATE_CARREE = ccrs.PlateCarree()
@@ -57,6 +59,53 @@ def offline_cartopy():
 
 
 offline_cartopy()
+
+
+_PROJECTED_PATHS: OrderedDict = OrderedDict()
+_PROJECTED_PATHS_MAX = 4096
+"""How many projected paths :func:`remember_projected_paths` keeps (least recently used dropped first): the
+gridlines of every panel of a run's figures are a few dozen distinct paths."""
+
+
+def remember_projected_paths():
+    """Make cartopy project each distinct path once per process, not once per draw; returns ``cartopy``.
+
+    A map's gridlines are made afresh at every draw (cartopy's ``Gridliner`` builds new paths each time), and
+    cartopy's own cache of projected paths is keyed on the path object, so each draw of each panel projected the
+    same meridians and parallels again, with the resampling of a curved projection (Robinson), and a figure is
+    drawn two or three times per format saved (layout, tight bounding box, the file). This wraps
+    ``InterProjectionTransform.transform_path_non_affine`` with a cache keyed on what the result depends on (the
+    two projections, the vertices and codes), so a path of the same content gets the very result computed the
+    first time: the figures are unchanged, only drawn faster. Idempotent.
+    """
+    from cartopy.mpl import geoaxes
+
+    cls = geoaxes.InterProjectionTransform
+    if getattr(cls.transform_path_non_affine, "_by_content", False):
+        return cartopy
+    project = cls.transform_path_non_affine
+
+    def transform_path_non_affine(self, src_path):
+        v, codes = np.asarray(src_path.vertices), src_path.codes
+        key = (self.source_projection, self.target_projection, v.shape, v.dtype.str, v.tobytes(),
+               None if codes is None else np.asarray(codes).tobytes())
+        hit = _PROJECTED_PATHS.get(key)
+        if hit is not None:
+            _PROJECTED_PATHS.move_to_end(key)
+            return hit
+        out = project(self, src_path)
+        _PROJECTED_PATHS[key] = out
+        if len(_PROJECTED_PATHS) > _PROJECTED_PATHS_MAX:
+            _PROJECTED_PATHS.popitem(last=False)
+        return out
+
+    transform_path_non_affine._by_content = True
+    transform_path_non_affine.__doc__ = project.__doc__
+    cls.transform_path_non_affine = transform_path_non_affine
+    return cartopy
+
+
+remember_projected_paths()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 
+from glass_sm.data.cube import maybe_load
 from glass_sm.evaluation.aggregate import domain_mean, monthly_domain_mean
 from glass_sm.figures.maps import (PLATE_CARREE, cells_in_box, extent, frame, grid_step, is_global, label_points,
                                    map_aspect, map_axes, mesh, nodata, nodata_handle, robust_limits,
@@ -191,6 +192,34 @@ _INPUT_MAPS = (("albedo_wsa", "white-sky albedo", "albedo", "viridis"), ("lst", 
                ("elevation", "elevation", "elevation", "Greys"), ("sand", "sand fraction", "sand", "viridis"))
 
 
+_INPUT_SERIES = (("albedo (1)", (("albedo_wsa", "white-sky", "#0072B2"), ("albedo_bsa", "black-sky", "#56B4E9"))),
+                 ("LST (K)", (("lst", "LST", "#D55E00"),)),
+                 (f"SM ({SM_UNITS})", (("sm_era5land", "ERA5-Land", PRODUCT_COLORS["ERA5-Land"]),
+                                       ("sm_label", "GLASS-MODIS", PRODUCT_COLORS["GLASS-MODIS"]))))
+
+
+def _input_reductions(cube: xr.Dataset, maps: Sequence[str], series: Sequence[str]) -> dict[str, dict]:
+    """What figure 3 draws of each cube variable, each variable read once: ``mean`` (its time mean, or the field
+    itself without time), ``years`` (the first and last year with a valid cell, or None) and ``monthly``
+    (:func:`glass_sm.evaluation.aggregate.monthly_domain_mean`, for ``series``).
+
+    A variable small enough (:func:`glass_sm.data.cube.maybe_load`) is loaded before it is reduced, so the three
+    reductions read it from memory rather than three times from the store (a 40-year daily field of a lazy cube
+    took tens of seconds per reduction in dask's scheduling alone); a larger one stays lazy.
+    """
+    out = {}
+    for v in dict.fromkeys([*maps, *series]):
+        da = maybe_load(cube[v])
+        r = {"mean": (da.mean("time", skipna=True) if "time" in da.dims else da).load() if v in maps else None,
+             "years": None, "monthly": monthly_domain_mean(da) if v in series else None}
+        if v in maps and "time" in da.dims:
+            yrs = cube.indexes["time"][da.notnull().any(("lat", "lon")).values]
+            r["years"] = (yrs.min(), yrs.max()) if len(yrs) else ()
+        out[v] = r
+        del da
+    return out
+
+
 def fig_input_overview(cube: xr.Dataset, label: str = ""):
     """Long-term mean maps of the model inputs and their monthly domain means through the period.
 
@@ -198,6 +227,8 @@ def fig_input_overview(cube: xr.Dataset, label: str = ""):
     missing variables are left out.
     """
     maps = [(v, t, sh, c) for v, t, sh, c in _INPUT_MAPS if v in cube]
+    red = _input_reductions(cube, [m[0] for m in maps],
+                            [v for _, vars_ in _INPUT_SERIES for v, _, _ in vars_ if v in cube])
     ncol = 3
     nrow = int(np.ceil(len(maps) / ncol))
     ext = extent(cube)
@@ -206,34 +237,25 @@ def fig_input_overview(cube: xr.Dataset, label: str = ""):
     series_h = 1.25
     fig = plt.figure(figsize=(9.0, nrow * map_h + 3 * series_h + 0.5), layout="constrained")
     gs = fig.add_gridspec(nrow + 3, ncol, height_ratios=[map_h] * nrow + [series_h] * 3)
-    t = cube.indexes["time"]
     for i, (v, title, short, cmap) in enumerate(maps):
         ax = map_axes(fig, gs[i // ncol, i % ncol], extent=ext, nbins=3,
                             grid_labels=("l" if i % ncol == 0 else "") + ("b" if i // ncol == nrow - 1 else ""))
-        da = cube[v].mean("time", skipna=True) if "time" in cube[v].dims else cube[v]
-        da = da.load()
-        im = mesh(ax, da, cmap=cmap)
+        im = mesh(ax, red[v]["mean"], cmap=cmap)
         cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.02, fraction=0.06)
         cb.set_label(f"{short} {unit_label(cube[v].attrs.get('units'))}", fontsize=8)
-        if "time" in cube[v].dims:
-            valid = cube[v].notnull().any(("lat", "lon")).values
-            yrs = t[valid]
-            span = f"{yrs.min():%Y}–{yrs.max():%Y}" if len(yrs) else ""
+        if red[v]["years"] is not None:
+            span = f"{red[v]['years'][0]:%Y}–{red[v]['years'][1]:%Y}" if red[v]["years"] else ""
             ax.set_title(f"{title}, mean {span}", fontsize=8.5)
         else:
             ax.set_title(title, fontsize=8.5)
         panel_letter(ax, i)
-    series = [("albedo (1)", [("albedo_wsa", "white-sky", "#0072B2"), ("albedo_bsa", "black-sky", "#56B4E9")]),
-              ("LST (K)", [("lst", "LST", "#D55E00")]),
-              (f"SM ({SM_UNITS})", [("sm_era5land", "ERA5-Land", PRODUCT_COLORS["ERA5-Land"]),
-                                    ("sm_label", "GLASS-MODIS", PRODUCT_COLORS["GLASS-MODIS"])])]
     axes = []
-    for k, (ylab, vars_) in enumerate(series):
+    for k, (ylab, vars_) in enumerate(_INPUT_SERIES):
         ax = fig.add_subplot(gs[nrow + k, :], sharex=axes[0] if axes else None)
         axes.append(ax)
         for v, name, col in vars_:
             if v in cube:
-                s = monthly_domain_mean(cube[v])
+                s = red[v]["monthly"]
                 ax.plot(s.index, s.values, lw=0.9, color=col, label=name)
         ax.set_ylabel(ylab)
         ax.legend(loc="upper left", ncol=2, fontsize=7, framealpha=0.8, edgecolor="none")

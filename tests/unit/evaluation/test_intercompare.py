@@ -152,3 +152,49 @@ def test_compare_by_period_periods_masks_and_regions(grids):
     assert row.loc[("p", "all", "west"), "n_pixels"] + row.loc[("p", "all", "east"), "n_pixels"] == n - 1
     with pytest.raises(ValueError, match="no estimate has a valid value"):
         compare_by_period({"l": labels}, truth, {"pre-2000": periods["pre-2000"]})
+
+
+def _paths_fixture(grid, seed=5, n_time=70, inf=False):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2001-01-01", periods=n_time)
+    a = rng.uniform(0.05, 0.45, (n_time, *grid.shape)).astype(np.float32)
+    a[rng.random(a.shape) < 0.25] = np.nan
+    a[:, 0, 0] = np.nan  # a pixel without any day
+    b = a + rng.normal(0.04, 0.02, a.shape)
+    b[rng.random(b.shape) < 0.1] = np.nan
+    if inf:
+        b[3, 2, 2] = np.inf  # the reference's infinities count as missing, as regrid_like makes them NaN
+    coords = {"time": t, "lat": grid.lat, "lon": grid.lon}
+    return (xr.DataArray(a, dims=("time", "lat", "lon"), coords=coords, name="a", attrs={"units": "m3 m-3"}),
+            xr.DataArray(b, dims=("time", "lat", "lon"), coords=coords, name="b"))
+
+
+def test_compare_numpy_paths_equal_the_xarray_path_bit_for_bit(grids, monkeypatch):
+    """Same grid (no regridding), a regridded reference and small pixel blocks all give the xarray path's maps."""
+    from glass_sm.evaluation import intercompare
+
+    d05, d10, _ = grids
+    a, b = _paths_fixture(d05, inf=True)
+    coarse = b.coarsen(lat=2, lon=2).mean().assign_coords(lat=d10.lat, lon=d10.lon)
+    fast = {"same": compare_products(a, b, min_pairs=20), "regridded": compare_products(a, coarse, min_pairs=20)}
+    monkeypatch.setattr(intercompare, "_BLOCK_BYTES", 8 * 70 * 3)  # blocks of 3 pixels, 133 blocks
+    small = {"same": compare_products(a, b, min_pairs=20), "regridded": compare_products(a, coarse, min_pairs=20)}
+    monkeypatch.setattr(intercompare, "_pixel_stats", lambda a, b: None)  # the xarray path
+    slow = {"same": compare_products(a, b, min_pairs=20), "regridded": compare_products(a, coarse, min_pairs=20)}
+    for key in slow:
+        xr.testing.assert_identical(fast[key], slow[key])
+        xr.testing.assert_identical(small[key], slow[key])
+        for v in slow[key].data_vars:  # identical() compares values with ==; here every bit
+            assert np.array_equal(fast[key][v].values, slow[key][v].values, equal_nan=True)
+            assert fast[key][v].dtype == slow[key][v].dtype
+    assert int(fast["same"]["n"][0, 0]) == 0 and np.isnan(fast["same"]["bias"][0, 0])
+    assert fast["same"].attrs["regrid"] == "lat: nearest, lon: nearest"
+
+
+def test_compare_infinite_product_value_takes_the_xarray_path(grids):
+    d05, _, _ = grids
+    a, b = _paths_fixture(d05)
+    a[5, 3, 3] = np.inf
+    with np.errstate(invalid="ignore"):  # inf - inf in the centred terms of that pixel
+        ds = compare_products(a, b, min_pairs=20)
+    assert np.isinf(ds["bias"][3, 3]) and np.isfinite(ds["bias"][4, 4])

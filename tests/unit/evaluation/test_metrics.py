@@ -133,3 +133,19 @@ def test_summary_matches_functions(noisy_pair):
         assert out[name] == func(est, ref)
         assert (out[f"{name}_lo"], out[f"{name}_hi"]) == bootstrap_ci(name, est, ref, n_boot=200, seed=5)
     assert set(summary(est, ref, ci=False)) == {"n", *metrics.METRICS}
+
+
+def test_shared_kernels_equal_each_kernel_bit_for_bit():
+    """The bootstrap's shared evaluation gives every metric exactly its own kernel's value (constant rows too)."""
+    rng = np.random.default_rng(11)
+    est = rng.uniform(0.05, 0.45, (6, 257))
+    ref = 0.8 * est + rng.normal(0, 0.03, est.shape)
+    ref[1], est[2] = 0.2, 0.1  # a constant reference row (r, r2 NaN) and a constant estimate row (r NaN)
+    for names in (list(metrics.METRICS), ["r"], ["r2", "rmse"], ["bias", "ubrmse"]):
+        shared = metrics._kernels_shared(names, est, ref)
+        assert set(shared) == set(names)
+        for name in names:
+            with np.errstate(all="ignore"):
+                own = metrics._KERNELS[name](est, ref)
+            np.testing.assert_array_equal(shared[name], own)
+            assert np.array_equal(np.isnan(shared[name]), np.isnan(own))

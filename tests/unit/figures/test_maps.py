@@ -118,3 +118,22 @@ def test_global_map_is_a_robinson_world_with_blank_oceans_and_grey_no_data(no_ne
     # a tile keeps the PlateCarree look
     _, ax2 = maps.plot_map(_field(), cbar=False)
     assert isinstance(ax2.projection, type(maps.PLATE_CARREE))
+
+
+def test_projected_paths_are_remembered_by_content(no_network):
+    """A path of the same vertices is projected once: the second, distinct but equal path gets the very result,
+    which is what cartopy itself computes; a different path is projected anew."""
+    from cartopy.mpl.geoaxes import InterProjectionTransform
+    from matplotlib.path import Path
+
+    assert maps.remember_projected_paths() is maps.remember_projected_paths()  # idempotent: wrapped once
+    assert InterProjectionTransform.transform_path_non_affine._by_content
+    line = np.column_stack([np.full(50, 30.0), np.linspace(-50.0, 70.0, 50)])  # a meridian, degrees
+    tr = InterProjectionTransform(maps.PLATE_CARREE, maps.ROBINSON)
+    first = tr.transform_path_non_affine(Path(line.copy()))
+    again = InterProjectionTransform(maps.PLATE_CARREE, maps.ROBINSON).transform_path_non_affine(Path(line.copy()))
+    assert again is first
+    expected = maps.ROBINSON.transform_points(maps.PLATE_CARREE, line[:, 0], line[:, 1])[:, :2]
+    np.testing.assert_allclose(first.vertices[[0, -1]], expected[[0, -1]], rtol=1e-9)
+    other = tr.transform_path_non_affine(Path(line + [10.0, 0.0]))
+    assert other is not first and other.vertices[0, 0] > first.vertices[0, 0]
