@@ -27,12 +27,14 @@ is unchanged):
 (d) peak memory (RSS) of production in a child process for the run's domain and for a 4x larger one (the
     cube tiled 2 x 2), and their ratio (memory is bounded by the tile, not the domain).
 (e) the naive baseline: one window per output day, one pixel per model call (a few thousand windows).
-(f) bf16 (``production.precision: bf16``): bf16 GEMM rate, the engine's bf16 rate and its FLOP/s as a fraction
+(bf16) ``production.precision: bf16``: bf16 GEMM rate, the engine's bf16 rate and its FLOP/s as a fraction
     of the bf16 GEMM, and the product's difference to fp32 (RMSE and max |difference|, m3 m-3) over one year of
     one 8 x 8 cell block of the run's cube. The target is RMSE <= 1e-4 m3 m-3 (the product's storage
     resolution); bf16 is worth making the default only where it also is faster than fp32.
 
-Targets: (b)/(a) >= 0.6, (c)/(b) >= 0.8, (d) ratio <= 1.2. The script reports what it reaches; it does not fail.
+(f), (g), (h), (s), (s01) data preparation (stage 01's day-major ingest): :mod:`bench_prep`'s docstring.
+
+Targets: (b)/(a) >= 0.6, (c)/(b) >= 0.8, (d) ratio <= 1.2, (g)/(f) >= 0.7, (h) ratio within 0.8-1.2. The script reports what it reaches; it does not fail.
 
 ``--quick`` (what ``make all`` runs; ``make bench`` is the full benchmark): the same rows, measured with less
 repetition (:data:`QUICK`): one repetition of (a) and (b) instead of three (so ``b/a`` is that repetition's, not a
@@ -83,6 +85,7 @@ from glass_sm.models.checkpoint import file_sha256, save_production_checkpoint
 from glass_sm.paths import RunPaths, atomic_write
 from glass_sm.testing import make_toy_cube
 from glass_sm.training import resolve_device
+import bench_prep
 from pipeline import find_repo, results_root
 
 N_CORES = os.cpu_count() or 1
@@ -638,21 +641,25 @@ def main(argv=None) -> int:
         row("b/e", "speed-up of batched inference over naive", b_rate / naive, "x")
         lap("e", t0)
 
-        # (f) bf16
+        # (bf16)
         n_bf = 512 if gemm_rate(1, 256, 2, torch.bfloat16) < 20e9 else 4096  # no native bf16: a slow fallback
         g_bf = max(gemm_rate(N_CORES, n_bf, 3, torch.bfloat16), gemm_rate(1, n_bf, 3, torch.bfloat16))
-        row("f", f"bf16 GEMM {n_bf}^3 (best of 1 and {N_CORES} threads)", g_bf / 1e9, "GFLOP/s",
+        row("bf16", f"bf16 GEMM {n_bf}^3 (best of 1 and {N_CORES} threads)", g_bf / 1e9, "GFLOP/s",
             "oneDNN bf16 " + ("available" if info["onednn_bf16"] else "not available on this CPU (AVX512-BF16/AMX)"))
         r_bf = engine_rate(lm.model, lm.window, lm.n_features, 1, 1, mb, bs, "bf16", n_windows=2048, repeats=1)
-        row("f", f"bf16 production engine, 1 torch thread, model_batch {mb}", r_bf, "windows/s",
+        row("bf16", f"bf16 production engine, 1 torch thread, model_batch {mb}", r_bf, "windows/s",
             f"fp32: {rates['1 torch thread']:,.0f}")
-        row("f", "bf16 model FLOP/s / bf16 GEMM FLOP/s", r_bf * flops / g_bf, "fraction")
+        row("bf16", "bf16 model FLOP/s / bf16 GEMM FLOP/s", r_bf * flops / g_bf, "fraction")
         d_bf = bf16_product_difference(cube_path, lm, year, tmp)
-        row("f", f"bf16 - fp32 product RMSE ({d_bf['pixel_days']:,} pixel-days, {year})", d_bf["rmse"], "m3 m-3",
+        row("bf16", f"bf16 - fp32 product RMSE ({d_bf['pixel_days']:,} pixel-days, {year})", d_bf["rmse"], "m3 m-3",
             "target <= 1e-4")
-        row("f", "bf16 - fp32 product max |difference|", d_bf["max_abs"], "m3 m-3", f"block {d_bf['tile']}")
-        row("f", "bf16: pixel-days whose stored int16 value changes", d_bf["int16_changed"], "fraction")
-        lap("f", t0)
+        row("bf16", "bf16 - fp32 product max |difference|", d_bf["max_abs"], "m3 m-3", f"block {d_bf['tile']}")
+        row("bf16", "bf16: pixel-days whose stored int16 value changes", d_bf["int16_changed"], "fraction")
+        lap("bf16", t0)
+
+        # (f), (g), (h), (s): data preparation (bench_prep)
+        info["prep"] = bench_prep.run_prep(cfg, params, base, repo, tmp, args.quick, row)
+        lap("prep", t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

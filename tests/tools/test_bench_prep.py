@@ -1,0 +1,81 @@
+"""tools/bench_prep.py: the data-preparation rows of ``make bench`` (issue 17): the per-file model, the stage-01
+estimate's arithmetic, the raw reader, and the file list the rows measure (the very files the ingest reads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bench_prep as bp
+from glass_sm import config, twin
+from glass_sm.data import ingest as ing
+
+SMOKE = Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"
+
+
+def test_stage01_bounds_arithmetic():
+    # twin: 100 LST files, 1 MB, 0.2 s of task time -> 2 ms/file, 5 MB/s
+    by = {"lst": {"files": 100, "bytes": 1e6, "seconds": 0.2}}
+    archive = {"GLASS LST (GLASS08B31, daily)": {"files": 3600, "bytes": 1.8e10}}
+    t = bp.stage01_bounds(by, workers=10, archive=archive)
+    assert len(t) == 1
+    r = t.iloc[0]
+    assert r["core_hours_per_file"] == pytest.approx(3600 * 0.002 / 3600)   # 7.2 s
+    assert r["core_hours_per_byte"] == pytest.approx(1.8e10 / 5e6 / 3600)   # 3600 s
+    assert r["wall_hours_on_10_workers_per_byte"] == pytest.approx(0.1)
+    rows = []
+    bp.stage01_rows(by, lambda *a: rows.append(a), workers=10, archive=archive)
+    assert [x[0] for x in rows] == ["s01", "s01"] and rows[-1][2] == pytest.approx(0.002)  # total = the one source
+
+
+def test_bench_year_is_a_whole_year_inside_the_label_record(tmp_path):
+    cfg = config.load(SMOKE, {"run.results_dir": str(tmp_path), "period.start": "1998-03-01",
+                              "period.end": "2003-06-30", "period.label_end": "2002-12-31"})
+    assert bp.bench_year(cfg) == 2002
+    before = config.load(SMOKE, {"run.results_dir": str(tmp_path), "period.start": "1990-01-01",
+                                 "period.end": "1992-12-31"})
+    assert bp.bench_year(before) == 1990  # no whole year with labels: the first whole year
+    with pytest.raises(ValueError):
+        bp.bench_year(config.load(SMOKE, {"run.results_dir": str(tmp_path), "period.start": "2001-02-01",
+                                          "period.end": "2001-11-30"}))
+
+
+@pytest.fixture(scope="module")
+def tiny_twin(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prep_twin")
+    cfg = config.load(SMOKE, {"run.results_dir": str(root), "period.start": "2001-01-01",
+                              "period.end": "2001-12-31", "domain.lon_max": -99.8, "twin.n_stations": 2,
+                              "cube.build_tile": 4, "cube.space_chunk": 4, "cube.scheduler": "synchronous"})
+    twin.generate_twin(cfg, progress=False)
+    return cfg
+
+
+def test_source_files_are_the_files_the_ingest_reads(tiny_twin, tmp_path):
+    cfg = tiny_twin
+    files = bp.source_files(cfg, cfg.period.start, cfg.period.end)
+    kinds = pd.Series([p.suffix for p in files]).value_counts().to_dict()
+    assert kinds[".hdf"] == 365 + 46 + 1  # LST every day; albedo composites bracketing the year (46 + the next)
+    assert kinds[".tif"] == 365 and kinds[".nc"] == 1
+    rep = ing.ingest(cfg, tmp_path / "i.zarr", client="synchronous", progress=False)
+    assert rep.n_files_read == len(files)
+    assert rep.n_bytes_read == pytest.approx(sum(p.stat().st_size for p in files))
+    r = bp.raw_read_rate(files)
+    assert r["files"] == len(files) and r["bytes"] == sum(p.stat().st_size for p in files) and r["seconds"] > 0
+
+
+def test_read_whole_counts_every_value(tiny_twin):
+    files = bp.source_files(tiny_twin, "2001-06-01", "2001-06-01")
+    lst = next(p for p in files if "GLASS08B31" in p.name)
+    tif = next(p for p in files if p.suffix == ".tif")
+    from pyhdf.SD import SD, SDC
+    import rasterio
+
+    sd = SD(str(lst), SDC.READ)
+    expected = sum(int(np.prod(v[1])) for v in sd.datasets().values())
+    sd.end()
+    assert bp.read_whole(lst) == expected
+    with rasterio.open(tif) as ds:
+        assert bp.read_whole(tif) == ds.count * ds.width * ds.height

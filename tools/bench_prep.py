@@ -1,0 +1,357 @@
+"""Data-preparation rows of ``make bench`` (issue 17): what stage 01's reading costs against what the files allow.
+
+(f) **raw read**: every source file of one year of the run (the AVHRR albedo composites and daily LST, the
+    GLASS-MODIS daily files of that year, the ERA5-Land file(s) holding its days) opened with its
+    format's library, **its metadata and every array decompressed in full** (pyhdf for HDF4, netCDF4 / cfgrib
+    for ERA5-Land, rasterio for GeoTIFF; :func:`read_whole`), nothing else: the disk / decompression limit. Files/s and MB/s (bytes on disk), on the
+    same Dask cluster shape as the ingest (``cube.n_workers`` worker processes of ``cube.threads_per_worker``
+    threads), files spread over the workers in equal batches. The files are read once untimed first, so the page
+    cache is warm for (f) and (g) alike: the rows measure parsing and decompression, not the disk.
+(g) **ingest**: :func:`glass_sm.data.ingest.ingest` of the same year on the same cluster shape, files/s and MB/s,
+    and its ratio to (f) (target >= 0.7). The ingest does what (f) does plus QC masking, unpacking, the sinusoidal
+    aggregation of the labels, ERA5-Land's daily means and bilinear interpolation, and the zarr writes.
+(h) **ingest memory**: peak RSS of a child process running the ingest in-process (the synchronous scheduler: one
+    process = one worker's load) over the same days on two twin domains the benchmark generates: the run's domain
+    and one with 4x the cells (the resolution halved), both with the run's ``cube.build_tile``; their ratio (target
+    within 1 +- 0.2: memory bound by the block and the tile, not the domain), and the analytic bound per task of
+    :func:`glass_sm.data.ingest` (``IngestReport.block_bytes``).
+(s01) **stage 01 at the paper's scale**, from (g)'s own seconds per source: the real archive's files (the
+    volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's cost per file (a lower end) and at its
+    cost per byte (an upper end: a twin file is mostly the fixed cost of opening it), in core-hours and in wall
+    hours on 1000 workers (:func:`stage01_bounds`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from glass_sm.io import era5land, glass_modis
+from glass_sm.io.glass_avhrr import albedo_composites_needed
+from glass_sm.io.glass_products import find_glass_files
+
+#: The real archive for 1982-2021 (book/real_data.md, "Inputs"): files and bytes on disk per source. GLASS-MODIS
+#: counts one global file per day (its tiles together hold the same bytes); ERA5-Land one file per month.
+ARCHIVE = {
+    "GLASS albedo (GLASS02B05, 8-day)": {"files": 1_840, "bytes": 0.86e12},
+    "GLASS LST (GLASS08B31, daily)": {"files": 14_610, "bytes": 1.1e12},
+    "GLASS-MODIS SM (daily, 2000-2020)": {"files": 7_617, "bytes": 28e12},
+    "ERA5-Land swvl1 (hourly, monthly files)": {"files": 480, "bytes": 3.5e12},
+}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the run's files
+# ----------------------------------------------------------------------------------------------------------
+def bench_year(cfg) -> int:
+    """The year (f), (g) and (h) read: the last whole calendar year of the period inside the label period
+    (the files of every source exist), else the period's first whole year."""
+    s, e = pd.Timestamp(cfg.period.start), pd.Timestamp(cfg.period.end)
+    ls, le = pd.Timestamp(cfg.period.label_start), pd.Timestamp(cfg.period.label_end)
+    years = [y for y in range(s.year, e.year + 1) if pd.Timestamp(y, 1, 1) >= s and pd.Timestamp(y, 12, 31) <= e]
+    inside = [y for y in years if pd.Timestamp(y, 1, 1) >= ls and pd.Timestamp(y, 12, 31) <= le]
+    if inside:
+        return inside[-1]
+    if years:
+        return years[0]
+    raise ValueError(f"period {s.date()}..{e.date()} holds no whole calendar year to benchmark")
+
+
+def source_files(cfg, start, end) -> list[Path]:
+    """Every file stage 01's ingest opens for the days ``start..end``: the albedo composites that bracket them, the
+    daily LST and GLASS-MODIS files, the ERA5-Land files holding any of the days (the static layers, four small
+    2-D files read by the cube's tile step, are not part of the ingest)."""
+    d = cfg.data
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    comps = albedo_composites_needed(start, end, d.albedo_cadence_days, d.albedo_sample_offset_days)
+    files = [p for p in find_glass_files(d.avhrr_dir, "albedo", comps[0], comps[-1], allow_gaps=True,
+                                         cadence_days=d.albedo_cadence_days) if p]
+    files += [p for p in find_glass_files(d.avhrr_dir, "lst", start, end, allow_gaps=True) if p]
+    ls, le = max(start, pd.Timestamp(cfg.period.label_start)), min(end, pd.Timestamp(cfg.period.label_end))
+    if ls <= le:
+        by_day = glass_modis.find_glass_modis_files(d.glass_modis_dir, ls.date(), le.date(),
+                                                    pattern=d.glass_modis_pattern)
+        files += [p for day in sorted(by_day) for p in by_day[day]]
+    files += [p for p in era5land.list_era5land_files(d.era5land_dir) if _era5_overlaps(p, start, end)]
+    return [Path(p) for p in files]
+
+
+def _era5_overlaps(path: Path, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Whether an ERA5-Land file holds a day of ``start..end`` (its time axis read, nothing else)."""
+    import xarray as xr  # noqa: PLC0415
+
+    engine = "cfgrib" if era5land._sniff(path) == "grib" else "netcdf4"
+    kw = {"backend_kwargs": {"indexpath": ""}} if engine == "cfgrib" else {}
+    with xr.open_dataset(path, engine=engine, cache=False, decode_timedelta=True, **kw) as ds:
+        name = "valid_time" if "valid_time" in ds.coords else "time"
+        t = pd.DatetimeIndex(np.ravel(ds[name].values))
+    return bool(((t >= start) & (t < end + pd.Timedelta(days=1))).any())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (f) raw read
+# ----------------------------------------------------------------------------------------------------------
+def read_whole(path: str | os.PathLike) -> int:
+    """Read one file's whole content with its format's library: every attribute (metadata) and every array,
+    decompressed. Returns the number of array values read.
+
+    HDF4: the global attributes and each SDS's attributes (through :func:`glass_sm.io.glass_hdf.hdf_attributes`,
+    the fastest exact reader of pyhdf's attributes) and its data; GeoTIFF: the dataset's and each band's tags and
+    every band; netCDF: every variable's attributes and data; GRIB: every message's values (cfgrib).
+    """
+    path = str(path)
+    n = 0
+    if path.endswith(".hdf"):
+        from pyhdf.SD import SD, SDC  # noqa: PLC0415
+
+        from glass_sm.io.glass_hdf import hdf_attributes  # noqa: PLC0415
+
+        sd = SD(path, SDC.READ)
+        try:
+            hdf_attributes(sd)
+            for name in sd.datasets():
+                sds = sd.select(name)
+                hdf_attributes(sds)
+                n += np.asarray(sds[:]).size
+                sds.endaccess()
+        finally:
+            sd.end()
+    elif path.endswith((".tif", ".tiff")):
+        import rasterio  # noqa: PLC0415
+
+        with rasterio.open(path) as ds:
+            ds.tags()
+            for b in range(1, ds.count + 1):
+                ds.tags(b)
+            n += ds.read().size
+    elif era5land._sniff(Path(path)) == "grib":
+        import xarray as xr  # noqa: PLC0415
+
+        with xr.open_dataset(path, engine="cfgrib", cache=False, backend_kwargs={"indexpath": ""}) as ds:
+            n += sum(np.asarray(v.values).size for v in ds.data_vars.values())
+    else:
+        import netCDF4  # noqa: PLC0415
+
+        with netCDF4.Dataset(path) as ds:
+            ds.__dict__
+            for v in ds.variables.values():
+                v.ncattrs()
+                n += np.asarray(v[:]).size
+    return n
+
+
+def _import_readers() -> None:
+    import importlib  # noqa: PLC0415
+
+    importlib.import_module("glass_sm.data.ingest")
+
+
+def _read_batch(paths: list[str]) -> int:
+    return sum(read_whole(p) for p in paths)
+
+
+def raw_read_rate(files: list[Path], client=None, n_batches: int | None = None) -> dict:
+    """(f): read ``files`` whole (:func:`read_whole`) on ``client``'s workers (in-process when None), in
+    ``n_batches`` equal batches (default: 4 per worker thread). Returns files, bytes, seconds, files/s, MB/s."""
+    paths = [str(p) for p in files]
+    nbytes = sum(os.path.getsize(p) for p in paths)
+    if client is None:
+        t = time.perf_counter()
+        _read_batch(paths)
+        secs = time.perf_counter() - t
+    else:
+        threads = sum(client.nthreads().values())
+        k = n_batches or max(1, 4 * threads)
+        batches = [paths[i::k] for i in range(k) if paths[i::k]]
+        t = time.perf_counter()
+        client.gather(client.map(_read_batch, batches, pure=False))
+        secs = time.perf_counter() - t
+    return {"files": len(paths), "bytes": nbytes, "seconds": secs, "files_per_s": len(paths) / secs,
+            "mb_per_s": nbytes / 1e6 / secs}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (h) peak memory of the ingest in a child process
+# ----------------------------------------------------------------------------------------------------------
+MEM_CHILD = r"""
+import json, sys, time
+from glass_sm import config
+from glass_sm.data.ingest import ingest
+params, overrides, store = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+cfg = config.load(params, overrides)
+def hwm():  # this process's own high-water mark (ru_maxrss would include the parent's RSS, kept across exec)
+    return [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+base = hwm()
+t = time.perf_counter()
+rep = ingest(cfg, store, client="synchronous", progress=False, overwrite=True)
+secs = time.perf_counter() - t
+print(json.dumps({"peak_rss": hwm(), "import_rss": base,
+                  "seconds": secs, "files": rep.n_files, "bytes": rep.n_bytes,
+                  "block_bytes": rep.block_memory_bytes}))
+"""
+
+
+def ingest_memory(params: str, overrides: dict, store: Path, repo: Path) -> dict:
+    """Run :func:`glass_sm.data.ingest.ingest` in a child process (synchronous scheduler) and return its peak RSS
+    (bytes), the RSS after imports, seconds, files and bytes read."""
+    res = subprocess.run([sys.executable, "-c", MEM_CHILD, params, json.dumps(overrides), str(store)],
+                         capture_output=True, text=True, cwd=repo)
+    if res.returncode != 0:
+        raise RuntimeError(f"ingest memory child failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (h) twins of two domain sizes, and the whole section
+# ----------------------------------------------------------------------------------------------------------
+def memory_domains(cfg, params: str, base: dict, tmp: Path, days: int) -> dict[str, dict]:
+    """The overrides of the two (h) runs: the run's domain and one with 4x the cells (resolution halved; the
+    twin's CCI, static and ERA5-Land grids follow their own rules), each a twin of ``days`` days inside the label
+    record written under ``tmp``."""
+    from glass_sm import config  # noqa: PLC0415
+
+    year = bench_year(cfg)
+    start = pd.Timestamp(year, 3, 1)
+    end = start + pd.Timedelta(days=days - 1)
+    out = {}
+    for tag, res in (("1x", cfg.domain.resolution), ("4x", cfg.domain.resolution / 2)):
+        over = {**base, "run.results_dir": str(tmp / f"prep_{tag}"), "period.start": str(start.date()),
+                "period.end": str(end.date()), "domain.resolution": res, "zoom.enabled": False,
+                "cube.ingest_block_days": 0}
+        sr = cfg.twin.static_resolution
+        if sr is not None and sr < res and abs(res / sr - round(res / sr)) > 1e-9:
+            over["twin.static_resolution"] = res / max(1, round(res / sr))  # a divisor of the halved grid
+        config.load(params, over)  # raises a ConfigError naming the key when the halved grid is not allowed
+        out[tag] = over
+    return out
+
+
+def _by_source(store: Path) -> dict[str, dict]:
+    """Files, bytes and task seconds per source from an ingest store's block markers."""
+    out: dict[str, dict] = {}
+    for m in sorted((Path(store) / "_done").glob("*.json")):
+        d = json.loads(m.read_text())
+        s = out.setdefault(d["source"], {"files": 0, "bytes": 0.0, "seconds": 0.0})
+        s["files"] += int(d["n_files"])
+        s["bytes"] += float(d["n_bytes"])
+        s["seconds"] += float(d["seconds"])
+    return out
+
+
+SOURCE_OF = {"GLASS albedo (GLASS02B05, 8-day)": "albedo", "GLASS LST (GLASS08B31, daily)": "lst",
+             "GLASS-MODIS SM (daily, 2000-2020)": "label", "ERA5-Land swvl1 (hourly, monthly files)": "era5land"}
+
+
+def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, row) -> dict:
+    """Measure (f), (g), (h) and (s) and report them through ``row(key, quantity, value, unit, note)``.
+
+    Returns the details for ``bench.json`` (``prep``)."""
+    from glass_sm import config, twin  # noqa: PLC0415
+    from glass_sm.cluster import cluster_client  # noqa: PLC0415
+    from glass_sm.data.coverage import coverage_table  # noqa: PLC0415
+    from glass_sm.data.ingest import block_memory_bytes, ingest  # noqa: PLC0415
+    from glass_sm.grid import Domain  # noqa: PLC0415
+
+    info: dict = {}
+    year = bench_year(cfg)
+    yover = {**base, "period.start": f"{year}-01-01", "period.end": f"{year}-12-31", "cube.ingest_block_days": 0}
+    ycfg = config.load(params, yover)
+    files = source_files(ycfg, ycfg.period.start, ycfg.period.end)
+    if not files:
+        row("f", "raw read: the run's source files", float("nan"), "files/s", "no source file yet: run stage 01")
+    else:
+        nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
+        with cluster_client(None, nw, tpw, "distributed") as client:
+            raw_read_rate(files, client)  # untimed: the page cache is warm for (f) and (g) alike
+            client.run(_import_readers)    # and the workers' imports done (a once-per-worker cost in a real run)
+            f = raw_read_rate(files, client)
+            cov = coverage_table(ycfg)
+            rep = ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False, overwrite=True,
+                         coverage=cov)
+        shape = f"{nw} worker(s) x {tpw} thread(s), warm page cache"
+        row("f", f"raw read of {year}'s source files ({f['files']:,} files, {f['bytes'] / 1e6:,.0f} MB)",
+            f["files_per_s"], "files/s", shape)
+        row("f", "raw read", f["mb_per_s"], "MB/s", "metadata + every array decompressed (read_whole)")
+        row("g", f"day-major ingest of {year} ({rep.n_files_read:,} files)", rep.files_per_s, "files/s",
+            f"{rep.n_blocks} blocks, {shape}")
+        row("g", "day-major ingest", rep.bytes_per_s / 1e6, "MB/s")
+        row("g/f", "ingest / raw read (files/s)", rep.files_per_s / f["files_per_s"], "fraction", "target >= 0.7")
+        info.update(raw=f, ingest={"files": rep.n_files_read, "bytes": rep.n_bytes_read, "seconds": rep.seconds,
+                                   "blocks": rep.n_blocks, "files_listed": len(files)})
+        info["paper_scale_stage01"] = stage01_rows(_by_source(tmp / "prep_ingest.zarr"), row)
+    if not cfg.twin.enabled:
+        row("h", "ingest peak memory", float("nan"), "MiB", "twin runs only: the benchmark generates its domains")
+        return info
+    days = 32 if quick else 64
+    runs = {}
+    for tag, over in memory_domains(cfg, params, base, tmp, days).items():
+        tcfg = config.load(params, over)
+        twin.generate_twin(tcfg, progress=False)
+        store = tmp / f"prep_{tag}.zarr"
+        m = ingest_memory(params, over, store, repo)
+        m.update(cells=Domain.from_config(tcfg).size, bound=block_memory_bytes(tcfg), sources=_by_source(store))
+        runs[tag] = m
+        row("h", f"ingest peak RSS, {tag} domain ({m['cells']:,} cells x {days} d, resolution "
+            f"{tcfg.domain.resolution:g} deg)", m["peak_rss"] / 2**20, "MiB",
+            f"after imports {m['import_rss'] / 2**20:,.0f} MiB; one process (synchronous)")
+        row("h", f"analytic bound per ingest task, {tag} domain (block_memory_bytes)", m["bound"] / 2**20, "MiB")
+        shutil_rmtree(store)
+    ratio = runs["4x"]["peak_rss"] / runs["1x"]["peak_rss"]
+    row("h", "ingest peak RSS ratio 4x / 1x", ratio, "ratio", "target within 0.8-1.2")
+    info["memory"] = runs
+    return info
+
+
+def stage01_bounds(by_source: dict[str, dict], workers: int = 1000, archive: dict | None = None) -> pd.DataFrame:
+    """Stage 01 at the paper's scale from the (g) ingest's own task seconds per source (one task = one worker
+    process), two ways:
+
+    - ``core_hours_per_file``: the real files cost what a twin file costs (the measured seconds per file): a lower
+      end, since a real file holds 10^3-10^5 times the twin's bytes;
+    - ``core_hours_per_byte``: the real bytes cost what a twin byte costs (the measured seconds per byte): an
+      upper end, since a twin file's time is mostly the fixed cost of opening it, here charged to its few bytes.
+
+    The truth lies between; a year of real files read with stage 01's progress bars (files/s, MB/s) settles it.
+    Wall hours on ``workers`` workers assume perfect scaling (the shared file system's bandwidth, not modelled, is
+    the likely limit at the upper end).
+    """
+    rows = []
+    for name, a in (archive or ARCHIVE).items():
+        m = by_source.get(SOURCE_OF[name])
+        if not m or not m["files"] or not m["bytes"]:
+            continue
+        per_file = a["files"] * m["seconds"] / m["files"] / 3600
+        per_byte = a["bytes"] * m["seconds"] / m["bytes"] / 3600
+        rows.append({"source": name, "files": a["files"], "TB": a["bytes"] / 1e12,
+                     "twin_s_per_file": m["seconds"] / m["files"], "twin_MB_per_s": m["bytes"] / m["seconds"] / 1e6,
+                     "core_hours_per_file": per_file, "core_hours_per_byte": per_byte,
+                     f"wall_hours_on_{workers}_workers_per_byte": per_byte / workers})
+    return pd.DataFrame(rows)
+
+
+def stage01_rows(by_source: dict[str, dict], row, workers: int = 1000, archive: dict | None = None) -> list[dict]:
+    """:func:`stage01_bounds` as bench rows ``s01``; returns the table's records."""
+    t = stage01_bounds(by_source, workers, archive)
+    for _, r in t.iterrows():
+        row("s01", f"stage 01, paper scale, {r['source']}: {r['files']:,} files, {r['TB']:.2f} TB",
+            r["core_hours_per_file"], "core-h", f"per-file end ({r['twin_s_per_file'] * 1e3:.2f} ms/file); per-byte "
+            f"end {r['core_hours_per_byte']:,.0f} core-h ({r['twin_MB_per_s']:.2f} MB/s)")
+    if len(t):
+        lo, hi = t["core_hours_per_file"].sum(), t["core_hours_per_byte"].sum()
+        row("s01", "stage 01, paper scale, total (per-file end .. per-byte end)", lo, "core-h",
+            f"..{hi:,.0f} core-h; {lo / workers:.3f}..{hi / workers:.1f} h on {workers} workers")
+    return t.to_dict(orient="records")
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(path, ignore_errors=True)
