@@ -18,9 +18,12 @@ One context manager, :func:`cluster_client`, shared by the day-major ingest of s
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import time
 from typing import Iterator
 
-__all__ = ["cluster_client"]
+__all__ = ["cluster_client", "section_client", "run_tasks"]
 
 
 @contextlib.contextmanager
@@ -71,3 +74,37 @@ def cluster_client(scheduler_address: str | None = None, n_workers: int = 1, thr
             client.close()
     finally:
         cluster.close()
+
+
+def section_client(section, client=None):
+    """The cluster of a config section (``cfg.cube`` or ``cfg.production``: its ``scheduler_address``,
+    ``n_workers``, ``threads_per_worker``, ``scheduler``) as a context manager, unless ``client`` is given: a
+    :class:`distributed.Client` (used as is, left open) or ``'synchronous'`` (None: in-process)."""
+    if client is None:
+        return cluster_client(section.scheduler_address, section.n_workers, section.threads_per_worker,
+                              section.scheduler)
+    return contextlib.nullcontext(None if client == "synchronous" else client)
+
+
+def run_tasks(client, fn, items, args, key, bar, on_done) -> None:
+    """Run ``fn(args[0], item, *args[1:])`` for every item, in this process (``client`` None) or on the cluster
+    (unique task keys ``<key>-<i>-<token>``); ``on_done(result)`` runs in the caller as each finishes and ``bar``
+    (a tqdm bar) advances. On an error the remaining tasks are cancelled and the error raised."""
+    if client is None:
+        for it in items:
+            on_done(fn(*args[:1], it, *args[1:]))
+            bar.update(1)
+        return
+    from distributed import as_completed  # noqa: PLC0415
+
+    token = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:8]
+    futs = [client.submit(fn, *args[:1], it, *args[1:], key=f"{key}-{i}-{token}", pure=False)
+            for i, it in enumerate(items)]
+    try:
+        for fut in as_completed(futs):
+            on_done(fut.result())
+            bar.update(1)
+    except BaseException:
+        for f in futs:
+            f.cancel()
+        raise

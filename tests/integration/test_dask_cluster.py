@@ -308,6 +308,7 @@ def test_ingest_through_scheduler_address_is_byte_identical(scheduler_address, i
     """``ingest`` + ``cube_from_ingest`` with ``cube.scheduler_address`` = the external scheduler write the same
     intermediate store and the same cube, chunk by chunk, as the in-process run."""
     from glass_sm.data import ingest as ingest_mod  # noqa: PLC0415
+    from glass_sm.data import rechunk  # noqa: PLC0415
 
     root = ingest_twin.run.results_dir
     local_cfg = config.load(SMOKE, {"run.results_dir": root, **INGEST, "cube.scheduler": "synchronous"})
@@ -325,10 +326,10 @@ def test_ingest_through_scheduler_address_is_byte_identical(scheduler_address, i
     assert local.n_workers == 1 and dist.n_workers == 2  # the in-process run; both worker processes took blocks
     _assert_same_store(tmp_path / "local_ingest.zarr", tmp_path / "dist_ingest.zarr")
 
-    cube_local = ingest_mod.cube_from_ingest(local_cfg, tmp_path / "local_ingest.zarr",
+    cube_local = rechunk.cube_from_ingest(local_cfg, tmp_path / "local_ingest.zarr",
                                              tmp_path / "local_cube.zarr", progress=False)
     before = executed_tasks(scheduler_address)
-    cube_dist = ingest_mod.cube_from_ingest(dist_cfg, tmp_path / "dist_ingest.zarr",
+    cube_dist = rechunk.cube_from_ingest(dist_cfg, tmp_path / "dist_ingest.zarr",
                                             tmp_path / "dist_cube.zarr", progress=False)
     after = executed_tasks(scheduler_address)
     # 4 build tiles: the first is harmonized by the caller (it lays out the store), the other 3 in the workers

@@ -183,7 +183,7 @@ def read_tile_inputs(cfg, domain: Domain, progress: bool = True) -> dict:
         ``albedo``: daily albedo Dataset (:func:`glass_sm.io.glass_avhrr.read_glass_albedo_daily`: ``albedo_bsa``,
         ``albedo_wsa``, ``composite_flag``, coordinate ``platform``); ``lst``, ``era5land`` (on the product grid),
         ``label``: ``(time, lat, lon)`` DataArrays; ``static``: the static Dataset. The day-major path
-        (:func:`glass_sm.data.ingest.cube_from_ingest`) builds the same dict from its intermediate store, and both
+        (:func:`glass_sm.data.rechunk.cube_from_ingest`) builds the same dict from its intermediate store, and both
         pass it to :func:`harmonize`.
     """
     start, end = cfg.period.start, cfg.period.end
@@ -218,7 +218,7 @@ def harmonize(cfg, domain: Domain, raw: dict) -> xr.Dataset:
     """Harmonize one tile's inputs (:func:`read_tile_inputs`' dict) into the cube's variables, in memory.
 
     Every line after reading is here, shared by the tile-by-tile path (:func:`assemble_tile`) and the day-major
-    path (:func:`glass_sm.data.ingest.cube_from_ingest`), so that both build the same cube. Gap filling works per
+    path (:func:`glass_sm.data.rechunk.cube_from_ingest`), so that both build the same cube. Gap filling works per
     pixel in time; its last fallback (the day's mean over pixels) uses the tile's pixels.
     """
     times = _dates(cfg)
@@ -341,7 +341,7 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     ``'day_major'``
         :func:`glass_sm.data.ingest.ingest` reads each file once over the whole domain, in parallel on the Dask
         cluster of ``cube.scheduler_address`` / ``cube.n_workers`` (or ``client``), into the time-chunked
-        ``data/ingest.zarr``, then :func:`glass_sm.data.ingest.cube_from_ingest` rechunks it tile by tile
+        ``data/ingest.zarr``, then :func:`glass_sm.data.rechunk.cube_from_ingest` rechunks it tile by tile
         (memory per task: one time block x the domain, then one tile x the period). The intermediate store is
         removed once the cube is complete (a killed ingest resumes from it).
     ``'auto'``
@@ -385,14 +385,16 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
         raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
     coverage = check_coverage(cfg, coverage)  # before any reading
     if method == "day_major":
-        from glass_sm.data import ingest as _ingest  # noqa: PLC0415 (ingest imports this module)
+        from glass_sm.cluster import section_client  # noqa: PLC0415
+        from glass_sm.data import ingest as _ingest  # noqa: PLC0415 (ingest and rechunk import this module)
+        from glass_sm.data import rechunk as _rechunk  # noqa: PLC0415
 
         store = path.with_name(f".{path.stem}.ingest.zarr") if path != RunPaths.from_config(cfg).cube \
             else RunPaths.from_config(cfg).ingest
-        with _ingest._client_for(cfg, client) as cl:
+        with section_client(cfg.cube, client) as cl:
             cl = "synchronous" if cl is None else cl
             _ingest.ingest(cfg, store, client=cl, progress=progress, coverage=coverage)
-            _ingest.cube_from_ingest(cfg, store, path, client=cl, progress=progress, coverage=coverage)
+            _rechunk.cube_from_ingest(cfg, store, path, client=cl, progress=progress, coverage=coverage)
         shutil.rmtree(store, ignore_errors=True)
         return path
     tiles = build_tiles(domain, edge)

@@ -37,17 +37,9 @@ Phase 1, :func:`ingest`
     reader parameters, and the path, size and modification time of every input file); a store whose manifest
     differs from the run's is rebuilt from scratch (with a warning), as is any store when ``overwrite=True``.
 
-Phase 2, :func:`cube_from_ingest`
-    For each (lat, lon) tile of ``cube.build_tile`` cells (:func:`glass_sm.data.cube.build_tiles`, the same tiles as
-    the tile path), one task reads the tile's column (all days; each intermediate chunk read once) from the store,
-    interpolates the albedo composites to days (:func:`~glass_sm.io.glass_avhrr.composites_to_daily`, as
-    :func:`~glass_sm.io.glass_avhrr.read_glass_albedo_daily` does), reads the tile's static layers
-    (:func:`~glass_sm.io.static.read_static`, on the tile's window: GDAL's area average of another window differs
-    in the last float bit, and these are four small 2-D files) and harmonizes it with
-    :func:`glass_sm.data.cube.harmonize`, the very function of the tile path. Tiles write disjoint regions of the
-    cube store (``build_tile`` is a multiple of ``space_chunk``), laid out first as the tile path does, and the
-    store is renamed into place when complete. ``rechunker`` 0.5.4 does not run on zarr 3, so the rechunk is this
-    bounded xarray/zarr read, which the issue allows.
+Phase 2, :func:`glass_sm.data.rechunk.cube_from_ingest`
+    Each build tile's column is read back from the store and harmonized by the tile path's own function
+    (:mod:`glass_sm.data.rechunk`).
 
 Memory
     Phase 1, per task: ``block days x domain cells x 4 B x arrays held`` (:func:`block_memory_bytes`; LST and labels
@@ -81,19 +73,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 import zarr
 from tqdm import tqdm
 
-from glass_sm.cluster import cluster_client
-from glass_sm.data import cube as _cube
+from glass_sm.cluster import run_tasks, section_client
 from glass_sm.data.coverage import check_coverage, era5land_file_times
 from glass_sm.grid import Domain
-from glass_sm.io import era5land, glass_avhrr, glass_modis, static
+from glass_sm.io import era5land, glass_avhrr, glass_modis
 from glass_sm.io.errors import DataWarning, EmptyDataError, TimeGapError
-from glass_sm.paths import RunPaths, atomic_write
+from glass_sm.paths import RunPaths
 
-__all__ = ["IngestReport", "IngestBlock", "ingest", "cube_from_ingest", "plan_ingest", "block_memory_bytes",
+__all__ = ["IngestReport", "IngestBlock", "ingest", "plan_ingest", "block_memory_bytes",
            "block_days", "BLOCK_DAYS_RANGE",
            "STORE_FORMAT", "DAILY_VARS", "ALBEDO_VARS"]
 
@@ -552,49 +542,6 @@ def ingest_block(store: str, block: IngestBlock, domain: Domain, prm: dict) -> d
 # ----------------------------------------------------------------------------------------------------------
 # phase 1
 # ----------------------------------------------------------------------------------------------------------
-def _client_for(cfg, client):
-    """``(context manager, explicit client)``: a cluster from ``cfg.cube`` unless a client (or 'synchronous')
-    is given."""
-    if client is None:
-        c = cfg.cube
-        return cluster_client(c.scheduler_address, c.n_workers, c.threads_per_worker, c.scheduler)
-    return _given(None if client == "synchronous" else client)
-
-
-class _given:
-    def __init__(self, client):
-        self.client = client
-
-    def __enter__(self):
-        return self.client
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _run_tasks(client, fn, items, args, key, bar, on_done) -> None:
-    """Run ``fn(item, *args)`` for every item, in this process (client None) or on the cluster; ``on_done(res)``
-    in the caller as each finishes."""
-    if client is None:
-        for it in items:
-            on_done(fn(*args[:1], it, *args[1:]))
-            bar.update(1)
-        return
-    from distributed import as_completed  # noqa: PLC0415
-
-    token = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:8]
-    futs = [client.submit(fn, *args[:1], it, *args[1:], key=f"{key}-{i}-{token}", pure=False)
-            for i, it in enumerate(items)]
-    try:
-        for fut in as_completed(futs):
-            on_done(fut.result())
-            bar.update(1)
-    except BaseException:
-        for f in futs:
-            f.cancel()
-        raise
-
-
 def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress: bool = True,
            overwrite: bool = False, coverage: pd.DataFrame | None = None) -> IngestReport:
     """Phase 1: read every source file once over the whole domain into the time-chunked intermediate store.
@@ -666,8 +613,8 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
                             refresh=False)
 
     try:
-        with _client_for(cfg, client) as cl:
-            _run_tasks(cl, ingest_block, todo, (str(store), domain, prm), "glass-sm-ingest", bar, done)
+        with section_client(cfg.cube, client) as cl:
+            run_tasks(cl, ingest_block, todo, (str(store), domain, prm), "glass-sm-ingest", bar, done)
     finally:
         bar.close()
     report.seconds = time.perf_counter() - t0
@@ -677,141 +624,6 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
         report.warnings.append(text)
         warnings.warn(text, stacklevel=2)
     return report
-
-
-# ----------------------------------------------------------------------------------------------------------
-# phase 2
-# ----------------------------------------------------------------------------------------------------------
-def _check_complete(store: Path, cfg) -> dict:
-    if not store.exists():
-        raise FileNotFoundError(f"intermediate store not found: {store} (run glass_sm.data.ingest.ingest first)")
-    g = zarr.open_group(str(store), mode="r")
-    manifest = g.attrs.get("manifest") or {}
-    domain = Domain.from_config(cfg)
-    want = {"start": str(_days(cfg)[0].date()), "end": str(_days(cfg)[-1].date()),
-            "domain": [domain.row0, domain.col0, domain.nrows, domain.ncols, domain.res],
-            "params": json.loads(json.dumps(_reader_params(cfg)))}
-    diff = [k for k, v in want.items() if manifest.get(k) != v]
-    if diff:
-        raise ValueError(f"{store}: ingested for other {', '.join(diff)} than this run (rerun ingest)")
-    B, Bc = int(manifest["block_days"]), int(manifest["composite_chunk"])
-    nd, nc = len(_days(cfg)), int(manifest["composites"][2])
-    expected = sum(-(-n // s) for n, s in ((nc, Bc), (nd, B), (nd, B), (nd, B)))
-    done = len(list((store / "_done").glob("*.json")))
-    if done != expected:
-        raise RuntimeError(f"{store}: {done} of {expected} blocks ingested (rerun glass_sm.data.ingest.ingest to "
-                           "finish it)")
-    return manifest
-
-
-def _empty(what: str, where, variable: str, tile: Domain) -> EmptyDataError:
-    return EmptyDataError(f"has no valid value in {tile.bounds_str()} on any {what} of the period (day-major "
-                          "ingest; the tile path's reader raises the same)", file=where, variable=variable)
-
-
-def tile_inputs_from_store(cfg, store: str | os.PathLike, domain: Domain, tile: Domain) -> dict:
-    """:func:`glass_sm.data.cube.read_tile_inputs`' dict for ``tile``, from the intermediate store (plus the tile's
-    static layers, read from their files on the tile's window as the tile path does)."""
-    g = zarr.open_group(str(store), mode="r")
-    manifest = g.attrs.get("manifest") or {}
-    rs, cs = tile.slices_in(domain)
-    days, comps = _days(cfg), _composites(cfg)
-    d = cfg.data
-    coords = {"lat": tile.lat, "lon": tile.lon}
-    comp = xr.Dataset({v: (("time", "lat", "lon"), g[v][:, rs, cs]) for v in ALBEDO_VARS},
-                      coords={"time": comps, **coords})
-    if not np.isfinite(comp["albedo_bsa"].values).any():
-        raise _empty("composite", d.avhrr_dir, "ABD_BSA_shortwave", tile)
-    cadence = glass_avhrr.CADENCE_DAYS["albedo"] if d.albedo_cadence_days is None else int(d.albedo_cadence_days)
-    alb = glass_avhrr.composites_to_daily(comp, days, sample_offset_days=d.albedo_sample_offset_days,
-                                          max_span_days=cadence)
-    out = {"albedo": alb}
-    for key, name in DAILY_VARS.items():
-        out[key] = xr.DataArray(g[name][:, rs, cs], dims=("time", "lat", "lon"), coords={"time": days, **coords},
-                                name=name)
-    if not np.isfinite(out["lst"].values).any():
-        raise _empty("day", d.avhrr_dir, "LST", tile)
-    if not np.isfinite(out["era5land"].values).any():
-        raise _empty("day", d.era5land_dir, "swvl1", tile)
-    if manifest.get("n_label_files") and not np.isfinite(out["label"].values).any():
-        raise _empty("day", d.glass_modis_dir, glass_modis._VARIABLE.format(band=1), tile)
-    out["static"] = static.read_static(d.static_dir, tile)
-    return out
-
-
-def cube_tile(cfg, store: str, domain: Domain, tile: Domain, partial: str | None) -> xr.Dataset | None:
-    """Phase-2 task: harmonize ``tile`` from the store; write its region into the cube store ``partial`` (then
-    return None), or return it (``partial`` None)."""
-    ds = _cube.harmonize(cfg, tile, tile_inputs_from_store(cfg, store, domain, tile))
-    if partial is None:
-        return ds
-    rs, cs = tile.slices_in(domain)
-    region = ds.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])
-    region.to_zarr(partial, region={"lat": rs, "lon": cs}, mode="r+")
-    return None
-
-
-def cube_from_ingest(cfg, store: str | os.PathLike, path: str | os.PathLike, *, client=None,
-                     progress: bool = True, coverage: pd.DataFrame | None = None) -> Path:
-    """Phase 2: build the cube from the intermediate store, tile column by tile column (bounded memory).
-
-    Parameters
-    ----------
-    cfg : glass_sm.config.Config
-    store : path-like
-        The store written by :func:`ingest` (every block done).
-    path : path-like
-        The cube (zarr), written to a temporary sibling and renamed when complete.
-    client : distributed.Client or 'synchronous', optional
-        Where the tile tasks run (default: the cluster of ``cfg.cube``).
-    progress : bool
-        A tqdm bar over the tiles.
-    coverage : pandas.DataFrame, optional
-        The coverage table (for the cube's ``missing_inputs`` attribute; listed here when None).
-
-    Returns
-    -------
-    pathlib.Path of the cube.
-    """
-    store, path = Path(store), Path(path)
-    _check_complete(store, cfg)
-    domain = Domain.from_config(cfg)
-    edge, sc, tc = cfg.cube.build_tile, cfg.cube.space_chunk, cfg.cube.time_chunk
-    if edge % sc:
-        raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
-    coverage = check_coverage(cfg, coverage)
-    tiles = _cube.build_tiles(domain, edge)
-    _cube._check_memory(tiles[0], len(_days(cfg)))
-
-    def encoding_of(ds: xr.Dataset) -> dict:
-        t = min(tc, ds.sizes["time"])
-        y, x = min(sc, domain.nrows), min(sc, domain.ncols)
-        return {name: {"chunks": (t, y, x) if var.ndim == 3 else (y, x)} for name, var in ds.data_vars.items()}
-
-    with atomic_write(path) as partial:
-        first = cube_tile(cfg, str(store), domain, tiles[0], None)
-        if len(tiles) == 1:
-            ds = _cube._finish_attrs(first, cfg, domain, coverage, method="day_major")
-            ds.to_zarr(partial, mode="w", encoding=encoding_of(ds), consolidated=True)
-            return path
-        full = _cube._finish_attrs(_cube._empty_store(first, domain), cfg, domain, coverage, method="day_major")
-        full.to_zarr(partial, mode="w", encoding=encoding_of(full), consolidated=True, compute=False)
-        rs, cs = tiles[0].slices_in(domain)
-        region = first.drop_vars(["time", "platform"], errors="ignore").drop_vars(["lat", "lon"])
-        region.to_zarr(partial, region={"lat": rs, "lon": cs}, mode="r+")
-        del first, region
-        bar = tqdm(total=len(tiles), initial=1, desc="cube tiles (day-major)", unit="tile", disable=not progress)
-        try:
-            with _client_for(cfg, client) as cl:
-                _run_tasks(cl, _tile_task, tiles[1:], (cfg, str(store), domain, str(partial)), "glass-sm-cube",
-                           bar, lambda res: None)
-        finally:
-            bar.close()
-    return path
-
-
-def _tile_task(cfg, tile: Domain, store: str, domain: Domain, partial: str) -> None:
-    cube_tile(cfg, store, domain, tile, partial)
 
 
 def report_dict(report: IngestReport) -> dict:

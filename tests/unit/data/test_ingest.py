@@ -13,6 +13,7 @@ import pytest
 from glass_sm import config, twin
 from glass_sm.data import cube
 from glass_sm.data import ingest as ing
+from glass_sm.data import rechunk
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, glass_avhrr
 
@@ -129,7 +130,7 @@ def test_killed_ingest_resumes_without_rereading(twin_cfg, tile_cube, tmp_path, 
     done = sorted(p.stem for p in (store / "_done").glob("*.json"))
     assert done == sorted(calls[:10])                                   # the killed block left no marker
     with pytest.raises(RuntimeError, match="10 of"):
-        ing.cube_from_ingest(cfg, store, tmp_path / "early.zarr", client="synchronous", progress=False)
+        rechunk.cube_from_ingest(cfg, store, tmp_path / "early.zarr", client="synchronous", progress=False)
     calls.clear()
     monkeypatch.setattr(ing, "_read_block", lambda b, d, p: (calls.append(b.name), real(b, d, p))[1])
     rep = ing.ingest(cfg, store, client="synchronous", progress=False)
@@ -139,7 +140,7 @@ def test_killed_ingest_resumes_without_rereading(twin_cfg, tile_cube, tmp_path, 
     assert (rep.n_files, rep.n_bytes) == (full.n_files, full.n_bytes)   # markers keep the counts
     info = json.loads((store / "_done" / f"{done[0]}.json").read_text())
     assert {"n_files", "n_bytes", "empty"} <= set(info)
-    out = ing.cube_from_ingest(cfg, store, tmp_path / "dm.zarr", client="synchronous", progress=False)
+    out = rechunk.cube_from_ingest(cfg, store, tmp_path / "dm.zarr", client="synchronous", progress=False)
     assert_same_cube(tile_cube, out)
     calls.clear()
     ing.ingest(cfg, store, client="synchronous", progress=False, overwrite=True)  # overwrite: all read again
@@ -160,7 +161,7 @@ def test_empty_block_is_nan_and_counted(tmp_path):
     empty = sorted(k for k, v in markers.items() if v["empty"])
     assert rep.n_blocks_empty == len(empty)        # (the twin's winter albedo composites are all masked too)
     assert [k for k in empty if k.startswith("lst")] == ["lst-00002"] and markers["lst-00002"]["n_files"] == 0
-    out = ing.cube_from_ingest(cfg, tmp_path / "i.zarr", tmp_path / "dm.zarr", client="synchronous",
+    out = rechunk.cube_from_ingest(cfg, tmp_path / "i.zarr", tmp_path / "dm.zarr", client="synchronous",
                                progress=False)
     ref = cube.build_cube(cfg, progress=False, path=tmp_path / "tile.zarr", method="tile")
     a, _ = assert_same_cube(ref, out)
