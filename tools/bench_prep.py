@@ -84,14 +84,11 @@ def source_files(cfg, start, end) -> list[Path]:
 
 
 def _era5_overlaps(path: Path, start: pd.Timestamp, end: pd.Timestamp) -> bool:
-    """Whether an ERA5-Land file holds a day of ``start..end`` (its time axis read, nothing else)."""
-    import xarray as xr  # noqa: PLC0415
+    """Whether an ERA5-Land file holds a day of ``start..end`` (its time axis, read once per process and shared
+    with the coverage table and the ingest plan: :func:`glass_sm.data.coverage.era5land_file_times`)."""
+    from glass_sm.data.coverage import era5land_file_times  # noqa: PLC0415
 
-    engine = "cfgrib" if era5land._sniff(path) == "grib" else "netcdf4"
-    kw = {"backend_kwargs": {"indexpath": ""}} if engine == "cfgrib" else {}
-    with xr.open_dataset(path, engine=engine, cache=False, decode_timedelta=True, **kw) as ds:
-        name = "valid_time" if "valid_time" in ds.coords else "time"
-        t = pd.DatetimeIndex(np.ravel(ds[name].values))
+    t = pd.DatetimeIndex(era5land_file_times(path))
     return bool(((t >= start) & (t < end + pd.Timedelta(days=1))).any())
 
 
