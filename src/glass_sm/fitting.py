@@ -56,7 +56,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,7 +70,7 @@ from glass_sm.training import predict, resolve_device, set_seed, train_torch_mod
 log = logging.getLogger(__name__)
 
 __all__ = ["FitResult", "fit_model", "fit_models", "predict_split", "rate_windows", "shared_feature_arrays",
-           "array_digest", "fit_fingerprint", "fit_record", "load_fit"]
+           "array_digest", "fit_fingerprint", "fit_record", "load_fit", "expected_cost", "submission_order"]
 
 
 @dataclass
@@ -421,9 +421,41 @@ def fit_models(jobs: Sequence[tuple[str, Samples, dict]], cfg, progress: bool = 
         return [fit_model(name, samples, cfg, progress=progress, **kw) for name, samples, kw in jobs]
     resolve_device(cfg.training.device)  # a 'cuda' on a CPU-only machine fails here, not in every worker
     context = multiprocessing.get_context("spawn")
+    order = submission_order(jobs, cfg)
     with shared_feature_arrays([samples for _, samples, _ in jobs]) as (shared, stubs):
         with ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init,
                                  initargs=(int(cfg.training.torch_threads), shared, os.getpid())) as pool:
-            futures = [pool.submit(_fit_job, name, stub, key, cfg, dict(kw))
-                       for (name, _, kw), (stub, key) in zip(jobs, stubs)]
-            return [f.result() for f in futures]
+            futures = {i: pool.submit(_fit_job, jobs[i][0], stubs[i][0], stubs[i][1], cfg, dict(jobs[i][2]))
+                       for i in order}
+            return [futures[i].result() for i in range(len(jobs))]
+
+
+def expected_cost(name: str, samples: Samples, cfg, kwargs: Mapping | None = None) -> tuple[int, float]:
+    """A fit's expected cost, to order the jobs of :func:`fit_models` (longest first); ``(class, size)`` compared
+    as a tuple, a larger tuple expected to take longer.
+
+    Torch models (class 1): analytic forward FLOPs per window (:func:`glass_sm.models.count_flops`, the
+    bidirectional and attention terms included) x epoch cap. XGBoost (class 0, after every torch fit: on the demo
+    a boosting fit takes a fraction of a network's): training rows x columns (the target day's ``F`` or the
+    window's ``L * F``) x ``n_estimators``. A heuristic only: the order of submission changes no result (each fit
+    is seeded in its own process), only how well the fits fill the workers.
+    """
+    kw = dict(kwargs or {})
+    seed = int(cfg.run.seed if kw.get("seed") is None else kw["seed"])
+    hp = _fit_hparams(name, samples, cfg, seed)
+    F, L = samples.n_features, samples.window
+    if not is_torch_model(name):
+        hp = {**model_class(name).default_hparams, **hp}
+        cols = L * F if hp.get("inputs") == "window" else F
+        return 0, float(len(samples.train)) * cols * float(hp.get("n_estimators", 1))
+    epochs = int(kw.get("epochs") or cfg.training.epochs)
+    return 1, float(count_flops(build_model(name, F, L, **hp), L, F)) * epochs
+
+
+def submission_order(jobs: Sequence[tuple[str, Samples, dict]], cfg) -> list[int]:
+    """Indices of ``jobs`` longest first (:func:`expected_cost`; ties keep the given order): with a pool of
+    workers, starting the longest fits first leaves the short ones to fill the gaps at the end (the "longest
+    processing time first" rule), where submitting in the given order can leave one worker running the longest
+    fit alone. The results are returned in the given order whatever the submission order."""
+    costs = [expected_cost(name, samples, cfg, kw) for name, samples, kw in jobs]
+    return sorted(range(len(jobs)), key=lambda i: (-costs[i][0], -costs[i][1], i))

@@ -52,7 +52,8 @@ from glass_sm.paths import RunPaths
 from glass_sm.training import measure_inference_rate
 
 __all__ = ["CONFIG_SECTIONS", "STAGE", "BASELINE", "StageInputs", "FitResult", "ComparisonResult",
-           "SplitStrategyResult", "set_torch_threads", "open_inputs", "fit_model", "predict_split", "rate_windows",
+           "SplitStrategyResult", "PlannedFits", "fit_comparison", "fit_all", "set_torch_threads", "open_inputs",
+           "fit_model", "predict_split", "rate_windows",
            "reference_values", "compare_models", "input_baseline", "run_split_strategies", "sample_counts",
            "main_reference", "comparison_samples", "train_and_score", "era5land_yardstick", "versus_baseline",
            "split_strategies", "read_tables", "figure_density", "figures_by_bin", "plot_split_strategies",
@@ -220,7 +221,8 @@ class ComparisonResult:
 
 
 def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, progress: bool = True,
-                   names: Sequence[str] | None = None, seed: int | None = None) -> ComparisonResult:
+                   names: Sequence[str] | None = None, seed: int | None = None,
+                   fits: Mapping[str, FitResult] | None = None) -> ComparisonResult:
     """Train every model of ``models.names`` on identical samples and score them on the test split.
 
     Parameters
@@ -237,6 +239,8 @@ def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, pro
         Models (default ``models.names``).
     seed : int, optional
         Default ``run.seed``.
+    fits : mapping, optional
+        The fits of ``names`` on these samples, already trained (:func:`fit_comparison`); default: train them here.
 
     Returns
     -------
@@ -251,8 +255,14 @@ def compare_models(samples: Samples, cfg, truth: xr.DataArray | None = None, pro
                           "lat": samples.lat[idx[:, PIXEL]], "lon": samples.lon[idx[:, PIXEL]],
                           "label": refs[0][1], "truth": refs[1][1] if truth is not None else np.nan})
     x_rate = rate_windows(samples, int(cfg.models.rate_windows))
-    fits, m_rows, t_rows, b_rows = {}, [], [], []
-    fitted = fit_models([(name, samples, {"seed": seed}) for name in names], cfg, progress=progress)
+    given, fits, m_rows, t_rows, b_rows = fits, {}, [], [], []
+    if given is not None:
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise ValueError(f"compare_models: fits= lacks the model(s) {missing}")
+        fitted = [given[n] for n in names]
+    else:
+        fitted = fit_models([(name, samples, {"seed": seed}) for name in names], cfg, progress=progress)
     for name, fit in zip(names, fitted):
         fits[name] = fit
         pred = predict_split(fit.model, samples, "test", cfg.training.eval_batch_size)
@@ -313,7 +323,9 @@ class SplitStrategyResult:
 
 def run_split_strategies(cube: xr.Dataset, cfg, strategies: Sequence[str] | None = None,
                          names: Sequence[str] | None = None, truth: xr.DataArray | None = None,
-                         progress: bool = True, reuse: dict | None = None) -> SplitStrategyResult:
+                         progress: bool = True, reuse: dict | None = None,
+                         fits: Mapping[str, tuple[Samples, Mapping[str, FitResult]]] | None = None
+                         ) -> SplitStrategyResult:
     """Repeat the comparison for several split strategies (random, site-independent, year-independent).
 
     Each strategy gets its own samples (:func:`glass_sm.data.build_samples` with ``split=...``, the rest of
@@ -336,6 +348,9 @@ def run_split_strategies(cube: xr.Dataset, cfg, strategies: Sequence[str] | None
     reuse : dict, optional
         ``{strategy: ComparisonResult}`` already computed (e.g. the main comparison); kept when it holds every
         model of ``names``, otherwise that strategy is trained on fresh samples.
+    fits : mapping, optional
+        ``{strategy: (samples, {model: FitResult})}`` trained beforehand (:attr:`PlannedFits.splits`): that
+        strategy is scored with these samples and fits instead of being trained here.
 
     Returns
     -------
@@ -350,6 +365,10 @@ def run_split_strategies(cube: xr.Dataset, cfg, strategies: Sequence[str] | None
         prev = reuse.get(strategy)
         if prev is not None and all(n in prev.fits for n in names):
             res = prev.subset(names)
+        elif fits is not None and strategy in fits:
+            s, done = fits[strategy]
+            res = compare_models(s, cfg, truth=truth, progress=progress, names=names, fits=done)
+            s.release()
         else:
             s = build_samples(cube, cfg, split=strategy)
             res = compare_models(s, cfg, truth=truth, progress=progress, names=names)
@@ -361,6 +380,68 @@ def run_split_strategies(cube: xr.Dataset, cfg, strategies: Sequence[str] | None
         pd.concat([r.timing for r in results.values()], ignore_index=True),
         pd.concat([r.by_bin for r in results.values()], ignore_index=True),
         pd.DataFrame(counts), results)
+
+
+@dataclass
+class PlannedFits:
+    """Every fit of stage 02, trained together by :func:`fit_comparison`.
+
+    Attributes
+    ----------
+    main : dict
+        :class:`FitResult` per model of the main comparison (``models.names`` on the main samples).
+    splits : dict
+        ``{strategy: (samples, {model: FitResult})}`` for each other split strategy (``models.split_models`` on
+        that strategy's own samples), as :func:`run_split_strategies` takes them.
+    """
+
+    main: dict
+    splits: dict = field(default_factory=dict)
+
+
+def fit_comparison(samples: Samples, cube: xr.Dataset, cfg, names: Sequence[str] | None = None,
+                   strategies: Sequence[str] | None = None, split_names: Sequence[str] | None = None,
+                   seed: int | None = None) -> PlannedFits:
+    """Train the main comparison and the split-strategy refits in **one** pool of ``training.parallel_fits``
+    processes (:func:`glass_sm.fitting.fit_models`, longest fits first).
+
+    The same fits as :func:`compare_models` and :func:`run_split_strategies` would train one comparison after the
+    other, with identical results (each fit is seeded in its own process); trained together the short fits of one
+    comparison (XGBoost) fill a worker while the long ones of another run, where one comparison at a time left a
+    worker idle at its end. The samples of every other strategy are built (and their feature arrays loaded) first,
+    so their memory is held for the duration of the fits.
+
+    Parameters
+    ----------
+    samples : Samples
+        The main comparison's samples (split ``samples.split``).
+    cube : xarray.Dataset
+        The stage-01 cube (the other strategies' samples are built from it).
+    cfg : glass_sm.config.Config
+        As :func:`compare_models` and :func:`run_split_strategies`.
+    names, strategies, split_names, seed : optional
+        Defaults ``models.names``, ``models.split_strategies``, ``models.split_models`` (or ``names`` when empty),
+        ``run.seed``.
+
+    Returns
+    -------
+    PlannedFits
+    """
+    names = list(names if names is not None else cfg.models.names)
+    strategies = list(strategies if strategies is not None else cfg.models.split_strategies)
+    split_names = list(split_names if split_names is not None else (cfg.models.split_models or names))
+    seed = int(cfg.run.seed if seed is None else seed)
+    others = {}
+    for strategy in strategies:
+        if strategy == samples.split and all(n in names for n in split_names):
+            continue  # run_split_strategies reuses the main comparison for it
+        others[strategy] = samples if strategy == samples.split else build_samples(cube, cfg, split=strategy)
+    jobs = [(name, samples, {"seed": seed}) for name in names]
+    jobs += [(name, s, {"seed": seed}) for s in others.values() for name in split_names]
+    fitted = iter(fit_models(jobs, cfg))
+    main = {name: next(fitted) for name in names}
+    splits = {strategy: (s, {name: next(fitted) for name in split_names}) for strategy, s in others.items()}
+    return PlannedFits(main, splits)
 
 
 def main_reference(metrics: pd.DataFrame) -> str:
@@ -380,12 +461,20 @@ def comparison_samples(ctx, inputs: StageInputs) -> tuple[Samples, pd.DataFrame]
     return samples, table
 
 
-def train_and_score(ctx, inputs: StageInputs, samples: Samples, progress: bool = False) -> ComparisonResult:
+def fit_all(ctx, inputs: StageInputs, samples: Samples) -> PlannedFits:
+    """Every fit of the stage (main comparison and split-strategy refits) in one pool (:func:`fit_comparison`);
+    :func:`train_and_score` and :func:`split_strategies` score them."""
+    return fit_comparison(samples, inputs.cube, ctx.cfg)
+
+
+def train_and_score(ctx, inputs: StageInputs, samples: Samples, progress: bool = False,
+                    fits: PlannedFits | None = None) -> ComparisonResult:
     """Train and score every model; write ``model_comparison``, ``model_timing``, ``metrics_by_sm_bin``,
     ``model_histories``, ``model_comparison_predictions`` and the models (``models/compare_<split>_<name>``), each
     torch model with its fit fingerprint (stage 03 reads the ``atlstm`` fit when its production model is the same
-    fit, :func:`glass_sm.fitting.load_fit`)."""
-    result = compare_models(samples, ctx.cfg, truth=inputs.truth, progress=progress)
+    fit, :func:`glass_sm.fitting.load_fit`). With ``fits`` (:func:`fit_all`) the models are scored, not trained."""
+    result = compare_models(samples, ctx.cfg, truth=inputs.truth, progress=progress,
+                            fits=fits.main if fits is not None else None)
     for name, table in (("model_comparison", result.metrics), ("model_timing", result.timing),
                         ("metrics_by_sm_bin", result.by_bin), ("model_histories", result.histories),
                         ("model_comparison_predictions", result.predictions)):
@@ -416,11 +505,12 @@ def versus_baseline(ctx, result: ComparisonResult) -> pd.DataFrame:
     return table
 
 
-def split_strategies(ctx, inputs: StageInputs, result: ComparisonResult, progress: bool = False
-                     ) -> SplitStrategyResult:
-    """The comparison for each split strategy, reusing ``result``; writes ``split_strategies*`` (4 tables)."""
+def split_strategies(ctx, inputs: StageInputs, result: ComparisonResult, progress: bool = False,
+                     fits: PlannedFits | None = None) -> SplitStrategyResult:
+    """The comparison for each split strategy, reusing ``result`` (and the refits of ``fits``, :func:`fit_all`);
+    writes ``split_strategies*`` (4 tables)."""
     splits = run_split_strategies(inputs.cube, ctx.cfg, truth=inputs.truth, progress=progress,
-                                  reuse={result.split: result})
+                                  reuse={result.split: result}, fits=fits.splits if fits is not None else None)
     for name, table in (("split_strategies", splits.metrics), ("split_strategies_timing", splits.timing),
                         ("split_strategies_by_sm_bin", splits.by_bin), ("split_strategies_samples", splits.samples)):
         write_table(ctx.paths, name, table)
