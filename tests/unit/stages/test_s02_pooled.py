@@ -31,8 +31,11 @@ def world():
 def test_pooled_fits_equal_the_comparisons_one_after_the_other(world, one_torch_thread):
     cube, truth, cfg = world
     samples = build_samples(cube, cfg)
-    main = s02.compare_models(samples, cfg, truth=truth, progress=False)
-    splits = s02.run_split_strategies(cube, cfg, truth=truth, progress=False, reuse={main.split: main})
+    # the reference fits one after the other in this process (no pool to start: spawned processes cost their
+    # imports; parallel fits equal sequential ones bit for bit, tests/unit/test_fitting.py)
+    one = config.load(None, {**TINY, "training.parallel_fits": 1})
+    main = s02.compare_models(samples, one, truth=truth, progress=False)
+    splits = s02.run_split_strategies(cube, one, truth=truth, progress=False, reuse={main.split: main})
 
     planned = s02.fit_comparison(samples, cube, cfg)
     assert list(planned.main) == ["lstm", "atlstm", "xgboost"]

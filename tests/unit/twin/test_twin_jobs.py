@@ -35,14 +35,24 @@ def _shared_sum(shared):
     return [{k: float(v.sum()) for k, v in shared.arrays().items()}]
 
 
-def test_jobs_in_order_inline_and_in_workers():
+@pytest.fixture(scope="module")
+def workers():
+    """``Jobs(2)``: two spawned worker processes shared by the tests of this module. Starting them costs their
+    imports (seconds each on a busy machine), which no test here is about; closed (jobs awaited, shared blocks
+    unlinked) after the module's last test."""
+    with tjobs.Jobs(2) as pool:
+        yield pool
+
+
+def test_jobs_in_order_inline_and_in_workers(workers, monkeypatch):
     xs = [np.arange(k, dtype=float) for k in range(12)]
     with tjobs.Jobs(0) as inline:
         got0 = tjobs.resolve([inline.submit(_square, x) for x in xs])
-    with tjobs.Jobs(2, max_pending=2) as pool:
-        got2 = tjobs.resolve([pool.submit(_square, x, bounded=True) for x in xs])
-        shared = pool.share({"a": np.ones((3, 4), np.float32), "b": np.arange(5, dtype=np.int16)})
-        sums = tjobs.resolve([pool.submit(_shared_sum, shared)])
+    pool = workers
+    monkeypatch.setattr(pool, "max_pending", 2)                         # Jobs(2, max_pending=2) for this test
+    got2 = tjobs.resolve([pool.submit(_square, x, bounded=True) for x in xs])
+    shared = pool.share({"a": np.ones((3, 4), np.float32), "b": np.arange(5, dtype=np.int16)})
+    sums = tjobs.resolve([pool.submit(_shared_sum, shared)])
     assert all(pid == os.getpid() for _, pid in got0)                  # inline: this process
     assert all(pid != os.getpid() for _, pid in got2)                  # workers: other processes
     for (a, _), (b, _), x in zip(got0, got2, xs):                       # submission order kept
@@ -51,11 +61,10 @@ def test_jobs_in_order_inline_and_in_workers():
     assert sums == [{"a": 12.0, "b": 10.0}]
 
 
-def test_job_error_reaches_the_caller():
-    with tjobs.Jobs(1) as pool:
-        h = pool.submit(_square, "not a number")
-        with pytest.raises(TypeError):
-            tjobs.resolve([h])
+def test_job_error_reaches_the_caller(workers):
+    h = workers.submit(_square, "not a number")
+    with pytest.raises(TypeError):
+        tjobs.resolve([h])
 
 
 def test_fast_string_attribute_same_bytes_as_pyhdf(tmp_path):
@@ -87,7 +96,8 @@ def test_fast_string_attribute_same_bytes_as_pyhdf(tmp_path):
     f.end()
 
 
-def test_writers_in_this_process_match_the_workers(smoke_twin, smoke_retrieval, smoke_sim, make_cfg, tmp_path):
+def test_writers_in_this_process_match_the_workers(workers, smoke_twin, smoke_retrieval, smoke_sim, make_cfg,
+                                                   tmp_path):
     """Every product written by worker processes (``submit_*`` on Jobs(2)) equals generate_twin's (the smoke twin
     is short: written in its own process, :func:`glass_sm.twin.jobs.write_processes`) and the ``write_*``
     functions' (Jobs(0))."""
@@ -97,15 +107,15 @@ def test_writers_in_this_process_match_the_workers(smoke_twin, smoke_retrieval, 
     assert tjobs.WRITE_PROCESSES >= 1
     assert tjobs.write_processes(len(s["dates"])) == 0 < tjobs.write_processes(tjobs.MIN_DAYS_FOR_PROCESSES)
     cfg = make_cfg(tmp_path / "workers")
-    with tjobs.Jobs(2) as jobs:
-        pending = writers.submit_avhrr(cfg, av, s["dates"], s["grids"].out, jobs)
-        pending["glass_modis"] = writers.submit_glass_modis(cfg, s, jobs, False, retrieval)
-        pending["era5land"] = writers.submit_era5(cfg, s, jobs)
-        pending["esa_cci"] = writers.submit_cci(cfg, s, jobs)
-        stations, table = writers.submit_stations(cfg, s, jobs)
-        pending["stations"] = stations
-        pending["truth"] = [writers.submit_truth(cfg, s, table, tmp_path / "truth_w.nc", jobs)]
-        done = tjobs.resolve(pending)
+    jobs = workers                                                      # Jobs(2)
+    pending = writers.submit_avhrr(cfg, av, s["dates"], s["grids"].out, jobs)
+    pending["glass_modis"] = writers.submit_glass_modis(cfg, s, jobs, False, retrieval)
+    pending["era5land"] = writers.submit_era5(cfg, s, jobs)
+    pending["esa_cci"] = writers.submit_cci(cfg, s, jobs)
+    stations, table = writers.submit_stations(cfg, s, jobs)
+    pending["stations"] = stations
+    pending["truth"] = [writers.submit_truth(cfg, s, table, tmp_path / "truth_w.nc", jobs)]
+    done = tjobs.resolve(pending)
     for kind in ("albedo", "lst", "glass_modis", "era5land", "esa_cci", "stations"):
         _same_files(files[kind], done[kind], f"{kind} (workers)")
     assert done["truth"][0].read_bytes() == files["truth"].read_bytes()
