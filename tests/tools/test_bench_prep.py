@@ -79,3 +79,19 @@ def test_read_whole_counts_every_value(tiny_twin):
     assert bp.read_whole(lst) == expected
     with rasterio.open(tif) as ds:
         assert bp.read_whole(tif) == ds.count * ds.width * ds.height
+
+
+def test_import_readers_leaves_only_data_costs_to_the_ingest():
+    """The workers' warm-up imports the readers' lazily imported libraries and fills xarray's backend registry
+    (a once-per-process cost), and reads no data (the mapping cache of the labels stays as it was)."""
+    import sys
+
+    from glass_sm.io import glass_modis
+    from xarray.backends.plugins import list_engines
+
+    before = set(glass_modis._MAPPINGS)
+    list_engines.cache_clear()
+    bp._import_readers()
+    assert {"rasterio", "pyproj", "pyhdf.SD", "netCDF4", "glass_sm.data.ingest"} <= set(sys.modules)
+    assert list_engines.cache_info().currsize == 1
+    assert set(glass_modis._MAPPINGS) == before

@@ -91,6 +91,7 @@ STORE_FORMAT = 2  #: layout version of the intermediate store (a store of anothe
 DAILY_VARS = {"lst": "lst", "era5land": "sm_era5land", "label": "sm_label"}  #: source -> daily array
 ALBEDO_VARS = ("albedo_bsa", "albedo_wsa")  #: composite arrays (shortwave black-sky, white-sky)
 SOURCES = ("albedo", "lst", "era5land", "label")
+SUBMIT_ORDER = ("label", "era5land", "lst", "albedo")  #: task submission order: costliest source first
 _ARRAYS_HELD = {"albedo": 6, "lst": 3, "era5land": 6, "label": 3}  # float32 arrays of a block held by a task
 
 
@@ -593,6 +594,9 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
             report.n_blocks_empty += bool(info["empty"])
         else:
             todo.append(b)
+    # the costliest tasks first (labels: a file per day aggregated pixel by pixel; ERA5-Land: sub-daily steps
+    # regridded), so that the last tasks left to a busy cluster are the short ones (the order changes no value)
+    todo.sort(key=lambda b: SUBMIT_ORDER.index(b.source))
     bar = tqdm(total=len(blocks), initial=report.n_blocks_skipped, desc="ingest blocks", unit="block",
                disable=not progress, mininterval=1.0)
     caught: dict[str, list[str]] = {}

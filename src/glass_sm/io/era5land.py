@@ -620,19 +620,32 @@ def to_product_grid(da: xr.DataArray, domain: Domain, method: Literal["bilinear"
         x0, x1, wx = _linear_weights(lon, tlon)
         corners = [(y0, x0, (1 - wy)[:, None] * (1 - wx)[None, :]), (y0, x1, (1 - wy)[:, None] * wx[None, :]),
                    (y1, x0, wy[:, None] * (1 - wx)[None, :]), (y1, x1, wy[:, None] * wx[None, :])]
+        # each corner as one gather of flat source indices; a corner's weighted value and its weight are added
+        # where the source point is valid only (adding the +0.0 of an invalid one changes no partial sum: the
+        # sums start at +0.0 and never become -0.0), so the result is bit-identical to adding zeros everywhere;
+        # not with a non-finite weight (repeated coordinates), whose 0 x w is NaN: that corner adds everywhere
+        corners = [((iy[:, None] * lon.size + ix[None, :]).ravel(), w.ravel(), bool(np.isfinite(w).all()))
+                   for iy, ix, w in corners]
+        flat2 = flat.reshape(flat.shape[0], -1)
+        out2 = out.reshape(out.shape[0], -1)
         for a in range(0, flat.shape[0], time_chunk):
-            block = flat[a:a + time_chunk]
-            num = np.zeros((block.shape[0], tlat.size, tlon.size))
+            block = flat2[a:a + time_chunk]
+            num = np.zeros((block.shape[0], tlat.size * tlon.size))
             den = np.zeros_like(num)
-            for iy, ix, w in corners:
-                v = block[:, iy][:, :, ix]
+            for idx, w, finite_w in corners:
+                v = np.take(block, idx, axis=1)
                 ok = np.isfinite(v)
-                num += np.where(ok, v, 0.0) * w
-                den += ok * w
+                if finite_w:
+                    with np.errstate(invalid="ignore"):
+                        np.add(num, v * w, out=num, where=ok)
+                    np.add(den, np.broadcast_to(w, den.shape), out=den, where=ok)
+                else:
+                    num += np.where(ok, v, 0.0) * w
+                    den += ok * w
             with np.errstate(invalid="ignore", divide="ignore"):
                 res = num / den
             res[den <= 1e-9] = np.nan
-            out[a:a + time_chunk] = res
+            out2[a:a + time_chunk] = res
     out = out.reshape(*arr.shape[:-2], tlat.size, tlon.size)
     coords = {k: v for k, v in da.coords.items() if "lat" not in v.dims and "lon" not in v.dims}
     coords.update(lat=tlat, lon=tlon)

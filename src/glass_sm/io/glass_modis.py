@@ -44,7 +44,7 @@ cell* is computed **once**: the centres of the pixels of the window of the raste
 of the domain, or its part in a tile) are transformed to longitude/latitude with pyproj and binned into the
 domain's cells. A cell that contains no pixel centre of a grid but whose own centre lies in that grid (source
 pixels coarser than the cell) takes the pixel under its centre. Each day is then one windowed read per file
-and two ``np.bincount`` calls per file, summed over all files of the day:
+and two ``np.bincount`` calls per file over its valid pixels, summed over all files of the day:
 
 .. math::
 
@@ -63,7 +63,7 @@ or the GDAL band unit) of m3 m-3 or none is taken as volumetric, ``%`` is divide
 ``units_policy='raise'``), anything else raises :class:`~glass_sm.io.errors.UnitsError`, and values above 1.5
 in a volumetric file raise too (a percent file with a wrong tag).
 
-Memory: a mapping holds two int64 arrays of its window's pixel count (about 16 bytes per source pixel); while
+Memory: a mapping holds one int64 array of its window's pixel count (8 bytes per source pixel); while
 reading, the valid-pixel counts of each label day are kept next to the output (one more float32 array of the
 output's size). For a domain of more than a few hundred thousand 0.05 deg cells call the reader per tile.
 """
@@ -251,12 +251,26 @@ def find_glass_modis_files(directory: str | os.PathLike, start: dt.date | None =
 # ----------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Mapping:
-    """Where the pixels of one source grid go: ``pix`` (flat index in the window) -> ``cell`` (flat domain)."""
+    """Where the pixels of one source grid go, as the ordered pairs ``pix`` (flat index in the window) -> ``cell``
+    (flat domain index): first every pixel whose centre lies in a cell, in pixel order (held as ``lookup``, the
+    window's cell of each pixel, -1 for none), then one pixel for each cell that contains no pixel centre (step 3
+    of :func:`_build_mapping`: ``extra_pix`` -> ``extra_cell``, cells that the first part never reaches)."""
 
     window: "object"  # rasterio.windows.Window
-    pix: np.ndarray
-    cell: np.ndarray
+    lookup: np.ndarray  # (window pixels,) int64: cell or -1
+    extra_pix: np.ndarray  # int64
+    extra_cell: np.ndarray  # int64
     n_total: np.ndarray  # pixels mapped to each cell (float64, domain.size)
+
+    @property
+    def pix(self) -> np.ndarray:
+        """Window pixel of each pair, in the aggregation's order."""
+        return np.concatenate([np.flatnonzero(self.lookup >= 0), self.extra_pix]).astype(np.int64)
+
+    @property
+    def cell(self) -> np.ndarray:
+        """Cell of each pair, in the aggregation's order."""
+        return np.concatenate([self.lookup[self.lookup >= 0], self.extra_cell])
 
 
 def _boundary_lonlat(domain: Domain, per_edge: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -270,8 +284,10 @@ def _boundary_lonlat(domain: Domain, per_edge: int | None = None) -> tuple[np.nd
 
 
 def _grid_key(ds) -> tuple:
-    """What identifies a source grid: CRS, geotransform and size."""
-    return (ds.crs.to_wkt() if ds.crs else None, tuple(ds.transform)[:6], ds.width, ds.height)
+    """What identifies a source grid: CRS (its WKT), geotransform and size."""
+    crs = ds.crs
+    # ``crs.wkt`` exports the WKT once and keeps it (``if ds.crs`` would export it a first time: CRS.__bool__)
+    return ((crs.wkt or None) if crs is not None else None, tuple(ds.transform)[:6], ds.width, ds.height)
 
 
 def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None:
@@ -342,7 +358,11 @@ def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None
         counts = np.bincount(cell, minlength=domain.size)
     if cell.size == 0:
         return None
-    return _Mapping(window=window, pix=pix.astype(np.int64), cell=cell, n_total=counts.astype(np.float64))
+    n_main = int(inside.sum())
+    lookup = np.full(h * w, -1, np.int64)
+    lookup[pix[:n_main]] = cell[:n_main]
+    return _Mapping(window=window, lookup=lookup, extra_pix=pix[n_main:].astype(np.int64),
+                    extra_cell=cell[n_main:].astype(np.int64), n_total=counts.astype(np.float64))
 
 
 _MAPPINGS: dict[tuple, _Mapping | None] = {}  #: this process's mappings by (grid, domain); see _cached_mapping
@@ -377,11 +397,14 @@ def _overlap(a: tuple, b: tuple) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 # Units and values
 # ----------------------------------------------------------------------------------------------------------
-def _declared_units(ds, band: int) -> str | None:
-    for tags in (ds.tags(band), ds.tags()):
+def _declared_units(ds, band: int, tags: tuple[dict, dict] | None = None) -> str | None:
+    """The units the file declares: a ``units`` tag of the band, else of the dataset, else the GDAL band unit.
+    ``tags``: ``(ds.tags(), ds.tags(band))`` when already read."""
+    ds_tags, band_tags = tags if tags is not None else (ds.tags(), ds.tags(band))
+    for t in (band_tags, ds_tags):
         for key in ("units", "Units", "UNITS", "unit"):
-            if tags.get(key):
-                return str(tags[key])
+            if t.get(key):
+                return str(t[key])
     try:
         u = ds.units[band - 1]
     except (IndexError, TypeError):  # pragma: no cover - defensive
@@ -398,12 +421,14 @@ def _float_tag(tags: dict, names: tuple[str, ...]) -> float | None:
     return None
 
 
-def _file_scale_offset(ds, band: int) -> tuple[float | None, float | None]:
+def _file_scale_offset(ds, band: int, tags: tuple[dict, dict] | None = None) -> tuple[float | None, float | None]:
     """The scale and offset the file declares (GDAL band scale/offset, else ``scale_factor``/``add_offset``
-    tags); ``None`` for none (a scale of 1 and an offset of 0 count as none: GDAL reports them by default)."""
+    tags); ``None`` for none (a scale of 1 and an offset of 0 count as none: GDAL reports them by default).
+    ``tags``: ``(ds.tags(), ds.tags(band))`` when already read."""
     scale = ds.scales[band - 1] if ds.scales else None
     offset = ds.offsets[band - 1] if ds.offsets else None
-    tags = {**ds.tags(), **ds.tags(band)}
+    ds_tags, band_tags = tags if tags is not None else (ds.tags(), ds.tags(band))
+    tags = {**ds_tags, **band_tags}
     if scale in (None, 1.0):
         scale = _float_tag(tags, ("scale_factor", "SCALE_FACTOR", "Scale_Factor"))
     if offset in (None, 0.0):
@@ -411,14 +436,47 @@ def _file_scale_offset(ds, band: int) -> tuple[float | None, float | None]:
     return (None if scale in (None, 1.0) else scale), (None if offset in (None, 0.0) else offset)
 
 
-def _physical(arr: np.ndarray, nodata, scale: float, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """Stored values -> (physical float64 values with NaN where invalid, validity mask), flattened."""
-    stored = arr.ravel().astype(np.float64)
-    valid = np.isfinite(stored) & (stored != NODATA)
+def _valid_values(arr: np.ndarray, nodata, scale: float, offset: float,
+                  mapping: _Mapping) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One file's window -> (physical values of its valid pixels that ``mapping`` uses, float64, and their cells,
+    both in the mapping's order; the largest finite physical value over every valid pixel of the window, None
+    when there is none).
+
+    A pixel is valid when its stored value is finite, not :data:`NODATA` and not the file's own finite NoData
+    (compared as the float64 of the stored value); physical = stored x ``scale`` + ``offset`` in float64. Only the
+    valid pixels are gathered: a cell's sum takes the same values in the same order as a sum over all of its
+    pixels with zeros for the invalid ones (adding +0.0 changes no partial sum), so the result is bit-identical
+    to it at a fraction of the cost (over the sea and off the Earth most of a window is NoData).
+    """
+    flat = arr.ravel()
+    if flat.dtype != np.float32:
+        flat = flat.astype(np.float64, copy=False)  # any other type compared and scaled as float64
+    valid = np.isfinite(flat)
+    valid &= flat != flat.dtype.type(NODATA)  # -9999 is exact in float32 and float64
     if nodata is not None and np.isfinite(nodata):
-        valid &= stored != float(nodata)
-    values = stored * scale + offset if (scale != 1.0 or offset != 0.0) else stored
-    return np.where(valid, values, np.nan), valid
+        nd = float(nodata)
+        with np.errstate(over="ignore"):
+            nd_t = flat.dtype.type(nd)
+        if float(nd_t) == nd:  # a float32 NoData that is not a float32 equals no float32 value in float64
+            valid &= flat != nd_t
+    idx = np.flatnonzero(valid)
+    trivial = scale == 1.0 and offset == 0.0
+
+    def phys(stored: np.ndarray) -> np.ndarray:
+        stored = stored.astype(np.float64, copy=False)
+        return stored * scale + offset if not trivial else stored
+
+    values = phys(flat[idx])
+    finite = values if trivial else values[np.isfinite(values)]  # valid stored values are finite
+    vmax = float(finite.max()) if finite.size else None
+    cell = mapping.lookup[idx]
+    used = cell >= 0
+    values, cell = values[used], cell[used]
+    if mapping.extra_pix.size:  # the cells holding no pixel centre come after the others (mapping order)
+        ok = valid[mapping.extra_pix]
+        values = np.concatenate([values, phys(flat[mapping.extra_pix[ok]])])
+        cell = np.concatenate([cell, mapping.extra_cell[ok]])
+    return values, cell, vmax
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -594,27 +652,30 @@ def read_glass_modis_sm(
                         arr = ds.read(band, window=mapping.window)
                     except (RasterioError, OSError) as e:
                         raise CorruptFileError(f"cannot be read ({e})", file=path, variable=variable) from e
-                    units = _declared_units(ds, band)
-                    f_scale, f_offset = _file_scale_offset(ds, band)
+                    tags = (ds.tags(), ds.tags(band))  # read once for both
+                    units = _declared_units(ds, band, tags)
+                    f_scale, f_offset = _file_scale_offset(ds, band, tags)
                     nodata = ds.nodatavals[band - 1]
                 if f_scale is not None and scale != 1.0 and not math.isclose(scale, f_scale, rel_tol=1e-6):
                     raise UnitsError(f"declares a scale of {f_scale:g} but the scale parameter is {scale:g} "
                                      "(data.glass_modis_scale): set it to 1 to use the file's own, or fix the file",
                                      file=path, variable=variable)
                 eff_scale = f_scale if f_scale is not None else scale
-                values, valid = _physical(arr, nodata, eff_scale, f_offset or 0.0)
+                values, cells, vmax = _valid_values(arr, nodata, eff_scale, f_offset or 0.0, mapping)
                 if (units is None and eff_scale == 1.0 and f_offset is None and np.issubdtype(arr.dtype, np.integer)
-                        and valid.any() and np.nanmax(values) > 1.5):
+                        and vmax is not None and vmax > 1.5):
                     raise UnitsError(
-                        f"stores {arr.dtype} integers (maximum {np.nanmax(values):g}) without a scale of its own "
+                        f"stores {arr.dtype} integers (maximum {vmax:g}) without a scale of its own "
                         "and the scale parameter is 1: set the scale of the stored values (data.glass_modis_scale, "
                         "e.g. 0.0001 for 0..10000) or a scale_factor tag in the file", file=path, variable=variable)
-                values = check_units(values, {"units": units} if units is not None else {}, "m3 m-3", path,
-                                     variable, policy=units_policy)
-                ok = valid[mapping.pix]
-                s += np.bincount(mapping.cell, weights=np.where(ok, values[mapping.pix], 0.0),
-                                 minlength=domain.size)
-                n += np.bincount(mapping.cell, weights=ok, minlength=domain.size)
+                # the units check sees the window's largest value, as it would on the whole window; a conversion
+                # (percent) is elementwise, so it is applied to the values used
+                attrs = {"units": units} if units is not None else {}
+                probe = np.array([vmax] if vmax is not None else [], np.float64)
+                if check_units(probe, attrs, "m3 m-3", path, variable, policy=units_policy) is not probe:
+                    values = check_units(values, attrs, "m3 m-3", path, variable, policy=units_policy)
+                s += np.bincount(cells, weights=values, minlength=domain.size)
+                n += np.bincount(cells, minlength=domain.size)
             for pair in overlapping:
                 if pair <= day_grids.keys():
                     a, b = sorted(str(day_grids[g]) for g in pair)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from glass_sm import config, twin
 from glass_sm.data import cube
@@ -193,3 +194,43 @@ def test_auto_block_days_fill_the_task_budget(tmp_path):
     assert ing.block_days(tiny) == lo  # the budget cannot go below one cadence
     fixed = config.load(SMOKE, {"run.results_dir": str(tmp_path), "cube.ingest_block_days": 24})
     assert ing.block_days(fixed) == 24
+
+
+def _regrid_reference(field: np.ndarray, lat: np.ndarray, lon: np.ndarray, domain: Domain) -> np.ndarray:
+    """The bilinear regrid as era5land.to_product_grid computed it before (zeros added for invalid corners)."""
+    y0, y1, wy = era5land._linear_weights(lat, domain.lat)
+    x0, x1, wx = era5land._linear_weights(lon, domain.lon)
+    num = np.zeros((field.shape[0],) + domain.shape)
+    den = np.zeros_like(num)
+    for iy, ix, w in [(y0, x0, (1 - wy)[:, None] * (1 - wx)[None, :]), (y0, x1, (1 - wy)[:, None] * wx[None, :]),
+                      (y1, x0, wy[:, None] * (1 - wx)[None, :]), (y1, x1, wy[:, None] * wx[None, :])]:
+        v = field[:, iy][:, :, ix]
+        ok = np.isfinite(v)
+        num += np.where(ok, v, 0.0) * w
+        den += ok * w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = num / den
+    res[den <= 1e-9] = np.nan
+    return res.astype(np.float32)
+
+
+def test_era5land_regrid_of_the_ingest_is_bit_identical_to_the_four_corner_sum():
+    """The ERA5-Land bilinear regrid (one gather per corner, sums over the valid corners only) equals the plain
+    four-corner sum with zeros for the invalid corners bit for bit: sea, NaN steps, signed zeros, a day all NaN."""
+    rng = np.random.default_rng(7)
+    lat = np.arange(60.0, -30.1, -1.5)          # descending, like ERA5-Land
+    lon = np.arange(-20.0, 40.1, 1.5)
+    field = rng.uniform(0.0, 0.5, (40, lat.size, lon.size)).astype(np.float32)
+    field[:, rng.random((lat.size, lon.size)) < 0.3] = np.nan       # sea
+    field[rng.random(field.shape) < 0.05] = np.nan                 # missing steps
+    field[rng.random(field.shape) < 0.02] = -0.0
+    field[5] = np.nan
+    da = xr.DataArray(field, dims=("time", "lat", "lon"), name="sm_era5land",
+                      coords={"time": pd.date_range("2001-01-01", periods=40), "lat": lat, "lon": lon})
+    for domain in (Domain.from_bounds(-10.0, 50.0, -10.0, 30.0, res=0.5), Domain.from_bounds(0.0, 12.0, 0.0, 9.0,
+                                                                                          res=3.0)):
+        expect = _regrid_reference(field, lat, lon, domain)
+        for chunk in (366, 7):
+            got = era5land.to_product_grid(da, domain, time_chunk=chunk).values
+            assert got.dtype == np.float32 and np.isfinite(got).any() and np.isnan(got[5]).all()
+            assert np.array_equal(got.view(np.uint32), expect.view(np.uint32))
