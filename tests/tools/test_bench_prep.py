@@ -95,3 +95,18 @@ def test_import_readers_leaves_only_data_costs_to_the_ingest():
     assert {"rasterio", "pyproj", "pyhdf.SD", "netCDF4", "glass_sm.data.ingest"} <= set(sys.modules)
     assert list_engines.cache_info().currsize == 1
     assert set(glass_modis._MAPPINGS) == before
+
+
+def test_ingest_child_measures_raw_read_and_a_warm_ingest_of_the_same_files(tiny_twin, tmp_path):
+    """(h)'s child with ``files``: (f) on exactly the listed files, then the ingest again (g/f1 rows)."""
+    over = {"run.results_dir": str(tiny_twin.run.results_dir), "period.start": "2001-06-01",
+            "period.end": "2001-06-30", "domain.lon_max": -99.8, "twin.n_stations": 2, "cube.build_tile": 4,
+            "cube.space_chunk": 4}
+    cfg = config.load(SMOKE, over)
+    files = bp.source_files(cfg, cfg.period.start, cfg.period.end)
+    repo = Path(__file__).resolve().parents[2]
+    m = bp.ingest_memory(str(SMOKE), over, tmp_path / "m.zarr", repo, files=files)
+    assert m["raw"]["files"] == len(files) == m["files"] == m["ingest_warm"]["files"]
+    assert m["raw"]["bytes"] == sum(p.stat().st_size for p in files)
+    assert m["raw"]["seconds"] > 0 and m["ingest_warm"]["seconds"] > 0
+    assert m["peak_rss"] >= m["import_rss"] > 0
