@@ -210,6 +210,8 @@ if len(sys.argv) > 4:  # (f) and (g) in this one process, after the run above (i
     from bench_prep import raw_read_rate
     paths = json.load(open(sys.argv[4]))
     out["raw"] = raw_read_rate(paths)
+    import shutil
+    shutil.rmtree(store)  # a fresh store, as the run above had: deleting the old one is not the ingest's work
     t = time.perf_counter()
     again = ingest(cfg, store, client="synchronous", progress=False, overwrite=True)
     out["ingest_warm"] = {"files": again.n_files_read, "seconds": time.perf_counter() - t}
