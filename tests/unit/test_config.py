@@ -18,7 +18,7 @@ from glass_sm.models.registry import hparam_ranges, hparam_types
 PARAMS = Path(__file__).resolve().parents[2] / "params"
 
 
-@pytest.mark.parametrize("name", ["smoke", "demo"])
+@pytest.mark.parametrize("name", ["smoke", "demo", "global3", "regional", "full"])
 def test_shipped_params_load(name):
     cfg = config.load(PARAMS / f"{name}.yaml")
     assert cfg.run.name == name
