@@ -464,7 +464,8 @@ def _read_block(block: IngestBlock, domain: Domain, prm: dict) -> tuple[dict[str
         if ds.sizes["time"] != n:
             raise RuntimeError(f"albedo block {block.name}: {ds.sizes['time']} composites read for {n} expected "
                                f"({block.first}..{block.last})")
-        return {v: ds[v].transpose("time", "lat", "lon").values.astype(np.float32) for v in ALBEDO_VARS}, False
+        return {v: ds[v].transpose("time", "lat", "lon").values.astype(np.float32, copy=False)
+                for v in ALBEDO_VARS}, False
     name = DAILY_VARS[block.source]
     days = pd.date_range(block.first, block.last, freq="D")
     if block.source == "lst":
@@ -500,7 +501,9 @@ def _read_block(block: IngestBlock, domain: Domain, prm: dict) -> tuple[dict[str
                                                  files=_label_files(block))
         except EmptyDataError:
             return {name: _nan(n, domain)}, True
-    arr = da.reindex(time=days).transpose("time", "lat", "lon").values.astype(np.float32)
+    # no copy where none is needed (the readers return float32 on the block's days, lat, lon): the arrays are
+    # only written to the store
+    arr = da.reindex(time=days, copy=False).transpose("time", "lat", "lon").values.astype(np.float32, copy=False)
     return {name: arr}, False
 
 

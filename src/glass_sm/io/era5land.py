@@ -478,15 +478,16 @@ def read_era5land_swvl1(paths_or_dir, start=None, end=None, domain: Domain | Non
     values = np.concatenate([p["values"] for p in parts], axis=0)
     n_neg = sum(p["n_neg"] for p in parts)
     # one value per valid time: final ERA5 before ERA5T before anything else
+    # (the values are copied only where an order or a selection changes them: _take)
     order = np.lexsort((ranks, times))
-    times, values = times[order], values[order]
+    times, values = times[order], _take(values, order, 0)
     first = np.r_[True, times[1:] != times[:-1]]
-    times, values = times[first], values[first]
+    times, values = times[first], _take(values, np.flatnonzero(first), 0)
     # spatial order: lat descending, lon ascending
     ilat = np.argsort(-lat, kind="stable")
     ilon = np.argsort(lon, kind="stable")
     lat, lon = lat[ilat], lon[ilon]
-    values = values[:, ilat][:, :, ilon]
+    values = _take(_take(values, ilat, 1), ilon, 2)
     _, ulon = np.unique(lon, return_index=True)
     if ulon.size != lon.size:  # a 0..360 grid holding both 0 and 360
         lon, values = lon[ulon], values[:, :, ulon]
@@ -531,6 +532,14 @@ def read_era5land_swvl1(paths_or_dir, start=None, end=None, domain: Domain | Non
     return lat_lon_attrs(da)
 
 
+def _take(a: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """``np.take(a, index, axis)``, or ``a`` itself when ``index`` is ``0, 1, ..., n - 1`` over the whole axis (the
+    same values, without the copy)."""
+    if index.size == a.shape[axis] and (index.size == 0 or (index == np.arange(index.size)).all()):
+        return a
+    return np.take(a, index, axis=axis)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # regridding
 # ----------------------------------------------------------------------------------------------------------
@@ -564,6 +573,9 @@ def _check_covers(lat: np.ndarray, lon: np.ndarray, domain: Domain, file, variab
             f"contain the domain {domain.bounds_str()}", file=file, variable=variable)
 
 
+_REGRID_CELLS = 1 << 16  #: targets x steps regridded at once (float64 sums of 512 kB each: they stay in cache)
+
+
 def to_product_grid(da: xr.DataArray, domain: Domain, method: Literal["bilinear", "nearest"] = "bilinear",
                     time_chunk: int = 366) -> xr.DataArray:
     """Interpolate a (time, lat, lon) field from its regular grid (e.g. ERA5-Land 0.1 deg) onto a domain.
@@ -585,7 +597,9 @@ def to_product_grid(da: xr.DataArray, domain: Domain, method: Literal["bilinear"
         Target cells.
     method : {'bilinear', 'nearest'}
     time_chunk : int
-        Days interpolated at once (bounds memory).
+        Most days interpolated at once (bounds memory). The bilinear method takes fewer when the domain is
+        large: at most :data:`_REGRID_CELLS` target values (days x cells) at once, so that its float64 sums stay
+        in the CPU cache (the values do not depend on either).
 
     Returns
     -------
@@ -620,32 +634,35 @@ def to_product_grid(da: xr.DataArray, domain: Domain, method: Literal["bilinear"
         x0, x1, wx = _linear_weights(lon, tlon)
         corners = [(y0, x0, (1 - wy)[:, None] * (1 - wx)[None, :]), (y0, x1, (1 - wy)[:, None] * wx[None, :]),
                    (y1, x0, wy[:, None] * (1 - wx)[None, :]), (y1, x1, wy[:, None] * wx[None, :])]
-        # each corner as one gather of flat source indices; a corner's weighted value and its weight are added
-        # where the source point is valid only (adding the +0.0 of an invalid one changes no partial sum: the
-        # sums start at +0.0 and never become -0.0), so the result is bit-identical to adding zeros everywhere;
-        # not with a non-finite weight (repeated coordinates), whose 0 x w is NaN: that corner adds everywhere
-        corners = [((iy[:, None] * lon.size + ix[None, :]).ravel(), w.ravel(), bool(np.isfinite(w).all()))
-                   for iy, ix, w in corners]
+        # each corner as one gather of flat source indices. Every corner adds its weighted value and its weight
+        # for every target, with the invalid (NaN) source points set to 0 once on the source grid before the
+        # gathers: an invalid corner adds +0.0 to both sums, which changes no partial sum (they start at +0.0 and
+        # never become -0.0), so this equals adding the valid corners only (with a non-finite weight, from repeated
+        # coordinates, 0 x w is NaN there, as it always was). When the block's valid points are the same at every
+        # step (a fixed sea mask), the weight sums are computed once for one step and broadcast: the same
+        # additions in the same order, so the same values.
+        corners = [((iy[:, None] * lon.size + ix[None, :]).ravel(), w.ravel()) for iy, ix, w in corners]
         flat2 = flat.reshape(flat.shape[0], -1)
         out2 = out.reshape(out.shape[0], -1)
-        for a in range(0, flat.shape[0], time_chunk):
-            block = flat2[a:a + time_chunk]
+        # steps of at most _REGRID_CELLS targets at a time (within time_chunk): the float64 sums stay in cache
+        step = max(1, min(int(time_chunk), _REGRID_CELLS // max(tlat.size * tlon.size, 1)))
+        for a in range(0, flat.shape[0], step):
+            block = flat2[a:a + step]
+            ok = np.isfinite(block)
+            src = block if ok.all() else np.where(ok, block, np.float32(0.0))
+            fixed = bool((ok == ok[:1]).all())
             num = np.zeros((block.shape[0], tlat.size * tlon.size))
-            den = np.zeros_like(num)
-            for idx, w, finite_w in corners:
-                v = np.take(block, idx, axis=1)
-                ok = np.isfinite(v)
-                if finite_w:
-                    with np.errstate(invalid="ignore"):
-                        np.add(num, v * w, out=num, where=ok)
-                    np.add(den, np.broadcast_to(w, den.shape), out=den, where=ok)
-                else:
-                    num += np.where(ok, v, 0.0) * w
-                    den += ok * w
+            den = np.zeros((1 if fixed else block.shape[0], tlat.size * tlon.size))
+            term = np.empty_like(num)
+            for idx, w in corners:
+                np.multiply(np.take(src, idx, axis=1), w, out=term)
+                num += term
+                with np.errstate(invalid="ignore"):
+                    den += np.take(ok[:1] if fixed else ok, idx, axis=1) * w
             with np.errstate(invalid="ignore", divide="ignore"):
-                res = num / den
-            res[den <= 1e-9] = np.nan
-            out2[a:a + time_chunk] = res
+                res = np.divide(num, den, out=num)
+            res[np.broadcast_to(den <= 1e-9, res.shape)] = np.nan
+            out2[a:a + step] = res
     out = out.reshape(*arr.shape[:-2], tlat.size, tlon.size)
     coords = {k: v for k, v in da.coords.items() if "lat" not in v.dims and "lon" not in v.dims}
     coords.update(lat=tlat, lon=tlon)

@@ -23,6 +23,7 @@ from glass_sm.io.errors import (
     GridMismatchError,
     MissingVariableError,
     UnitsPolicy,
+    canonical_units,
     check_units,
     check_units_upper_bound,
     fill_attribute,
@@ -138,39 +139,71 @@ def sds_packing(attrs: dict, dtype, rules: ProductRules) -> Packing:
 
 
 def _unpack(stored: np.ndarray, packing: Packing) -> np.ndarray:
-    """Stored values -> float32 physical values, fill / invalid as NaN."""
+    """Stored values -> float32 physical values, fill / invalid as NaN.
+
+    ``physical = float32(stored * scale + offset)`` (calibrated: ``float32((stored - offset) * scale)``), each
+    operation in float64, computed in place in one float64 buffer; the invalid mask is built in place too."""
     stored = np.asarray(stored)
-    bad = np.zeros(stored.shape, bool)
+    bad = None
+
+    def mark(m: np.ndarray) -> None:
+        nonlocal bad
+        bad = m if bad is None else np.logical_or(bad, m, out=bad)
+
     for f in packing.fills:
-        bad |= stored == f
+        mark(stored == f)
     lo, hi = packing.valid
     if lo is not None:
-        bad |= stored < lo
+        mark(stored < lo)
     if hi is not None:
-        bad |= stored > hi
+        mark(stored > hi)
     if packing.negative_invalid:
-        bad |= stored < 0
+        mark(stored < 0)
     if not np.issubdtype(stored.dtype, np.integer):
-        bad |= ~np.isfinite(stored)
+        mark(~np.isfinite(stored))
+    work = stored.astype(np.float64)
     if packing.calibrated:  # HDF4 SDsetcal convention
-        out = (stored.astype(np.float64) - packing.offset) * packing.scale
+        work -= packing.offset
+        work *= packing.scale
     else:
-        out = stored.astype(np.float64) * packing.scale + packing.offset
-    out = out.astype(np.float32)
-    out[bad] = np.nan
+        work *= packing.scale
+        work += packing.offset
+    out = work.astype(np.float32)
+    if bad is not None:
+        out[bad] = np.nan
     return out
 
 
+def _units_probe(values: np.ndarray, units: str) -> np.ndarray:
+    """The one value on which :func:`~glass_sm.io.errors.check_units` and
+    :func:`~glass_sm.io.errors.check_units_upper_bound` decide for ``values`` in ``units``, as an array of
+    ``values``' type: the median of the finite values for kelvin, else their maximum (empty: no finite value).
+
+    Both checks look at the finite values through that one statistic only (their messages print it), so called
+    on this probe they raise, pass or convert exactly as on ``values``, without sorting the field twice (two
+    medians of a whole field were most of an LST file's checks). A conversion is then applied to ``values``
+    themselves (:func:`_read_file`)."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return finite
+    stat = np.median(finite) if canonical_units(units) == "K" else finite.max()
+    return np.array([stat], dtype=finite.dtype)
+
+
 def _qc_bad(stored: np.ndarray, attrs: dict, rules: ProductRules, keep) -> np.ndarray:
-    """True where the QC layer says: do not use (``keep``: max level for 'level', mask bits for 'bits')."""
-    q = np.asarray(stored).astype(np.int64)
+    """True where the QC layer says: do not use (``keep``: max level for 'level', mask bits for 'bits').
+
+    The bits of an integer layer are tested in its own type (the low bits of a two's-complement integer are
+    the same in int64); another type is converted to int64 first."""
+    stored = np.asarray(stored)
+    q = stored if np.issubdtype(stored.dtype, np.integer) else stored.astype(np.int64)
     if rules.qc_kind == "level":
-        bad = (q & QC_LEVEL_BITS) > keep
+        bad = np.bitwise_and(q, QC_LEVEL_BITS) > keep
     else:
-        bad = (q & keep) != 0
+        bad = np.bitwise_and(q, keep) != 0
     _, fills = fill_attribute(attrs)
     for f in fills:
-        bad |= np.asarray(stored) == f
+        bad |= stored == f
     return bad
 
 
@@ -375,12 +408,20 @@ def _open(path: str) -> SD:
 
 
 def _read_slab(sd: SD, available: dict, name: str, gattrs: dict, domain: Domain, path: str, short: str,
-               window):
+               window, grids: dict | None = None):
+    """The domain's slab of SDS ``name``: (its rows and columns, its attributes, the stored values). ``grids``:
+    the file's grid by SDS shape, filled here (the grid depends on the global attributes and the shape only)."""
     shape = available[name][1]
     if len(shape) != 2:
         raise GridMismatchError(f"has {len(shape)} dimensions {tuple(shape)}; expected 2 (rows, columns)",
                                 file=path, variable=name)
-    slab = _hyperslab(_file_grid(gattrs, shape, path, name, short), domain, path, name)
+    key = tuple(shape)
+    grid = grids.get(key) if grids is not None else None
+    if grid is None:
+        grid = _file_grid(gattrs, shape, path, name, short)
+        if grids is not None:
+            grids[key] = grid
+    slab = _hyperslab(grid, domain, path, name)
     if window is not None and slab != window:
         raise GridMismatchError(f"has shape {tuple(shape)} unlike the other SDS of the file", file=path,
                                 variable=name)
@@ -401,16 +442,20 @@ def _read_file(path: str, sds_names: Sequence[str], qc_names: Sequence[tuple[str
     try:
         gattrs = hdf_attributes(sd)
         available = sd.datasets()
-        window = None
+        window, grids = None, {}
         values, packs = [], []
         for name in sds_names:
             if name not in available:
                 raise MissingVariableError(f"not found (found: {found_list(available)})", file=path, variable=name)
-            window, attrs, stored = _read_slab(sd, available, name, gattrs, domain, path, rules.short, window)
+            window, attrs, stored = _read_slab(sd, available, name, gattrs, domain, path, rules.short, window,
+                                               grids)
             pack = sds_packing(attrs, stored.dtype, rules)
             v = _unpack(stored, pack)
-            v = check_units(v, attrs, rules.units, path, name, policy=units_policy)
-            check_units_upper_bound(v, rules.units, path, name,
+            probe = _units_probe(v, rules.units)  # the checks' one statistic, computed once (see _units_probe)
+            if check_units(probe, attrs, rules.units, path, name, policy=units_policy) is not probe:
+                v = check_units(v, attrs, rules.units, path, name, policy=units_policy)  # converted: on the values
+                probe = v
+            check_units_upper_bound(probe, rules.units, path, name,
                                     how=f"scale_factor {pack.scale:g} ({pack.scale_source})")
             values.append(np.asarray(v, dtype=np.float32))
             packs.append(pack)
@@ -424,7 +469,7 @@ def _read_file(path: str, sds_names: Sequence[str], qc_names: Sequence[tuple[str
                     continue
                 if layer not in cache:
                     window, attrs, stored = _read_slab(sd, available, layer, gattrs, domain, path, rules.short,
-                                                       window)
+                                                       window, grids)
                     cache[layer] = _qc_bad(stored, attrs, rules, keep)
                 v[cache[layer]] = np.nan
         else:
@@ -433,9 +478,12 @@ def _read_file(path: str, sds_names: Sequence[str], qc_names: Sequence[tuple[str
         implausible = []
         for v in values:
             with np.errstate(invalid="ignore"):
-                out = (v < lo) | (v > hi)
-            implausible.append(int(out.sum()))
-            v[out] = np.nan
+                out = np.less(v, lo)
+                out |= np.greater(v, hi)
+            n_out = int(np.count_nonzero(out))
+            implausible.append(n_out)
+            if n_out:
+                v[out] = np.nan
         sat = gattrs.get("Satellite")
         sat = str(sat).strip() if sat is not None else ""
         return _FileRead(values, sat, qc_used, no_qc, implausible, packs)
