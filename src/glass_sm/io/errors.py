@@ -59,6 +59,8 @@ __all__ = [
     "DuplicateFileError",
     "raise_duplicates",
     "check_units",
+    "check_units_on_probe",
+    "units_probe",
     "canonical_units",
     "found_list",
     "format_dates",
@@ -321,6 +323,43 @@ def check_units(values: np.ndarray, attrs: Mapping, expected: str, file: str | o
                       "'convert' to divide by 100)")
         return np.asarray(values, dtype=np.result_type(values, np.float32)) / 100.0
     raise err(f"has units {raw!r}; expected {quantity} in {target!r} (or percent, converted)")
+
+
+def units_probe(values: np.ndarray, expected: str) -> np.ndarray:
+    """The one value on which :func:`check_units` and :func:`check_units_upper_bound` decide for ``values`` in
+    ``expected`` units, as a one-element array of ``values``' type: the median of the finite values for kelvin,
+    their maximum otherwise (no finite value: an empty array).
+
+    Both checks see the finite values through that statistic only (their messages print it), so on the probe
+    they raise, pass or convert exactly as on ``values``, without sorting a whole field for each median."""
+    finite = _finite(values)
+    if not finite.size:
+        return finite
+    stat = np.median(finite) if canonical_units(expected) == "K" else finite.max()
+    return np.array([stat], dtype=finite.dtype)
+
+
+def check_units_on_probe(values: np.ndarray, attrs: Mapping, expected: str, file: str | os.PathLike | None,
+                         var: str | None, *, policy: UnitsPolicy = "convert",
+                         probe: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`check_units` of ``values``, decided on their :func:`units_probe` (or on ``probe``, a reader's own
+    statistic of the same kind, e.g. the maximum it already has); a conversion, elementwise, is applied to
+    ``values`` themselves.
+
+    Returns
+    -------
+    values : numpy.ndarray
+        As :func:`check_units` returns them (the same object when nothing was converted).
+    probe : numpy.ndarray
+        The statistic in ``expected`` units, for :func:`check_units_upper_bound` (the converted values
+        themselves after a conversion).
+    """
+    if probe is None:
+        probe = units_probe(values, expected)
+    if check_units(probe, attrs, expected, file, var, policy=policy) is probe:
+        return values, probe
+    values = check_units(values, attrs, expected, file, var, policy=policy)
+    return values, values
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from glass_sm.io.errors import (
     GridMismatchError,
     MissingVariableError,
     UnitsPolicy,
-    canonical_units,
-    check_units,
+    check_units_on_probe,
     check_units_upper_bound,
     fill_attribute,
     found_list,
@@ -142,25 +141,20 @@ def _unpack(stored: np.ndarray, packing: Packing) -> np.ndarray:
     """Stored values -> float32 physical values, fill / invalid as NaN.
 
     ``physical = float32(stored * scale + offset)`` (calibrated: ``float32((stored - offset) * scale)``), each
-    operation in float64, computed in place in one float64 buffer; the invalid mask is built in place too."""
+    operation in float64, in place in one float64 buffer."""
     stored = np.asarray(stored)
-    bad = None
-
-    def mark(m: np.ndarray) -> None:
-        nonlocal bad
-        bad = m if bad is None else np.logical_or(bad, m, out=bad)
-
+    bad = np.zeros(stored.shape, bool)
     for f in packing.fills:
-        mark(stored == f)
+        bad |= stored == f
     lo, hi = packing.valid
     if lo is not None:
-        mark(stored < lo)
+        bad |= stored < lo
     if hi is not None:
-        mark(stored > hi)
+        bad |= stored > hi
     if packing.negative_invalid:
-        mark(stored < 0)
+        bad |= stored < 0
     if not np.issubdtype(stored.dtype, np.integer):
-        mark(~np.isfinite(stored))
+        bad |= ~np.isfinite(stored)
     work = stored.astype(np.float64)
     if packing.calibrated:  # HDF4 SDsetcal convention
         work -= packing.offset
@@ -169,25 +163,8 @@ def _unpack(stored: np.ndarray, packing: Packing) -> np.ndarray:
         work *= packing.scale
         work += packing.offset
     out = work.astype(np.float32)
-    if bad is not None:
-        out[bad] = np.nan
+    out[bad] = np.nan
     return out
-
-
-def _units_probe(values: np.ndarray, units: str) -> np.ndarray:
-    """The one value on which :func:`~glass_sm.io.errors.check_units` and
-    :func:`~glass_sm.io.errors.check_units_upper_bound` decide for ``values`` in ``units``, as an array of
-    ``values``' type: the median of the finite values for kelvin, else their maximum (empty: no finite value).
-
-    Both checks look at the finite values through that one statistic only (their messages print it), so called
-    on this probe they raise, pass or convert exactly as on ``values``, without sorting the field twice (two
-    medians of a whole field were most of an LST file's checks). A conversion is then applied to ``values``
-    themselves (:func:`_read_file`)."""
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return finite
-    stat = np.median(finite) if canonical_units(units) == "K" else finite.max()
-    return np.array([stat], dtype=finite.dtype)
 
 
 def _qc_bad(stored: np.ndarray, attrs: dict, rules: ProductRules, keep) -> np.ndarray:
@@ -408,19 +385,16 @@ def _open(path: str) -> SD:
 
 
 def _read_slab(sd: SD, available: dict, name: str, gattrs: dict, domain: Domain, path: str, short: str,
-               window, grids: dict | None = None):
+               window, grids: dict):
     """The domain's slab of SDS ``name``: (its rows and columns, its attributes, the stored values). ``grids``:
     the file's grid by SDS shape, filled here (the grid depends on the global attributes and the shape only)."""
     shape = available[name][1]
     if len(shape) != 2:
         raise GridMismatchError(f"has {len(shape)} dimensions {tuple(shape)}; expected 2 (rows, columns)",
                                 file=path, variable=name)
-    key = tuple(shape)
-    grid = grids.get(key) if grids is not None else None
+    grid = grids.get(tuple(shape))
     if grid is None:
-        grid = _file_grid(gattrs, shape, path, name, short)
-        if grids is not None:
-            grids[key] = grid
+        grid = grids[tuple(shape)] = _file_grid(gattrs, shape, path, name, short)
     slab = _hyperslab(grid, domain, path, name)
     if window is not None and slab != window:
         raise GridMismatchError(f"has shape {tuple(shape)} unlike the other SDS of the file", file=path,
@@ -451,10 +425,8 @@ def _read_file(path: str, sds_names: Sequence[str], qc_names: Sequence[tuple[str
                                                grids)
             pack = sds_packing(attrs, stored.dtype, rules)
             v = _unpack(stored, pack)
-            probe = _units_probe(v, rules.units)  # the checks' one statistic, computed once (see _units_probe)
-            if check_units(probe, attrs, rules.units, path, name, policy=units_policy) is not probe:
-                v = check_units(v, attrs, rules.units, path, name, policy=units_policy)  # converted: on the values
-                probe = v
+            # both units checks decided on their one statistic, computed once (errors.units_probe)
+            v, probe = check_units_on_probe(v, attrs, rules.units, path, name, policy=units_policy)
             check_units_upper_bound(probe, rules.units, path, name,
                                     how=f"scale_factor {pack.scale:g} ({pack.scale_source})")
             values.append(np.asarray(v, dtype=np.float32))

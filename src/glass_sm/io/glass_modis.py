@@ -94,7 +94,7 @@ from glass_sm.io.errors import (
     MissingVariableError,
     UnitsError,
     UnitsPolicy,
-    check_units,
+    check_units_on_probe,
 )
 
 __all__ = [
@@ -672,8 +672,8 @@ def read_glass_modis_sm(
                 # (percent) is elementwise, so it is applied to the values used
                 attrs = {"units": units} if units is not None else {}
                 probe = np.array([vmax] if vmax is not None else [], np.float64)
-                if check_units(probe, attrs, "m3 m-3", path, variable, policy=units_policy) is not probe:
-                    values = check_units(values, attrs, "m3 m-3", path, variable, policy=units_policy)
+                values, _ = check_units_on_probe(values, attrs, "m3 m-3", path, variable, policy=units_policy,
+                                                 probe=probe)
                 s += np.bincount(cells, weights=values, minlength=domain.size)
                 n += np.bincount(cells, minlength=domain.size)
             for pair in overlapping:

@@ -1,5 +1,5 @@
 """The readers' fused per-cell paths (issue 17, the ingest's throughput) give exactly what the plain ones gave:
-GLASS HDF unpacking and QC decoding, the units checks on one statistic (glass_hdf._units_probe), ERA5-Land's
+GLASS HDF unpacking and QC decoding, the units checks on one statistic (errors.units_probe), ERA5-Land's
 copy-free reordering (era5land._take) and its cache-sized bilinear regrid, each against the former code."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import xarray as xr
 
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, glass_hdf
-from glass_sm.io.errors import UnitsError, check_units, check_units_upper_bound
+from glass_sm.io.errors import UnitsError, check_units, check_units_on_probe, check_units_upper_bound, units_probe
 
 RNG = np.random.default_rng(17)
 
@@ -97,7 +97,7 @@ def test_units_probe_decides_as_the_values(units, attrs, centre, spread, n_finit
     v = np.full(800, np.nan, np.float32)
     v[:n_finite] = RNG.normal(centre, spread, n_finite).astype(np.float32)
     RNG.shuffle(v)
-    probe = glass_hdf._units_probe(v, units)
+    probe = units_probe(v, units)
     assert probe.dtype == v.dtype and probe.size == min(n_finite, 1)
     full = outcome(check_units, v, attrs, units, "f.hdf", "X")
     short = outcome(check_units, probe, attrs, units, "f.hdf", "X")
@@ -105,6 +105,8 @@ def test_units_probe_decides_as_the_values(units, attrs, centre, spread, n_finit
     if full[1] is True:  # the reader checks the upper bound on the probe when nothing was converted
         assert outcome(check_units_upper_bound, v, units, "f.hdf", "X", how="h") == \
             outcome(check_units_upper_bound, probe, units, "f.hdf", "X", how="h")
+    # the readers' entry point: the same message, or the same values (the same object when not converted)
+    assert outcome(lambda x: check_units_on_probe(x, attrs, units, "f.hdf", "X")[0], v) == full
 
 
 # ----------------------------------------------------------------------------------------------------------
