@@ -19,26 +19,18 @@ RNG = np.random.default_rng(17)
 # GLASS HDF
 # ----------------------------------------------------------------------------------------------------------
 def unpack_reference(stored, packing):
-    """glass_hdf._unpack before the in-place rewrite."""
+    """glass_hdf._unpack's values before the in-place rewrite (the invalid mask written as one expression)."""
     stored = np.asarray(stored)
-    bad = np.zeros(stored.shape, bool)
-    for f in packing.fills:
-        bad |= stored == f
     lo, hi = packing.valid
-    if lo is not None:
-        bad |= stored < lo
-    if hi is not None:
-        bad |= stored > hi
-    if packing.negative_invalid:
-        bad |= stored < 0
-    if not np.issubdtype(stored.dtype, np.integer):
-        bad |= ~np.isfinite(stored)
+    bad = (np.isin(stored, list(packing.fills)) | (lo is not None and stored < lo) | (hi is not None and stored > hi)
+           | (packing.negative_invalid and stored < 0)
+           | (not np.issubdtype(stored.dtype, np.integer) and ~np.isfinite(stored)))
     if packing.calibrated:
         out = (stored.astype(np.float64) - packing.offset) * packing.scale
     else:
         out = stored.astype(np.float64) * packing.scale + packing.offset
     out = out.astype(np.float32)
-    out[bad] = np.nan
+    out[np.broadcast_to(bad, out.shape)] = np.nan
     return out
 
 
