@@ -20,3 +20,20 @@ def test_bad_scheduler_and_counts_rejected_before_any_cluster():
     with pytest.raises(ValueError, match="n_workers"):
         with cluster_client(n_workers=0):
             pass
+
+
+def test_local_workers_spawn_without_dask_malloc_trim(monkeypatch):
+    """The LocalCluster's workers run under glibc's own malloc thresholds (LOCAL_WORKER_ENVIRON), not Dask's
+    MALLOC_TRIM_THRESHOLD_=65536; the caller's Dask configuration is left as it was."""
+    import os
+
+    import dask
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    before = dask.config.get("distributed.nanny.pre-spawn-environ")
+    with cluster_client(None, n_workers=1, threads_per_worker=1) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        omp = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+    assert list(env.values()) == [None]
+    assert list(omp.values()) == ["1"]  # Dask's other worker settings kept
+    assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
