@@ -6,7 +6,9 @@
     for ERA5-Land, rasterio for GeoTIFF; :func:`read_whole`), nothing else: the disk / decompression limit. Files/s and MB/s (bytes on disk), on the
     same Dask cluster shape as the ingest (``cube.n_workers`` worker processes of ``cube.threads_per_worker``
     threads), files spread over the workers in equal batches. The files are read once untimed first, so the page
-    cache is warm for (f) and (g) alike: the rows measure parsing and decompression, not the disk.
+    cache is warm for (f) and (g) alike: the rows measure parsing and decompression, not the disk. (f) and (g) are
+    measured in alternation, :data:`PAIRS_FULL` pairs (quick: :data:`PAIRS_QUICK`), and each row keeps its fastest
+    run (:func:`best_of_pairs`); the (g/f) row lists every pair's own ratio too.
 (g) **ingest**: :func:`glass_sm.data.ingest.ingest` of the same year on the same cluster shape, files/s and MB/s,
     and its ratio to (f) (target >= 0.7). The ingest does what (f) does plus QC masking, unpacking, the sinusoidal
     aggregation of the labels, ERA5-Land's daily means and bilinear interpolation, and the zarr writes.
@@ -149,6 +151,23 @@ def read_whole(path: str | os.PathLike) -> int:
                 v.ncattrs()
                 n += np.asarray(v[:]).size
     return n
+
+
+#: (f, g) pairs measured, alternating (``make bench`` / ``--quick``): on the 2-core development machine one raw read
+#: of the demo's year took 0.50-0.82 s and one ingest 0.94-1.50 s in consecutive runs, so one pair could give any
+#: ratio from 0.35 to 0.85; the rows keep the fastest of each, and list every pair's ratio.
+PAIRS_FULL, PAIRS_QUICK = 5, 3
+
+
+def best_of_pairs(f_runs: list[dict], g_runs: list) -> tuple[dict, object, list[float]]:
+    """The fastest (f) run, the fastest (g) run (:class:`~glass_sm.data.ingest.IngestReport`) and each
+    alternating pair's ratio g/f in files/s, in the order measured. Best against best is the usual benchmark
+    reading: each is the closest its run came to the machine's limit, and noise only ever slows a run down."""
+    if not f_runs or len(f_runs) != len(g_runs):
+        raise ValueError(f"need as many (f) as (g) runs, at least one: {len(f_runs)} and {len(g_runs)}")
+    f = max(f_runs, key=lambda r: r["files_per_s"])
+    g = max(g_runs, key=lambda r: r.files_per_s)
+    return f, g, [gr.files_per_s / fr["files_per_s"] for fr, gr in zip(f_runs, g_runs)]
 
 
 def _import_readers() -> None:
@@ -297,23 +316,30 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
         row("f", "raw read: the run's source files", float("nan"), "files/s", "no source file yet: run stage 01")
     else:
         nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
+        n_rep = PAIRS_QUICK if quick else PAIRS_FULL
+        f_runs, g_runs = [], []
         with cluster_client(None, nw, tpw, "distributed") as client:
             raw_read_rate(files, client)  # untimed: the page cache is warm for (f) and (g) alike
             client.run(_import_readers)    # and the workers' imports done (a once-per-worker cost in a real run)
-            f = raw_read_rate(files, client)
             cov = coverage_table(ycfg)
-            rep = ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False, overwrite=True,
-                         coverage=cov)
-        shape = f"{nw} worker(s) x {tpw} thread(s), warm page cache"
+            for _ in range(n_rep):  # (f) and (g) alternate, so a slow spell of the machine meets both
+                f_runs.append(raw_read_rate(files, client))
+                g_runs.append(ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False, overwrite=True,
+                                     coverage=cov))
+        f, rep, pairs = best_of_pairs(f_runs, g_runs)
+        shape = f"{nw} worker(s) x {tpw} thread(s), warm page cache, best of {n_rep}"
         row("f", f"raw read of {year}'s source files ({f['files']:,} files, {f['bytes'] / 1e6:,.0f} MB)",
             f["files_per_s"], "files/s", shape)
         row("f", "raw read", f["mb_per_s"], "MB/s", "metadata + every array decompressed (read_whole)")
         row("g", f"day-major ingest of {year} ({rep.n_files_read:,} files)", rep.files_per_s, "files/s",
             f"{rep.n_blocks} blocks, {shape}")
         row("g", "day-major ingest", rep.bytes_per_s / 1e6, "MB/s")
-        row("g/f", "ingest / raw read (files/s)", rep.files_per_s / f["files_per_s"], "fraction", "target >= 0.7")
+        row("g/f", "ingest / raw read (files/s), best (g) / best (f)", rep.files_per_s / f["files_per_s"], "fraction",
+            "target >= 0.7; each pair's: " + ", ".join(f"{x:.2f}" for x in pairs))
         info.update(raw=f, ingest={"files": rep.n_files_read, "bytes": rep.n_bytes_read, "seconds": rep.seconds,
-                                   "blocks": rep.n_blocks, "files_listed": len(files)})
+                                   "blocks": rep.n_blocks, "files_listed": len(files)},
+                    pairs={"raw_seconds": [r["seconds"] for r in f_runs], "ingest_seconds": [r.seconds for r in g_runs],
+                           "ratios": pairs})
         info["paper_scale_stage01"] = stage01_rows(_by_source(tmp / "prep_ingest.zarr"), row)
     if not cfg.twin.enabled:
         row("h", "ingest peak memory", float("nan"), "MiB", "twin runs only: the benchmark generates its domains")

@@ -110,3 +110,18 @@ def test_ingest_child_measures_raw_read_and_a_warm_ingest_of_the_same_files(tiny
     assert m["raw"]["bytes"] == sum(p.stat().st_size for p in files)
     assert m["raw"]["seconds"] > 0 and m["ingest_warm"]["seconds"] > 0
     assert m["peak_rss"] >= m["import_rss"] > 0
+
+
+def test_best_of_pairs_keeps_the_fastest_of_each_and_every_pair_ratio():
+    from types import SimpleNamespace as NS
+
+    f = [{"files_per_s": 100.0}, {"files_per_s": 200.0}, {"files_per_s": 150.0}]
+    g = [NS(files_per_s=90.0), NS(files_per_s=80.0), NS(files_per_s=120.0)]
+    best_f, best_g, pairs = bp.best_of_pairs(f, g)
+    assert best_f is f[1] and best_g is g[2]
+    assert pairs == pytest.approx([0.9, 0.4, 0.8])
+    assert best_g.files_per_s / best_f["files_per_s"] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="as many"):
+        bp.best_of_pairs(f, g[:2])
+    with pytest.raises(ValueError):
+        bp.best_of_pairs([], [])
