@@ -76,6 +76,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,7 @@ NAME_PATTERNS = {
                    r"(?:\.(?P<production>\d{7}))?\.tiff?$",
 }
 _VARIABLE = "soil moisture (band {band})"
+_PATH = type(Path())  # the concrete Path class of this system
 
 
 def compile_name_pattern(pattern: str) -> re.Pattern:
@@ -262,6 +264,13 @@ class _Mapping:
     extra_cell: np.ndarray  # int64
     n_total: np.ndarray  # pixels mapped to each cell (float64, domain.size)
 
+    @cached_property
+    def used(self) -> np.ndarray:
+        """``lookup >= 0``: the window pixels whose centre lies in a cell (computed once; read-only)."""
+        used = self.lookup >= 0
+        used.flags.writeable = False
+        return used
+
     @property
     def pix(self) -> np.ndarray:
         """Window pixel of each pair, in the aggregation's order."""
@@ -283,11 +292,43 @@ def _boundary_lonlat(domain: Domain, per_edge: int | None = None) -> tuple[np.nd
     return lon, lat
 
 
+_WKT_OF: dict[str, str] = {}  #: a CRS's WKT (``crs.wkt``) by its WKT2 (see _crs_wkt)
+_WKT_OF_MAX = 256
+
+
+def _crs_wkt(crs) -> str:
+    """``crs.wkt`` (GDAL's WKT1), remembered per process by the CRS's WKT2:2019.
+
+    Exporting the WKT1 costs ~0.2 ms a file (more than all of the file's other metadata); the WKT2 ~0.05 ms.
+    Both are exports of the same PROJ object, the WKT2 the complete one (it keeps what the WKT1 drops, and
+    what the WKT1 alone carries, a ``PROJ4`` extension, as a ``REMARK``): equal WKT2s mean equal WKT1s, so
+    the WKT1 returned is exactly the one ``crs.wkt`` would export. Any failure of the WKT2 export: the WKT1.
+    """
+    from rasterio.errors import CRSError  # noqa: PLC0415
+
+    try:
+        wkt2 = crs.to_wkt(version="WKT2_2019")
+    except CRSError:  # a CRS the WKT2 cannot describe: its WKT1, exported as before
+        return crs.wkt
+    if not wkt2:  # an unnamed CRS exports nothing in either form
+        return crs.wkt
+    wkt = _WKT_OF.get(wkt2)
+    if wkt is None:
+        wkt = crs.wkt
+        if len(_WKT_OF) >= _WKT_OF_MAX:
+            _WKT_OF.pop(next(iter(_WKT_OF)))
+        _WKT_OF[wkt2] = wkt
+    return wkt
+
+
 def _grid_key(ds) -> tuple:
-    """What identifies a source grid: CRS (its WKT), geotransform and size."""
+    """What identifies a source grid: CRS (its WKT), geotransform ``(a, b, c, d, e, f)`` and size."""
     crs = ds.crs
-    # ``crs.wkt`` exports the WKT once and keeps it (``if ds.crs`` would export it a first time: CRS.__bool__)
-    return ((crs.wkt or None) if crs is not None else None, tuple(ds.transform)[:6], ds.width, ds.height)
+    # the WKT as ``crs.wkt`` exports it (``if ds.crs`` would export it a first time: CRS.__bool__), through
+    # _crs_wkt. The geotransform as ``tuple(ds.transform)[:6]`` holds it, read in GDAL's own order
+    # (c, a, b, f, d, e) without building an Affine (``ds.transform`` is ``Affine.from_gdal(*ds.get_transform())``)
+    c, a, b, f, d, e = ds.get_transform()
+    return ((_crs_wkt(crs) or None) if crs is not None else None, (a, b, c, d, e, f), ds.width, ds.height)
 
 
 def _build_mapping(ds, domain: Domain, path: Path, band: int) -> _Mapping | None:
@@ -447,31 +488,49 @@ def _valid_values(arr: np.ndarray, nodata, scale: float, offset: float,
     valid pixels are gathered: a cell's sum takes the same values in the same order as a sum over all of its
     pixels with zeros for the invalid ones (adding +0.0 changes no partial sum), so the result is bit-identical
     to it at a fraction of the cost (over the sea and off the Earth most of a window is NoData).
+
+    The largest value is the window's stored maximum when that is a valid value (no NaN, no +inf, not a NoData:
+    then it is the largest valid one), scaled: physical = stored x scale + offset is monotone for a scale > 0
+    (each rounding is), so it is the largest physical value when finite. Otherwise (a NoData or a non-finite
+    value on top, a scale <= 0, an overflow) it is taken over the gathered valid values as before.
     """
     flat = arr.ravel()
     if flat.dtype != np.float32:
         flat = flat.astype(np.float64, copy=False)  # any other type compared and scaled as float64
+    nodata_t = flat.dtype.type(NODATA)  # -9999 is exact in float32 and float64
     valid = np.isfinite(flat)
-    valid &= flat != flat.dtype.type(NODATA)  # -9999 is exact in float32 and float64
+    valid &= flat != nodata_t
+    own_t = None  # the file's own NoData in the stored type, when it is one
     if nodata is not None and np.isfinite(nodata) and float(nodata) != NODATA:  # NODATA: excluded just above
         nd = float(nodata)
         with np.errstate(over="ignore"):
             nd_t = flat.dtype.type(nd)
         if float(nd_t) == nd:  # a float32 NoData that is not a float32 equals no float32 value in float64
             valid &= flat != nd_t
+            own_t = nd_t
     trivial = scale == 1.0 and offset == 0.0
 
     def phys(stored: np.ndarray) -> np.ndarray:
         stored = stored.astype(np.float64, copy=False)
         return stored * scale + offset if not trivial else stored
 
-    # the valid pixels in window order, gathered by the mask itself (cheaper than their indices, same order)
-    values = phys(flat[valid])
-    finite = values if trivial else values[np.isfinite(values)]  # valid stored values are finite
-    vmax = float(finite.max()) if finite.size else None
-    cell = mapping.lookup[valid]
-    used = cell >= 0
-    values, cell = values[used], cell[used]
+    vmax = None
+    top = flat.max() if flat.size else None
+    if top is not None and np.isfinite(top) and top != nodata_t and (own_t is None or top != own_t):
+        top = np.float64(top)  # exact; scaled as phys() scales each value
+        if trivial:
+            vmax = float(top)
+        elif scale > 0:
+            scaled = top * scale + offset
+            vmax = float(scaled) if np.isfinite(scaled) else None
+    if vmax is None:  # no valid value on top, or not simply scaled: over the gathered valid values
+        values = phys(flat[valid])
+        finite = values if trivial else values[np.isfinite(values)]  # valid stored values are finite
+        vmax = float(finite.max()) if finite.size else None
+    # the valid pixels that hold a cell, in window order, gathered by the mask itself (cheaper than indices)
+    sel = valid & mapping.used
+    values = phys(flat[sel])
+    cell = mapping.lookup[sel]
     if mapping.extra_pix.size:  # the cells holding no pixel centre come after the others (mapping order)
         ok = valid[mapping.extra_pix]
         values = np.concatenate([values, phys(flat[mapping.extra_pix[ok]])])
@@ -588,7 +647,8 @@ def read_glass_modis_sm(
         if files_given is None:
             found = find_glass_modis_files(directory, start, end, pattern)
         else:
-            found = {pd.Timestamp(d).date(): [Path(x) for x in ps] for d, ps in files_given.items()}
+            found = {(d if type(d) is dt.date else pd.Timestamp(d).date()):  # dates and Paths kept (else: copies)
+                     [x if type(x) is _PATH else Path(x) for x in ps] for d, ps in files_given.items()}
             outside = sorted(d for d in found if not start <= d <= end)
             if outside:
                 raise ValueError(f"files= holds days outside {start}..{end}: {outside[:3]}")
@@ -602,8 +662,7 @@ def read_glass_modis_sm(
             )
 
     variable = _VARIABLE.format(band=band)
-    t0 = pd.Timestamp(start)
-    day_index = [(pd.Timestamp(day) - t0).days for day in files]
+    day_index = [(day - start).days for day in files]  # dates (midnights): the days from the first
     n_valid = np.zeros((len(files), domain.size), np.float32)  # valid pixels per label day and cell
     mappings: dict[tuple, _Mapping | None] = {}
     grids: dict[tuple, tuple] = {}  # grid reaching the domain -> (bounds, pixel size)
@@ -611,6 +670,10 @@ def read_glass_modis_sm(
     n_total = np.zeros(domain.size)  # pixels of each cell over every grid of the period
     n_read = n_far = 0
     far: tuple | None = None  # (path, bounds, crs) of a file that does not reach the domain
+    # rasterio.open's decorator enters a nested Env at each call and rebuilds GDAL's environment on leaving it
+    # (~0.2 ms a file); inside the Env below it adds nothing for a local Path (no credentials to set), so the
+    # undecorated function opens the files (the same datasets, the same errors)
+    open_ = getattr(rasterio.open, "__wrapped__", rasterio.open)
     with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_PAM_ENABLED="NO"):
         for k, (day, paths) in enumerate(tqdm(files.items(), desc="GLASS-MODIS SM", unit="day",
                                               disable=not progress)):
@@ -620,7 +683,7 @@ def read_glass_modis_sm(
             for path in paths:
                 n_read += 1
                 try:
-                    ds = rasterio.open(path)
+                    ds = open_(path)
                 except (RasterioError, OSError) as e:
                     raise CorruptFileError(f"cannot be opened as a GeoTIFF ({e})", file=path,
                                            variable=variable) from e
@@ -662,8 +725,8 @@ def read_glass_modis_sm(
                                      file=path, variable=variable)
                 eff_scale = f_scale if f_scale is not None else scale
                 values, cells, vmax = _valid_values(arr, nodata, eff_scale, f_offset or 0.0, mapping)
-                if (units is None and eff_scale == 1.0 and f_offset is None and np.issubdtype(arr.dtype, np.integer)
-                        and vmax is not None and vmax > 1.5):
+                if (units is None and eff_scale == 1.0 and f_offset is None and vmax is not None and vmax > 1.5
+                        and np.issubdtype(arr.dtype, np.integer)):
                     raise UnitsError(
                         f"stores {arr.dtype} integers (maximum {vmax:g}) without a scale of its own "
                         "and the scale parameter is 1: set the scale of the stored values (data.glass_modis_scale, "
