@@ -80,8 +80,29 @@ def platform_table() -> pd.DataFrame:
     return NOAA_PLATFORMS.copy()
 
 
+#: the days :func:`_as_days` floors with numpy (its conversion of a unit's extreme values overflows)
+_FAST_DAYS = (np.datetime64("1678-01-01", "D"), np.datetime64("2262-01-01", "D"))
+
+
 def _as_days(dates) -> pd.DatetimeIndex:
+    if isinstance(dates, pd.DatetimeIndex) and dates.tz is None:  # the same days, without pandas' round trips
+        v = dates.to_numpy()
+        if not ((v < _FAST_DAYS[0]) | (v > _FAST_DAYS[1])).any():  # NaT compares False
+            return pd.DatetimeIndex(v.astype("datetime64[D]").astype(v.dtype))  # floor to the day, as normalize()
     return pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(np.asarray(dates)))).normalize()
+
+
+_TABLE: tuple = (None, None, None, None)
+
+
+def _table_arrays() -> tuple:
+    """(start, end, names + ``''``) of :data:`NOAA_PLATFORMS` as numpy arrays, built once per table object (a
+    column lookup costs ~20 us; the readers ask for every block of days)."""
+    global _TABLE
+    if _TABLE[0] is not NOAA_PLATFORMS:
+        _TABLE = (NOAA_PLATFORMS, NOAA_PLATFORMS["start"].values, NOAA_PLATFORMS["end"].values,
+                  np.append(NOAA_PLATFORMS["platform"].to_numpy(dtype=str), ""))
+    return _TABLE[1:]
 
 
 def platform_index(dates) -> np.ndarray:
@@ -97,9 +118,9 @@ def platform_index(dates) -> np.ndarray:
     numpy.ndarray of int
     """
     d = _as_days(dates).values
-    starts = NOAA_PLATFORMS["start"].values
+    starts, ends, _ = _table_arrays()
     idx = np.searchsorted(starts, d, side="right") - 1
-    idx[(idx < 0) | (d > NOAA_PLATFORMS["end"].values[np.clip(idx, 0, None)])] = -1
+    idx[(idx < 0) | (d > ends[np.clip(idx, 0, None)])] = -1
     return idx
 
 
@@ -121,8 +142,7 @@ def platform_of(dates) -> np.ndarray:
     ['NOAA-14', 'NOAA-16']
     """
     idx = platform_index(dates)
-    names = np.append(NOAA_PLATFORMS["platform"].to_numpy(dtype=str), "")
-    return names[idx]
+    return _table_arrays()[2][idx]
 
 
 def transition_dates(start, end) -> pd.DatetimeIndex:

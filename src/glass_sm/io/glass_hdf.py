@@ -8,6 +8,7 @@ import functools
 import math
 import os
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -268,7 +269,8 @@ def _parsed_struct_metadata(text: str) -> tuple:
 
 
 def _struct_metadata(gattrs: dict) -> str | None:
-    parts = sorted((k for k in gattrs if re.fullmatch(r"StructMetadata\.\d+", str(k))),
+    parts = sorted((k for k in gattrs if str(k).startswith("StructMetadata.") and
+                    re.fullmatch(r"StructMetadata\.\d+", str(k))),
                    key=lambda k: int(str(k).split(".")[1]))
     if not parts:
         return None
@@ -289,6 +291,23 @@ def _file_grid(gattrs: dict, shape: Sequence[int], path: str, var: str, short: s
             raise GridMismatchError(f"has unreadable geolocation attributes ({e})", file=path, variable=var) from None
         return _FileGrid(north, west, res, nrows, ncols, "UpperLeftLatitude/UpperLeftLongitude/GridResolution")
     text = _struct_metadata(gattrs)
+    key = (text, nrows, ncols, short)  # all the grid depends on from here (an error names the file: not kept)
+    grid = _GRIDS.get(key)
+    if grid is None:
+        grid = _grid_from_metadata(text, nrows, ncols, path, var, short)
+        if len(_GRIDS) < 256:
+            _GRIDS[key] = grid
+    return grid
+
+
+#: (StructMetadata text, rows, columns, short name) -> the grid :func:`_file_grid` found (every file of a product
+#: carries the same text: ~5 us a file saved)
+_GRIDS: dict = {}
+
+
+def _grid_from_metadata(text: str | None, nrows: int, ncols: int, path: str, var: str,
+                        short: str | None) -> _FileGrid:
+    """:func:`_file_grid` of a file without geolocation attributes: its ``StructMetadata.0`` grid, else global."""
     if text is not None:
         grids = [g for g in _parsed_struct_metadata(text) if "upper_left" in g]
         g = next((g for g in grids if short and g["name"] == short), None)
@@ -346,7 +365,14 @@ class _FileRead:
     packing: list = field(default_factory=list)
 
 
-def hdf_attributes(obj) -> dict:
+#: numeric HDF4 attribute types -> the numpy type of the values pyhdf's ``SDAttr.get`` returns (its SWIG arrays)
+_ATTR_DTYPES = {SDC.INT8: np.dtype(np.int8), SDC.UCHAR8: np.dtype(np.uint8), SDC.UINT8: np.dtype(np.uint8),
+                SDC.INT16: np.dtype(np.int16), SDC.UINT16: np.dtype(np.uint16), SDC.INT32: np.dtype(np.int32),
+                SDC.UINT32: np.dtype(np.uint32), SDC.FLOAT32: np.dtype(np.float32),
+                SDC.FLOAT64: np.dtype(np.float64)}
+
+
+def hdf_attributes(obj, natts: int | None = None) -> dict:
     """The attributes of an SD file or SDS as pyhdf's ``obj.attributes()`` returns them, read faster.
 
     pyhdf converts a string (``CHAR8``) attribute to ``str`` one byte at a time in Python (``_array_to_str``):
@@ -354,25 +380,82 @@ def hdf_attributes(obj) -> dict:
     thousands of characters, i.e. most of the cost of reading a small file. Here the ``CHAR8`` buffer filled by
     the same C call (``SDreadattr``) is copied in one ``ctypes.string_at`` and decoded as Latin-1, which maps
     each byte to the character ``chr(byte)`` as pyhdf does, so the result is identical (tested against
-    ``attributes()``); other types go through pyhdf's own ``get``. Any failure of the fast path falls back to
-    ``obj.attributes()``.
+    ``attributes()``). A numeric attribute is read by the same call into a byte buffer and converted by numpy
+    (``tolist``: the Python ints / floats pyhdf's typed SWIG arrays return; one value: a scalar, else a list), each
+    attribute's name, type and count asked once (``SDattrinfo``; pyhdf asks three times). An empty numeric
+    attribute goes through pyhdf's own ``get``. Any failure of the fast path falls back to ``obj.attributes()``.
+    ``natts``: the number of attributes when the caller knows it (asked from the object otherwise).
     """
     try:
-        natts = obj.info()[1] if isinstance(obj, SD) else obj.info()[4]
-        out = {}
+        oid = obj._id
+        if natts is None:
+            natts = obj.info()[1] if isinstance(obj, SD) else obj.info()[4]
+        infos = []
         for n in range(natts):
-            attr = obj.attr(n)
-            name, kind, count = attr.info()
+            status, name, kind, count = _hdfext.SDattrinfo(oid, n)
+            if status == -1:
+                raise HDF4Error(f"SDattrinfo failed on attribute {n}")
+            infos.append((name, kind, count))
+        # one byte buffer, as large as the largest attribute, filled by each SDreadattr in turn
+        size = max([max(count, 1) * (_ATTR_DTYPES[kind].itemsize if kind in _ATTR_DTYPES else 1)
+                    for _, kind, count in infos] or [1])
+        buf = _hdfext.array_byte(size)
+        ptr = int(buf.this)
+        out = {}
+        for n, (name, kind, count) in enumerate(infos):
             if kind == SDC.CHAR8:
-                buf = _hdfext.array_byte(max(count, 1))
-                if _hdfext.SDreadattr(obj._id, n, buf) == -1:
+                if _hdfext.SDreadattr(oid, n, buf) == -1:
                     raise HDF4Error(f"SDreadattr failed on attribute {name!r}")
-                out[name] = ctypes.string_at(int(buf.this), count).decode("latin-1") if count else ""
+                out[name] = ctypes.string_at(ptr, count).decode("latin-1") if count else ""
+            elif count > 0 and kind in _ATTR_DTYPES:
+                dt = _ATTR_DTYPES[kind]
+                if _hdfext.SDreadattr(oid, n, buf) == -1:
+                    raise HDF4Error(f"SDreadattr failed on attribute {name!r}")
+                vals = np.frombuffer(ctypes.string_at(ptr, count * dt.itemsize), dt).tolist()
+                out[name] = vals[0] if count == 1 else vals
             else:
-                out[name] = attr.get()
+                out[name] = obj.attr(n).get()
         return out
     except (HDF4Error, TypeError, ValueError, AttributeError):
         return obj.attributes()
+
+
+#: SDS types pyhdf's ``SDS.get`` reads (``SDC.equivNumericTypes``)
+_READ_TYPES = frozenset(SDC.equivNumericTypes)
+
+
+def _sds_table(sd: SD) -> dict:
+    """Name -> (shape, type, number of attributes) of every SDS of the file: the keys (same order) and shapes of
+    ``sd.datasets()`` with its C calls (``SDselect``, ``SDgetinfo``, ``SDgetdimid``, ``SDdiminfo``) and none of
+    its Python objects (~3 us an SDS instead of ~15). A name held by several SDS has the last one's shape, as in
+    ``sd.datasets()``, and type and count None (``sd.select(name)`` may open another). Any failed call falls back
+    to ``sd.datasets()``, which then raises its own error."""
+    try:
+        status, nds, _ = _hdfext.SDfileinfo(sd._id)
+        if status == -1:
+            raise HDF4Error("SDfileinfo")
+        out = {}
+        buf = _hdfext.array_int32(_hdfext.H4_MAX_VAR_DIMS)
+        ptr = int(buf.this)
+        for n in range(nds):
+            sid = _hdfext.SDselect(sd._id, n)
+            if sid is None or sid < 0:
+                raise HDF4Error("SDselect")
+            try:
+                status, name, rank, kind, natts = _hdfext.SDgetinfo(sid, buf)
+                if status == -1:
+                    raise HDF4Error("SDgetinfo")
+                for k in range(rank):
+                    did = _hdfext.SDgetdimid(sid, k)
+                    if did is None or did < 0 or _hdfext.SDdiminfo(did)[0] == -1:
+                        raise HDF4Error("SDgetdimid / SDdiminfo")
+                shape = struct.unpack(f"={rank}i", ctypes.string_at(ptr, 4 * rank))  # the int32 dimension sizes
+                out[name] = (shape, None, None) if name in out else (shape, kind, natts)
+            finally:
+                _hdfext.SDendaccess(sid)
+        return out
+    except (HDF4Error, TypeError, ValueError, AttributeError):
+        return {k: (v[1], None, None) for k, v in sd.datasets().items()}
 
 
 def _open(path: str) -> SD:
@@ -387,23 +470,35 @@ def _open(path: str) -> SD:
 def _read_slab(sd: SD, available: dict, name: str, gattrs: dict, domain: Domain, path: str, short: str,
                window, grids: dict):
     """The domain's slab of SDS ``name``: (its rows and columns, its attributes, the stored values). ``grids``:
-    the file's grid by SDS shape, filled here (the grid depends on the global attributes and the shape only)."""
-    shape = available[name][1]
+    the file's (grid, slab) by SDS shape, filled here (both depend on the global attributes, the shape and the
+    domain only)."""
+    shape, kind, natts = available[name]
     if len(shape) != 2:
         raise GridMismatchError(f"has {len(shape)} dimensions {tuple(shape)}; expected 2 (rows, columns)",
                                 file=path, variable=name)
-    grid = grids.get(tuple(shape))
-    if grid is None:
-        grid = grids[tuple(shape)] = _file_grid(gattrs, shape, path, name, short)
-    slab = _hyperslab(grid, domain, path, name)
+    hit = grids.get(tuple(shape))
+    if hit is None:
+        grid = _file_grid(gattrs, shape, path, name, short)
+        slab = _hyperslab(grid, domain, path, name)
+        grids[tuple(shape)] = (grid, slab)
+    else:  # the same grid and domain: the same slab (the first SDS of that shape passed the checks)
+        slab = hit[1]
     if window is not None and slab != window:
         raise GridMismatchError(f"has shape {tuple(shape)} unlike the other SDS of the file", file=path,
                                 variable=name)
     r0, r1, c0, c1 = slab
     sds = sd.select(name)
     try:
-        attrs = hdf_attributes(sds)
-        stored = np.asarray(sds[r0:r1, c0:c1])
+        attrs = hdf_attributes(sds, natts)
+        stored = None
+        if kind in _READ_TYPES:  # pyhdf's SDS.get without its Python checks (the slab is inside the shape)
+            try:
+                stored = _hdfext._SDreaddata_0(sds._id, kind, [r0, c0], [r1 - r0, c1 - c0], [1, 1])
+            except Exception:  # noqa: BLE001 - pyhdf's own path below answers, or raises its own error
+                stored = None
+        if stored is None:
+            stored = sds[r0:r1, c0:c1]
+        stored = np.asarray(stored)
     finally:
         sds.endaccess()
     return slab, attrs, stored
@@ -415,7 +510,7 @@ def _read_file(path: str, sds_names: Sequence[str], qc_names: Sequence[tuple[str
     sd = _open(path)
     try:
         gattrs = hdf_attributes(sd)
-        available = sd.datasets()
+        available = _sds_table(sd)
         window, grids = None, {}
         values, packs = [], []
         for name in sds_names:
