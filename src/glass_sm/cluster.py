@@ -25,17 +25,24 @@ from typing import Iterator
 
 __all__ = ["cluster_client", "section_client", "run_tasks", "LOCAL_WORKER_ENVIRON"]
 
-#: Dask configuration applied while the LocalCluster's workers are spawned. Dask sets ``MALLOC_TRIM_THRESHOLD_=65536``
-#: in every worker it spawns (``distributed.nanny.pre-spawn-environ``) so that glibc hands freed memory back to the
-#: OS early; setting it also switches off glibc's adaptive mmap threshold (mallopt(3)), which stays at 128 KiB, so
-#: each array of a reader's window, a file's field or a block (0.1-10 MB, allocated and freed per file) is a fresh
-#: ``mmap`` whose pages fault in again. Measured on the 2-core development machine (Intel Xeon, 2026-12-01, one year
-#: of the 5 deg demo): the day-major ingest on 2 workers took 1.24-1.50 s with Dask's setting and 0.94-1.12 s
-#: without it (three alternating runs each), with the same store; in one process, three ingests of that year made
-#: 346,000 minor page faults with it and 90,000 without. ``None`` unsets it: glibc's own adaptive thresholds; a worker's memory stays bounded by its task's arrays
-#: (glass_sm.data.ingest.block_memory_bytes), and ``MALLOC_TRIM_THRESHOLD_`` exported in the shell still wins.
+#: Dask configuration of the LocalCluster's workers (applied while they are spawned):
+#:
+#: - ``MALLOC_TRIM_THRESHOLD_`` unset. Dask sets it to 65536 in every worker it spawns
+#:   (``distributed.nanny.pre-spawn-environ``) so that glibc hands freed memory back to the OS early; setting it also
+#:   switches off glibc's adaptive mmap threshold (mallopt(3)), which stays at 128 KiB, so each array of a reader's
+#:   window, a file's field or a block (0.1-10 MB, allocated and freed per file) is a fresh ``mmap`` whose pages
+#:   fault in again. Measured on the 2-core development machine (Intel Xeon, 2026-12-01, one year of the 5 deg
+#:   demo): the day-major ingest on 2 workers took 1.24-1.50 s with Dask's setting and 0.94-1.12 s without it (three
+#:   alternating runs each), with the same store; in one process, three ingests of that year made 346,000 minor page
+#:   faults with it and 90,000 without. Unset, glibc's own adaptive thresholds apply; a worker's memory stays bounded
+#:   by its task's arrays (glass_sm.data.ingest.block_memory_bytes), and ``MALLOC_TRIM_THRESHOLD_`` exported in the
+#:   shell still wins.
+#: - The worker's statistical profiler off: it samples every worker thread's stack every 10 ms for the dashboard,
+#:   and this cluster has no dashboard (nobody can look at the profile).
+#:
 #: Workers of a cluster given by ``scheduler_address`` keep whatever their own configuration says.
-LOCAL_WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+LOCAL_WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                        "distributed.worker.profile.enabled": False}
 
 
 @contextlib.contextmanager

@@ -24,7 +24,8 @@ def test_bad_scheduler_and_counts_rejected_before_any_cluster():
 
 def test_local_workers_spawn_without_dask_malloc_trim(monkeypatch):
     """The LocalCluster's workers run under glibc's own malloc thresholds (LOCAL_WORKER_ENVIRON), not Dask's
-    MALLOC_TRIM_THRESHOLD_=65536; the caller's Dask configuration is left as it was."""
+    MALLOC_TRIM_THRESHOLD_=65536, and without the dashboard's profiler; the caller's Dask configuration is left
+    as it was."""
     import os
 
     import dask
@@ -34,6 +35,8 @@ def test_local_workers_spawn_without_dask_malloc_trim(monkeypatch):
     with cluster_client(None, n_workers=1, threads_per_worker=1) as client:
         env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         omp = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+        prof = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
     assert list(env.values()) == [None]
     assert list(omp.values()) == ["1"]  # Dask's other worker settings kept
+    assert list(prof.values()) == [False]  # no dashboard here: no profiler sampling the worker threads
     assert dask.config.get("distributed.nanny.pre-spawn-environ") == before
