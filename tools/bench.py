@@ -70,6 +70,7 @@ import statistics
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import torch
@@ -77,6 +78,7 @@ import xarray as xr
 from distributed import Client, LocalCluster
 
 from glass_sm import config, production
+from glass_sm.cluster import LOCAL_WORKER_ENVIRON
 from glass_sm.contract import write_table
 from glass_sm.data.features import FeatureSpec, Normalizer
 from glass_sm.grid import Domain
@@ -369,8 +371,9 @@ def end_to_end(params: str, cube_path: Path, ckpt: Path, year: int, tmp: Path, s
         if pc.scheduler_address:
             client = Client(pc.scheduler_address)
         else:
-            cluster = LocalCluster(n_workers=pc.n_workers, threads_per_worker=pc.threads_per_worker,
-                                   processes=True, dashboard_address=None, scheduler_port=0)
+            with dask.config.set(LOCAL_WORKER_ENVIRON):  # the workers stage 04's own LocalCluster starts
+                cluster = LocalCluster(n_workers=pc.n_workers, threads_per_worker=pc.threads_per_worker,
+                                       processes=True, dashboard_address=None, scheduler_port=0)
             client = Client(cluster)
         ref = (str(ckpt), load_checkpoint(ckpt).sha256)
         client.run(lambda: production.load_model(ref) and None)  # load torch + the model once per worker

@@ -221,6 +221,8 @@ def find_glass_modis_files(directory: str | os.PathLike, start: dt.date | None =
             if not m:
                 continue
             year, doy = int(m.group("year")), int(m.group("doy"))
+            if (start and year < start.year) or (end and year > end.year):  # outside the period, whatever its day
+                continue
             try:
                 day = dt.date(year, 1, 1) + dt.timedelta(days=doy - 1)
             except (ValueError, OverflowError):

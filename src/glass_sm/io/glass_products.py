@@ -268,10 +268,16 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
     n_seen = 0
     for folder, _dirs, names in sorted(os.walk(root)):
         for name in sorted(names):
-            info = parse_glass_filename(name)
-            if info is None or info["short"] != short:
+            # the name's product and year first (a regular expression): the full parse (a Timestamp per file)
+            # only for this product's files of the period's years, so listing one year in a 40-year archive costs
+            # what a listing of names costs (~60 ms for 16,000 names instead of ~250 ms); the same files kept
+            m = _NAME.match(name)
+            if m is None or m.group(1).upper() != short:
                 continue
             n_seen += 1
+            if not first.year <= int(m.group(3)) <= last.year:  # its day, valid or not, is outside the period
+                continue
+            info = parse_glass_filename(name)
             day = info["date"]
             if day is None or day < first or day > last:
                 continue
