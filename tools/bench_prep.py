@@ -22,8 +22,8 @@
     the 4x one (files about 3x larger): whether the ratio rises as a file's fixed cost (opening, metadata, Python
     per file) weighs less against its arrays, as it would towards the real archive's files of megabytes, or falls
     because the ingest's own work per cell (QC, unpacking, the labels' aggregation, the regrid, the writes) grows
-    faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, busy): 0.35 at 33 kB per file,
-    0.26 at 101 kB: it falls, so the twin's small files do not explain the gap.
+    faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, `make all` at e2cfbd0, the 5 deg
+    demo): 0.45 at 17 kB per file, 0.30 at 44 kB: it falls, so the twin's small files do not explain the gap.
 (s01) **stage 01 at the paper's scale**, from (g)'s own seconds per source: the real archive's files (the
     volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's cost per file (a lower end) and at its
     cost per byte (an upper end: a twin file is mostly the fixed cost of opening it), in core-hours and in wall
