@@ -55,6 +55,7 @@ dependencies of the project.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import json
@@ -70,15 +71,13 @@ import statistics
 import time
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from distributed import Client, LocalCluster
 
 from glass_sm import config, production
-from glass_sm.cluster import LOCAL_WORKER_ENVIRON
+from glass_sm.cluster import cluster_client
 from glass_sm.contract import write_table
 from glass_sm.data.features import FeatureSpec, Normalizer
 from glass_sm.grid import Domain
@@ -365,31 +364,20 @@ def end_to_end(params: str, cube_path: Path, ckpt: Path, year: int, tmp: Path, s
     loaded in its workers, before the clock starts)."""
     cfg = bench_cfg(params, tmp, scheduler=scheduler)
     source = production.CubeTileSource(cube_path)
-    client, cluster = None, None
-    if scheduler == "distributed":
-        pc = cfg.production
-        if pc.scheduler_address:
-            client = Client(pc.scheduler_address)
-        else:
-            with dask.config.set(LOCAL_WORKER_ENVIRON):  # the workers stage 04's own LocalCluster starts
-                cluster = LocalCluster(n_workers=pc.n_workers, threads_per_worker=pc.threads_per_worker,
-                                       processes=True, dashboard_address=None, scheduler_port=0)
-            client = Client(cluster)
-        ref = (str(ckpt), load_checkpoint(ckpt).sha256)
-        client.run(lambda: production.load_model(ref) and None)  # load torch + the model once per worker
     best, files = float("inf"), None
-    try:
+    with contextlib.ExitStack() as stack:
+        client = None
+        if scheduler == "distributed":  # the cluster stage 04 itself would use (an address, or its LocalCluster)
+            pc = cfg.production
+            client = stack.enter_context(cluster_client(pc.scheduler_address, pc.n_workers, pc.threads_per_worker))
+            ref = (str(ckpt), load_checkpoint(ckpt).sha256)
+            client.run(lambda: production.load_model(ref) and None)  # load torch + the model once per worker
         for k in range(repeats):
             cfg = bench_cfg(params, tmp / f"e2e_{scheduler}_{k}", scheduler=scheduler)
             t = time.perf_counter()
             files = production.run_production(cfg, checkpoint_path=ckpt, years=[year], progress=False,
                                               client=client if client is not None else "synchronous", source=source)
             best = min(best, time.perf_counter() - t)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     land = int(source.land_mask().sum())
     a, b = production.year_days(source.time, year)
     size = files[0].stat().st_size

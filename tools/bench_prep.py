@@ -24,9 +24,9 @@
     because the ingest's own work per cell (QC, unpacking, the labels' aggregation, the regrid, the writes) grows
     faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, `make all` at e2cfbd0, the 5 deg
     demo): 0.45 at 17 kB per file, 0.30 at 44 kB: it falls, so the twin's small files do not explain the gap.
-(s01) **stage 01 at the paper's scale**, from (g)'s own seconds per source: the real archive's files (the
-    volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's cost per file (a lower end) and at its
-    cost per byte (an upper end: a twin file is mostly the fixed cost of opening it), in core-hours and in wall
+(s01) **stage 01 at the paper's scale**, from the last (g) run's own task seconds per source (its blocks'
+    markers): the real archive's files (the volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's
+    cost per file (a lower end) and at its cost per byte (an upper end: a twin file is mostly the fixed cost of opening it), in core-hours and in wall
     hours on 1000 workers (:func:`stage01_bounds`).
 """
 

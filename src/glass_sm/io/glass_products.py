@@ -195,6 +195,12 @@ def composite_schedule(start, end, cadence_days: int) -> pd.DatetimeIndex:
         days = np.concatenate([_year_schedule(year, c) for year in range(first.year, last.year + 1)])
         keep = (days >= first.as_unit("us").asm8) & (days <= last.as_unit("us").asm8)  # midnights: exact in us
         return pd.DatetimeIndex(days[keep], name="time")
+    return _schedule_by_timestamps(first, last, c)
+
+
+def _schedule_by_timestamps(first: pd.Timestamp, last: pd.Timestamp, c: int) -> pd.DatetimeIndex:
+    """:func:`composite_schedule` of midnights ``first..last`` built one Timestamp at a time: its definition (the
+    numpy path is tested against it) and its path for dates with a time zone."""
     out = []
     for year in range(first.year, last.year + 1):
         jan1 = pd.Timestamp(year=year, month=1, day=1)

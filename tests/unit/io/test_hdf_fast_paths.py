@@ -11,7 +11,7 @@ from pyhdf.SD import SD, SDC
 from glass_sm import platforms
 from glass_sm.io import errors
 from glass_sm.io import glass_hdf as gh
-from glass_sm.io.glass_products import composite_schedule
+from glass_sm.io.glass_products import _schedule_by_timestamps, composite_schedule
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -172,15 +172,8 @@ def test_sds_table_falls_back_to_pyhdf(monkeypatch, tmp_path):
 # composite schedule and platforms
 # ----------------------------------------------------------------------------------------------------------
 def _schedule_reference(start, end, c):
-    """The schedule built one Timestamp at a time (the definition)."""
-    first, last = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
-    out = []
-    for year in range(first.year, last.year + 1):
-        jan1 = pd.Timestamp(year=year, month=1, day=1)
-        n = 366 if pd.Timestamp(year=year, month=12, day=31).day_of_year == 366 else 365
-        out += [jan1 + pd.Timedelta(days=k) for k in range(0, n, c)]
-    idx = pd.DatetimeIndex(out, name="time")
-    return idx[(idx >= first) & (idx <= last)]
+    """The schedule built one Timestamp at a time (the definition, glass_products._schedule_by_timestamps)."""
+    return _schedule_by_timestamps(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize(), c)
 
 
 def test_composite_schedule_equals_reference():
