@@ -26,8 +26,8 @@
     demo): 0.45 at 17 kB per file, 0.30 at 44 kB: it falls, so the twin's small files do not explain the gap.
 (s01) **stage 01 at the paper's scale**, from the last (g) run's own task seconds per source (its blocks'
     markers): the real archive's files (the volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's
-    cost per file (a lower end) and at its cost per byte (an upper end: a twin file is mostly the fixed cost of opening it), in core-hours and in wall
-    hours on 1000 workers (:func:`stage01_bounds`).
+    cost per file (a lower end) and at its cost per byte (an upper end: a twin file is mostly the fixed cost of
+    opening it), in core-hours and in wall hours on 1000 workers (:func:`stage01_bounds`).
 """
 
 from __future__ import annotations
