@@ -111,7 +111,11 @@ def section_client(section, client=None):
 def run_tasks(client, fn, items, args, key, bar, on_done) -> None:
     """Run ``fn(args[0], item, *args[1:])`` for every item, in this process (``client`` None) or on the cluster
     (unique task keys ``<key>-<i>-<token>``); ``on_done(result)`` runs in the caller as each finishes and ``bar``
-    (a tqdm bar) advances. On an error the remaining tasks are cancelled and the error raised."""
+    (a tqdm bar) advances. On an error the remaining tasks are cancelled and the error raised.
+
+    ``items`` may be a generator: on a cluster each item is submitted as it comes, so the tasks already sent run
+    while the generator computes the next (:func:`glass_sm.data.ingest.ingest` lists a source's files while the
+    previous source's blocks are read); an error raised by the generator cancels the tasks already sent."""
     if client is None:
         for it in items:
             on_done(fn(*args[:1], it, *args[1:]))
@@ -120,9 +124,10 @@ def run_tasks(client, fn, items, args, key, bar, on_done) -> None:
     from distributed import as_completed  # noqa: PLC0415
 
     token = hashlib.sha1(f"{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:8]
-    futs = [client.submit(fn, *args[:1], it, *args[1:], key=f"{key}-{i}-{token}", pure=False)
-            for i, it in enumerate(items)]
+    futs = []
     try:
+        for i, it in enumerate(items):
+            futs.append(client.submit(fn, *args[:1], it, *args[1:], key=f"{key}-{i}-{token}", pure=False))
         for fut in as_completed(futs):
             on_done(fut.result())
             bar.update(1)

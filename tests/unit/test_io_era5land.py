@@ -310,3 +310,95 @@ def test_corrupt_and_truncated_files(tmp_path):
     g.write_bytes(b"GRIB" + os.urandom(500))
     with pytest.raises(CorruptFileError, match=rf"{g}: cannot be opened as grib"):
         read_era5land_swvl1(g, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# files kept open between reads (_open_kept)
+# ----------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def kept(monkeypatch):
+    """era5land with an empty _KEPT (emptied again afterwards) and ``_open`` counted: the list of paths opened."""
+    from glass_sm.io import era5land
+
+    era5land._KEPT.clear()
+    opened = []
+    real_open = era5land._open
+    monkeypatch.setattr(era5land, "_open", lambda path: (opened.append(Path(path)), real_open(path))[1])
+    yield era5land, opened
+    era5land._KEPT.clear()
+
+
+def test_open_kept_reuses_the_datasets_of_a_file(kept, tmp_path):
+    era5land, opened = kept
+    p = _legacy(tmp_path)
+    first = era5land._open_kept(p)
+    again = era5land._open_kept(p)
+    assert again is first and again[0] is first[0] and again[1] is first[1]
+    assert opened == [p] and len(era5land._KEPT) == 1
+    a = read_era5land_swvl1(p, domain=DOM, progress=False)
+    b = read_era5land_swvl1(p, domain=DOM, progress=False)
+    assert opened == [p]  # the reads use the dataset already open
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_open_kept_sees_a_rewritten_file(kept, tmp_path):
+    era5land, opened = kept
+    p = _legacy(tmp_path, values=0.2)
+    st0 = p.stat()
+    before = read_era5land_swvl1(p, domain=DOM, progress=False)
+    assert np.allclose(before.values, 0.2, atol=1e-4) and before.sizes["time"] == 2
+    lat, lon = _grid()
+    times = pd.date_range("2001-03-01", periods=12, freq="6h")  # one day more: another size
+    fx.write_era5_legacy_nc(p, times, lat, lon, np.full((12, lat.size, lon.size), 0.35))
+    if p.stat().st_mtime_ns == st0.st_mtime_ns:  # a coarse clock: make the new version's time differ
+        os.utime(p, ns=(st0.st_atime_ns, st0.st_mtime_ns + 10**9))
+    after = read_era5land_swvl1(p, domain=DOM, progress=False)
+    assert after.sizes["time"] == 3 and np.allclose(after.values, 0.35, atol=1e-4)
+    assert opened == [p, p]  # opened again for the new version, once each
+
+
+def test_open_kept_keeps_the_most_recent_files(kept, tmp_path):
+    era5land, opened = kept
+    n = era5land.KEEP_OPEN + 2
+    paths = [_legacy(tmp_path, name=f"f{i}.nc", values=0.1 + 0.01 * i) for i in range(n)]
+    for p in paths[:-2]:
+        era5land._open_kept(p)
+    era5land._open_kept(paths[0])  # used again: now the most recent
+    for p in paths[-2:]:
+        era5land._open_kept(p)
+    assert len(era5land._KEPT) == era5land.KEEP_OPEN
+    kept_paths = [Path(k[0]) for k in era5land._KEPT]
+    assert kept_paths == [*paths[3:n - 2], paths[0], *paths[-2:]]  # paths[1], paths[2]: the oldest, dropped
+    assert len(opened) == n
+    era5land._open_kept(paths[1])  # dropped: opened again
+    assert opened[-1] == paths[1] and len(opened) == n + 1 and len(era5land._KEPT) == era5land.KEEP_OPEN
+    ds, _ = era5land._open_kept(paths[-1])
+    assert len(opened) == n + 1 and float(ds["swvl1"].isel(time=0, latitude=0, longitude=0)) == \
+        pytest.approx(0.1 + 0.01 * (n - 1), abs=1e-4)
+
+
+@pytest.mark.parametrize("bounds", [(-90.0, 90.0, -180.0, 180.0), (40.0, 40.5, 179.0, 180.0),
+                                    (-10.0, 10.0, 170.0, 180.0), (40.0, 40.5, -0.5, 0.5)])
+def test_one_box_read_gives_the_runs_values(tmp_path, monkeypatch, bounds):
+    """The selected rows x columns read in one piece (their bounding box, BOX_READ_MAX) give exactly what reading
+    each run of rows and columns alone gives: a global domain (its columns in three runs across the dateline, NaN
+    sea points included), domains at the dateline, and one at Greenwich (on the CDS's 0..360 grid its columns lie at
+    both ends of the file: read run by run either way)."""
+    from glass_sm.io import era5land
+
+    lat = np.round(np.arange(90.0, -90.1, -2.5), 6)
+    lon = np.round(np.arange(0.0, 360.0, 2.5), 6)  # 0..357.5 like the CDS: the domain's columns wrap
+    times = pd.date_range("2005-01-01", periods=8, freq="6h")
+    rng = np.random.default_rng(3)
+    sm = rng.uniform(0.05, 0.45, (times.size, lat.size, lon.size))
+    sm[:, ::7, ::5] = np.nan  # sea points (the fill value)
+    path = fx.write_era5_legacy_nc(tmp_path / "g.nc", times, lat, lon, sm)
+    dom = Domain.from_bounds(*bounds, res=2.5) if bounds[0] == -90.0 else Domain.from_bounds(*bounds)
+    monkeypatch.setattr(era5land, "_KEPT", type(era5land._KEPT)())
+    box = read_era5land_swvl1(path, domain=dom, progress=False)
+    monkeypatch.setattr(era5land, "BOX_READ_MAX", 0.0)  # every run read alone
+    runs = read_era5land_swvl1(path, domain=dom, progress=False)
+    assert box.shape == runs.shape and box.shape[1] > 0 and box.shape[2] > 0
+    np.testing.assert_array_equal(box.values, runs.values)
+    np.testing.assert_array_equal(box.lon.values, runs.lon.values)
+    assert np.isfinite(box.values).any() and (np.isnan(box.values).any() or bounds[0] != -90.0)

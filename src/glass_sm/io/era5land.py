@@ -52,6 +52,7 @@ Memory: all selected steps are held at once (steps x cells x 4 bytes: 40 years o
 
 from __future__ import annotations
 
+import collections
 import os
 import warnings
 from pathlib import Path
@@ -211,6 +212,31 @@ def _open(path: Path) -> tuple[xr.Dataset, xr.Dataset | None]:
     return ds, lsm
 
 
+#: Datasets kept open in this process by :func:`_open_kept`, most recently used last.
+_KEPT: "collections.OrderedDict[tuple, tuple[xr.Dataset, xr.Dataset | None]]" = collections.OrderedDict()
+KEEP_OPEN = 4  #: files :func:`_open_kept` keeps open per process
+BOX_READ_MAX = 2.0  #: read the selected rows x columns in one piece when its bounding box is at most this times larger
+
+
+def _open_kept(path: Path) -> tuple[xr.Dataset, xr.Dataset | None]:
+    """:func:`_open`, kept open in this process for the next reads of the same version of the file (keyed by path,
+    inode, size and modification time; the :data:`KEEP_OPEN` most recently used files).
+
+    A yearly or monthly file is read by every ingest block (or build tile) it overlaps, each for its own time
+    steps: opening it (netCDF: the header and the coordinates, ~12 ms for the twin's yearly file; GRIB: cfgrib's
+    scan of every message) each time cost more than the block's reading. A dropped dataset is closed by xarray's
+    file manager when it is collected (not here: another thread of the worker may still be reading it)."""
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _KEPT:
+        _KEPT.move_to_end(key)
+        return _KEPT[key]
+    opened = _KEPT[key] = _open(path)
+    while len(_KEPT) > KEEP_OPEN:
+        _KEPT.popitem(last=False)
+    return opened
+
+
 # ----------------------------------------------------------------------------------------------------------
 # one file -> (valid times, expver rank, values (n, lat, lon)) on the selected window
 # ----------------------------------------------------------------------------------------------------------
@@ -247,160 +273,168 @@ def _spacing(x: np.ndarray) -> float:
 
 def _read_file(path: Path, t0, t1, domain: Domain | None, mask_sea: bool, units_policy: UnitsPolicy,
                negative_tolerance: float):
-    ds, lsm_ds = _open(path)
-    try:
-        da = ds[VAR]
-        latn = next((n for n in ("latitude", "lat") if n in da.dims), None)
-        lonn = next((n for n in ("longitude", "lon") if n in da.dims), None)
-        if latn is None or lonn is None:
-            raise GridMismatchError(f"has dims {da.dims}: no latitude/longitude dimension", file=path, variable=VAR)
-        # size-1 extra dims (number, surface level) go; larger ones other than the time axes are not ours
-        for d in da.dims:
-            if d in (latn, lonn, "time", "valid_time", "step", "expver"):
-                continue
-            if da.sizes[d] == 1:
-                da = da.isel({d: 0})
-            else:
-                raise DataError(f"has a dimension {d!r} of size {da.sizes[d]} (e.g. an ensemble); expected one "
-                                "deterministic field", file=path, variable=VAR)
-        tdim = "valid_time" if "valid_time" in da.dims else ("time" if "time" in da.dims else None)
-        if tdim is None:  # a single step: scalar time coordinate
-            tname = "valid_time" if "valid_time" in da.coords else "time"
-            if tname not in da.coords:
-                raise MissingVariableError(f"has no time coordinate (coords: {found_list(da.coords)})", file=path,
-                                           variable=VAR)
-            da = da.expand_dims(tname)
-            tdim = tname
-        # valid times of every (time[, step]) element
-        if "step" in da.dims:
-            vt = (da[tdim].values[:, None] + da["step"].values[None, :]).astype("datetime64[ns]")
-        elif "valid_time" in da.coords and da["valid_time"].dims == (tdim,):
-            vt = da["valid_time"].values.astype("datetime64[ns]")
+    ds, lsm_ds = _open_kept(path)
+    da = ds[VAR]
+    latn = next((n for n in ("latitude", "lat") if n in da.dims), None)
+    lonn = next((n for n in ("longitude", "lon") if n in da.dims), None)
+    if latn is None or lonn is None:
+        raise GridMismatchError(f"has dims {da.dims}: no latitude/longitude dimension", file=path, variable=VAR)
+    # size-1 extra dims (number, surface level) go; larger ones other than the time axes are not ours
+    for d in da.dims:
+        if d in (latn, lonn, "time", "valid_time", "step", "expver"):
+            continue
+        if da.sizes[d] == 1:
+            da = da.isel({d: 0})
         else:
-            vt = da[tdim].values.astype("datetime64[ns]")
-            if "step" in da.coords and da["step"].ndim == 0:
-                vt = vt + da["step"].values
-        # time window
-        keep = np.ones(vt.shape, bool)
-        if t0 is not None:
-            keep &= vt >= t0
-        if t1 is not None:
-            keep &= vt < t1
-        rows = keep if keep.ndim == 1 else keep.any(axis=1)
-        if not rows.any():
-            return None
-        r = np.flatnonzero(rows)
-        tsel = slice(int(r[0]), int(r[-1]) + 1)
-        # space window
-        # coordinates are rounded to their storage precision so that 40.2 stays 40.2: float32 (legacy files,
-        # 7 significant digits: 3e-5 deg at 360) to 1e-4 deg, float64 to 1e-6 deg
-        lat = _clean_coord(da[latn].values)
-        lon_raw = _clean_coord(da[lonn].values)
-        lon = _clean_coord((lon_raw + 180.0) % 360.0 - 180.0, da[lonn].dtype)
-        # longitudes sorted ascending in -180..180; a grid that goes round the globe is repeated at -360 and
-        # +360 so that a domain touching the dateline gets its neighbours from the other side
-        order = np.argsort(lon, kind="stable")
-        lon_sorted = lon[order]
-        global_lon = lon.size > 1 and abs(_spacing(lon_sorted) * lon.size - 360.0) < 1e-3
-        if global_lon:
-            lon_ext = np.concatenate([lon_sorted - 360.0, lon_sorted, lon_sorted + 360.0])
-            idx_ext = np.concatenate([order, order, order])
-        else:
-            lon_ext, idx_ext = lon_sorted, order
-        if domain is not None:
-            m_lat = (_spacing(lat) if lat.size > 1 else 0.0) + 1e-6
-            m_lon = (_spacing(lon_sorted) if lon.size > 1 else 0.0) + 1e-6
-            lat_mask = (lat >= domain.south - m_lat) & (lat <= domain.north + m_lat)
-            lon_mask = (lon_ext >= domain.west - m_lon) & (lon_ext <= domain.east + m_lon)
-            if not lat_mask.any() or not lon_mask.any():
-                raise GridMismatchError(
-                    f"does not cover the domain {domain.bounds_str()} (file: lat {lat.min():.3f}..{lat.max():.3f}, "
-                    f"lon {lon.min():.3f}..{lon.max():.3f} after conversion to -180..180)", file=path, variable=VAR)
-        else:
-            lat_mask = np.ones(lat.size, bool)
-            lon_mask = np.zeros(lon_ext.size, bool)
-            lon_mask[lon.size if global_lon else 0:][:lon.size] = True  # the -180..180 copy only
-        lon_idx = idx_ext[lon_mask]
-        sel_lon = _clean_coord(lon_ext[lon_mask])
-        lat_runs = _runs(lat_mask)
-        cut = np.flatnonzero(np.diff(lon_idx) != 1) + 1  # runs of consecutive file columns, in output order
-        lon_runs = [slice(int(a[0]), int(a[-1]) + 1) for a in np.split(lon_idx, cut)]
-        sel_lat = np.concatenate([lat[s] for s in lat_runs])
-        if domain is not None:
-            _check_covers(sel_lat, sel_lon, domain, path, VAR)
-        order_dims = [tdim] + (["step"] if "step" in da.dims else []) + (["expver"] if "expver" in da.dims else [])
+            raise DataError(f"has a dimension {d!r} of size {da.sizes[d]} (e.g. an ensemble); expected one "
+                            "deterministic field", file=path, variable=VAR)
+    tdim = "valid_time" if "valid_time" in da.dims else ("time" if "time" in da.dims else None)
+    if tdim is None:  # a single step: scalar time coordinate
+        tname = "valid_time" if "valid_time" in da.coords else "time"
+        if tname not in da.coords:
+            raise MissingVariableError(f"has no time coordinate (coords: {found_list(da.coords)})", file=path,
+                                       variable=VAR)
+        da = da.expand_dims(tname)
+        tdim = tname
+    # valid times of every (time[, step]) element
+    if "step" in da.dims:
+        vt = (da[tdim].values[:, None] + da["step"].values[None, :]).astype("datetime64[ns]")
+    elif "valid_time" in da.coords and da["valid_time"].dims == (tdim,):
+        vt = da["valid_time"].values.astype("datetime64[ns]")
+    else:
+        vt = da[tdim].values.astype("datetime64[ns]")
+        if "step" in da.coords and da["step"].ndim == 0:
+            vt = vt + da["step"].values
+    # time window
+    keep = np.ones(vt.shape, bool)
+    if t0 is not None:
+        keep &= vt >= t0
+    if t1 is not None:
+        keep &= vt < t1
+    rows = keep if keep.ndim == 1 else keep.any(axis=1)
+    if not rows.any():
+        return None
+    r = np.flatnonzero(rows)
+    tsel = slice(int(r[0]), int(r[-1]) + 1)
+    # space window
+    # coordinates are rounded to their storage precision so that 40.2 stays 40.2: float32 (legacy files,
+    # 7 significant digits: 3e-5 deg at 360) to 1e-4 deg, float64 to 1e-6 deg
+    lat = _clean_coord(da[latn].values)
+    lon_raw = _clean_coord(da[lonn].values)
+    lon = _clean_coord((lon_raw + 180.0) % 360.0 - 180.0, da[lonn].dtype)
+    # longitudes sorted ascending in -180..180; a grid that goes round the globe is repeated at -360 and
+    # +360 so that a domain touching the dateline gets its neighbours from the other side
+    order = np.argsort(lon, kind="stable")
+    lon_sorted = lon[order]
+    global_lon = lon.size > 1 and abs(_spacing(lon_sorted) * lon.size - 360.0) < 1e-3
+    if global_lon:
+        lon_ext = np.concatenate([lon_sorted - 360.0, lon_sorted, lon_sorted + 360.0])
+        idx_ext = np.concatenate([order, order, order])
+    else:
+        lon_ext, idx_ext = lon_sorted, order
+    if domain is not None:
+        m_lat = (_spacing(lat) if lat.size > 1 else 0.0) + 1e-6
+        m_lon = (_spacing(lon_sorted) if lon.size > 1 else 0.0) + 1e-6
+        lat_mask = (lat >= domain.south - m_lat) & (lat <= domain.north + m_lat)
+        lon_mask = (lon_ext >= domain.west - m_lon) & (lon_ext <= domain.east + m_lon)
+        if not lat_mask.any() or not lon_mask.any():
+            raise GridMismatchError(
+                f"does not cover the domain {domain.bounds_str()} (file: lat {lat.min():.3f}..{lat.max():.3f}, "
+                f"lon {lon.min():.3f}..{lon.max():.3f} after conversion to -180..180)", file=path, variable=VAR)
+    else:
+        lat_mask = np.ones(lat.size, bool)
+        lon_mask = np.zeros(lon_ext.size, bool)
+        lon_mask[lon.size if global_lon else 0:][:lon.size] = True  # the -180..180 copy only
+    lon_idx = idx_ext[lon_mask]
+    sel_lon = _clean_coord(lon_ext[lon_mask])
+    lat_runs = _runs(lat_mask)
+    cut = np.flatnonzero(np.diff(lon_idx) != 1) + 1  # runs of consecutive file columns, in output order
+    lon_runs = [slice(int(a[0]), int(a[-1]) + 1) for a in np.split(lon_idx, cut)]
+    sel_lat = np.concatenate([lat[s] for s in lat_runs])
+    if domain is not None:
+        _check_covers(sel_lat, sel_lon, domain, path, VAR)
+    order_dims = [tdim] + (["step"] if "step" in da.dims else []) + (["expver"] if "expver" in da.dims else [])
 
-        def load(var: xr.DataArray) -> np.ndarray:
-            var = var.transpose(*order_dims, latn, lonn) if set(order_dims) <= set(var.dims) else var
-            blocks = []
-            for ls in lat_runs:
-                blocks.append(np.concatenate(
-                    [np.asarray(var.isel({latn: ls, lonn: cs}).values, np.float32) for cs in lon_runs], axis=-1))
-            return np.concatenate(blocks, axis=-2)
+    # the runs' rows and columns are read in one piece (their bounding box) when it holds at most twice the
+    # selected points: a global domain's columns come in three runs (the grid's last column, all of it, its first:
+    # the margins across the dateline), and reading them one by one decompresses a chunked file's chunks three
+    # times; a small domain across the dateline (its runs at both ends of the file) keeps one read per run
+    box_lat = slice(lat_runs[0].start, lat_runs[-1].stop)
+    box_lon = slice(min(c.start for c in lon_runs), max(c.stop for c in lon_runs))
+    rows = np.concatenate([np.arange(r.start, r.stop) for r in lat_runs]) - box_lat.start
+    cols = np.concatenate([np.arange(c.start, c.stop) for c in lon_runs]) - box_lon.start
+    one_read = (box_lat.stop - box_lat.start) * (box_lon.stop - box_lon.start) <= BOX_READ_MAX * rows.size * cols.size
 
-        values = load(da.isel({tdim: tsel}))
+    def load(var: xr.DataArray) -> np.ndarray:
+        var = var.transpose(*order_dims, latn, lonn) if set(order_dims) <= set(var.dims) else var
+        if one_read:  # the same values as the runs' pieces below (decoding is elementwise), in their order
+            box = np.asarray(var.isel({latn: box_lat, lonn: box_lon}).values, np.float32)
+            return box[..., rows[:, None], cols[None, :]]
+        blocks = []
+        for ls in lat_runs:
+            blocks.append(np.concatenate(
+                [np.asarray(var.isel({latn: ls, lonn: cs}).values, np.float32) for cs in lon_runs], axis=-1))
+        return np.concatenate(blocks, axis=-2)
 
-        values = np.asarray(check_units(values, da.attrs, "m3 m-3", path, VAR, policy=units_policy), np.float32)
-        if mask_sea and lsm_ds is not None:
-            lsm = lsm_ds["lsm"]
-            for d in lsm.dims:
-                if d not in (latn, lonn, "expver"):
-                    lsm = lsm.isel({d: 0})
-            if "expver" in lsm.dims:  # the mask is constant: take whichever expver row has it
-                lsm = lsm.transpose("expver", latn, lonn)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    sea = np.nanmax(np.stack([load(lsm.isel(expver=k)) for k in range(lsm.sizes["expver"])]),
-                                    axis=0) < 0.5
-            else:
-                sea = load(lsm) < 0.5
-            values[..., sea] = np.nan
-        neg = values < 0
-        n_neg = int(neg.sum())
-        if n_neg:
-            worst = float(np.nanmin(values))
-            if worst < -negative_tolerance:
-                raise DataError(f"has values down to {worst:.4g} m3 m-3, below -{negative_tolerance:g} "
-                                "(negative_tolerance): not a rounding artefact", file=path, variable=VAR)
-            values[neg] = 0.0
-        # time-structure -> flat steps
-        vt_sel = vt[tsel]
-        keep_sel = keep[tsel]
-        if "expver" in da.dims:  # legacy ERA5 + ERA5T request: combine rows, final first
-            ranks = np.array([_expver_rank(v) for v in da["expver"].values])
-            order = np.argsort(ranks, kind="stable")
-            combined = np.full(values.shape[:-3] + values.shape[-2:], np.nan, np.float32)
-            used_rank = np.full(values.shape[:-3], 9, np.int64)
-            for k in order:
-                row = values[..., k, :, :]
-                fill = np.isnan(combined) & ~np.isnan(row)
-                combined = np.where(fill, row, combined)
-                has = np.isfinite(row).any(axis=(-2, -1))
-                used_rank = np.where(has & (used_rank == 9), ranks[k], used_rank)
-            values = combined
-            step_rank = np.where(used_rank == 9, 2, used_rank)
+    values = load(da.isel({tdim: tsel}))
+
+    values = np.asarray(check_units(values, da.attrs, "m3 m-3", path, VAR, policy=units_policy), np.float32)
+    if mask_sea and lsm_ds is not None:
+        lsm = lsm_ds["lsm"]
+        for d in lsm.dims:
+            if d not in (latn, lonn, "expver"):
+                lsm = lsm.isel({d: 0})
+        if "expver" in lsm.dims:  # the mask is constant: take whichever expver row has it
+            lsm = lsm.transpose("expver", latn, lonn)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sea = np.nanmax(np.stack([load(lsm.isel(expver=k)) for k in range(lsm.sizes["expver"])]),
+                                axis=0) < 0.5
         else:
-            ev = ds.coords.get("expver", ds.data_vars.get("expver")) if "expver" in ds.variables else None
-            if ev is not None and ev.ndim == 1 and ev.dims[0] == tdim:
-                step_rank = np.array([_expver_rank(v) for v in ev.values[tsel]])
-            elif ev is not None and ev.ndim == 0:
-                step_rank = np.full(vt_sel.shape[0], _expver_rank(ev.values.item()))
-            else:
-                step_rank = np.zeros(vt_sel.shape[0], np.int64)
-        if vt_sel.ndim == 2:  # (time, step) -> flat
-            nt, ns = vt_sel.shape
-            values = values.reshape(nt * ns, *values.shape[-2:])
-            step_rank = np.repeat(step_rank, ns)
-            vt_sel = vt_sel.reshape(-1)
-            keep_sel = keep_sel.reshape(-1)
-        values, vt_sel, step_rank = values[keep_sel], vt_sel[keep_sel], np.asarray(step_rank)[keep_sel]
-        valid = ~np.isnat(vt_sel)
-        return dict(times=vt_sel[valid], rank=step_rank[valid], values=values[valid], lat=sel_lat, lon=sel_lon,
-                    n_neg=n_neg, units=str(da.attrs.get("units", "")))
-    finally:
-        ds.close()
-        if lsm_ds is not None and lsm_ds is not ds:
-            lsm_ds.close()
+            sea = load(lsm) < 0.5
+        values[..., sea] = np.nan
+    neg = values < 0
+    n_neg = int(neg.sum())
+    if n_neg:
+        worst = float(np.nanmin(values))
+        if worst < -negative_tolerance:
+            raise DataError(f"has values down to {worst:.4g} m3 m-3, below -{negative_tolerance:g} "
+                            "(negative_tolerance): not a rounding artefact", file=path, variable=VAR)
+        values[neg] = 0.0
+    # time-structure -> flat steps
+    vt_sel = vt[tsel]
+    keep_sel = keep[tsel]
+    if "expver" in da.dims:  # legacy ERA5 + ERA5T request: combine rows, final first
+        ranks = np.array([_expver_rank(v) for v in da["expver"].values])
+        order = np.argsort(ranks, kind="stable")
+        combined = np.full(values.shape[:-3] + values.shape[-2:], np.nan, np.float32)
+        used_rank = np.full(values.shape[:-3], 9, np.int64)
+        for k in order:
+            row = values[..., k, :, :]
+            fill = np.isnan(combined) & ~np.isnan(row)
+            combined = np.where(fill, row, combined)
+            has = np.isfinite(row).any(axis=(-2, -1))
+            used_rank = np.where(has & (used_rank == 9), ranks[k], used_rank)
+        values = combined
+        step_rank = np.where(used_rank == 9, 2, used_rank)
+    else:
+        ev = ds.coords.get("expver", ds.data_vars.get("expver")) if "expver" in ds.variables else None
+        if ev is not None and ev.ndim == 1 and ev.dims[0] == tdim:
+            step_rank = np.array([_expver_rank(v) for v in ev.values[tsel]])
+        elif ev is not None and ev.ndim == 0:
+            step_rank = np.full(vt_sel.shape[0], _expver_rank(ev.values.item()))
+        else:
+            step_rank = np.zeros(vt_sel.shape[0], np.int64)
+    if vt_sel.ndim == 2:  # (time, step) -> flat
+        nt, ns = vt_sel.shape
+        values = values.reshape(nt * ns, *values.shape[-2:])
+        step_rank = np.repeat(step_rank, ns)
+        vt_sel = vt_sel.reshape(-1)
+        keep_sel = keep_sel.reshape(-1)
+    values, vt_sel, step_rank = values[keep_sel], vt_sel[keep_sel], np.asarray(step_rank)[keep_sel]
+    valid = ~np.isnat(vt_sel)
+    return dict(times=vt_sel[valid], rank=step_rank[valid], values=values[valid], lat=sel_lat, lon=sel_lon,
+                n_neg=n_neg, units=str(da.attrs.get("units", "")))
 
 
 def read_era5land_swvl1(paths_or_dir, start=None, end=None, domain: Domain | None = None, *,

@@ -123,6 +123,7 @@ __all__ = [
     "composite_schedule",
     "parse_glass_filename",
     "find_glass_files",
+    "list_tree",
     "glass_filename",
     "qc_layer_candidates",
     "sds_packing",

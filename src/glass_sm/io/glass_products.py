@@ -221,8 +221,42 @@ def _year_schedule(year: int, c: int) -> np.ndarray:
     return out
 
 
+def list_tree(root: str | os.PathLike) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Every folder below ``root`` (itself included) with the names of its files, folders and names sorted: the
+    order :func:`find_glass_files` searches in. One walk of a tree, to hand to several :func:`find_glass_files`
+    calls on it (``listing=``), as :func:`glass_sm.data.ingest.plan_ingest` does for albedo and LST."""
+    return tuple((folder, tuple(sorted(names))) for folder, _dirs, names in sorted(os.walk(root)))
+
+
+@functools.lru_cache(maxsize=64)
+def _product_regex(short: str, y0: int | None, y1: int | None, multiline: bool) -> re.Pattern:
+    """:data:`_NAME` for one product's files (the short name in the pattern, case-insensitive as there) of the years
+    ``y0..y1`` (any year when None); ``multiline``: for names joined by newlines, the whole name its only group
+    (what ``findall`` returns), else the year as the group ``year``."""
+    years = r"\d{4}" if y0 is None else "|".join(f"{y:04d}" for y in range(y0, y1 + 1))
+    body = rf"{re.escape(short)}\.V\d+\.A(?{':' if multiline else 'P<year>'}{years})\d{{3}}\.\d+\.hdf"
+    if multiline:
+        return re.compile(rf"^({body})$", re.IGNORECASE | re.MULTILINE)
+    return re.compile(rf"^{body}$", re.IGNORECASE)
+
+
+def _product_names(short: str, names, y0: int | None = None, y1: int | None = None) -> list[str]:
+    r"""The names among ``names`` (in their order) that :data:`_NAME` matches with the short name ``short`` and a
+    year in ``y0..y1`` (any year when None): one regular-expression search of the names joined by newlines, so
+    that the names of other products and years cost no Python step (the 40-year twin's AVHRR tree, 16,000 names,
+    in ~2 ms instead of ~20 ms name by name). Names with a newline or a non-ASCII character (never GLASS names:
+    the pattern's ``\d`` matches non-ASCII digits too) are matched one by one, the year compared as a number."""
+    text = "\n".join(names)
+    if text.isascii() and text.count("\n") == max(len(names) - 1, 0):
+        return _product_regex(short, y0, y1, True).findall(text)
+    one = _product_regex(short, None, None, False)
+    return [n for n, m in zip(names, map(one.match, names))
+            if m and (y0 is None or y0 <= int(m.group("year")) <= y1)]
+
+
 def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_gaps: bool = False,
-                     cadence_days: int | None = None) -> pd.Series:
+                     cadence_days: int | None = None,
+                     listing: tuple[tuple[str, tuple[str, ...]], ...] | None = None) -> pd.Series:
     """Find the GLASS HDF files of a product and period below a folder, one per expected date.
 
     The tree is searched recursively for ``<SHORT>.V<vv>.A<YYYY><DDD>.*.hdf`` (any version, case-insensitive);
@@ -243,6 +277,9 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
     cadence_days : int, optional
         Days between files (default :data:`CADENCE_DAYS` of the product). Files at dates off the schedule are
         ignored with one :class:`~glass_sm.io.errors.DataWarning`.
+    listing : tuple, optional
+        :func:`list_tree` of ``root``, when the caller has walked it already (searching several products in one
+        tree); default: ``root`` is walked here.
 
     Returns
     -------
@@ -271,18 +308,12 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
     best: dict[pd.Timestamp, tuple[tuple[int, int], str]] = {}
     same: dict[tuple, list[str]] = {}
     off_schedule: list[str] = []
-    n_seen = 0
-    for folder, _dirs, names in sorted(os.walk(root)):
-        for name in sorted(names):
-            # the name's product and year first (a regular expression): the full parse (a Timestamp per file)
-            # only for this product's files of the period's years, so listing one year in a 40-year archive costs
-            # what a listing of names costs (~60 ms for 16,000 names instead of ~250 ms); the same files kept
-            m = _NAME.match(name)
-            if m is None or m.group(1).upper() != short:
-                continue
-            n_seen += 1
-            if not first.year <= int(m.group(3)) <= last.year:  # its day, valid or not, is outside the period
-                continue
+    tree = list_tree(root) if listing is None else listing
+    for folder, names in tree:
+        # the product's names of the period's years first (one regular-expression search of the folder): the full
+        # parse (a Timestamp per file) only for them, so listing one year in a 40-year archive costs what walking
+        # it costs (~12 ms for 16,000 names instead of ~250 ms); the same files kept
+        for name in _product_names(short, names, first.year, last.year):
             info = parse_glass_filename(name)
             day = info["date"]
             if day is None or day < first or day > last:
@@ -310,7 +341,7 @@ def find_glass_files(root: str | os.PathLike, product: str, start, end, allow_ga
             seen = f"no date of the {cadence}-day schedule (day of year 1, {1 + cadence}, ...) in the period"
         elif off_schedule:
             seen = f"{len(off_schedule)} file(s) off the {cadence}-day schedule only"
-        elif n_seen:
+        elif n_seen := sum(len(_product_names(short, names)) for _, names in tree):
             seen = f"{n_seen} {short} file(s) outside the period"
         else:
             seen = f"no {short}.V*.A<YYYY><DDD>.*.hdf file"
