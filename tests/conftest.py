@@ -81,3 +81,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def threads_client():
+    """A distributed client on an in-process LocalCluster of 2 workers x 1 thread (threads, not processes: fast to
+    start; the tasks run the same code as on a real cluster, through the scheduler)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as lc, distributed.Client(lc) as client:
+        yield client

@@ -75,14 +75,6 @@ class _Recording:
         return fut
 
 
-@pytest.fixture(scope="module")
-def threads_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as lc, distributed.Client(lc) as client:
-        yield client
-
-
 def test_run_tasks_takes_a_generator_on_a_cluster(threads_client, tmp_path):
     from glass_sm.cluster import run_tasks
 

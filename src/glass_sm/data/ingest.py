@@ -225,11 +225,16 @@ def _era5_files(cfg) -> list[tuple[str, np.ndarray]]:
     return [(str(path), era5land_file_times(path)) for path in era5land.list_era5land_files(cfg.data.era5land_dir)]
 
 
-def _size(path) -> int:
+def _size(path, stats: dict | None = None) -> int:
+    """The file's size (0 when it cannot be read); ``stats`` collects ``(size, mtime_ns)`` by path, for the
+    manifest (:func:`manifest_of`): one ``stat`` per input file, which counts on a parallel file system."""
     try:
-        return os.path.getsize(path)
+        st = os.stat(path)
     except OSError:
         return 0
+    if stats is not None:
+        stats[str(path)] = (st.st_size, st.st_mtime_ns)
+    return st.st_size
 
 
 def plan_ingest(cfg) -> tuple[list[IngestBlock], dict]:
@@ -245,9 +250,10 @@ def plan_ingest(cfg) -> tuple[list[IngestBlock], dict]:
         parameters and a SHA-256 of the input files' paths, sizes and modification times (:func:`manifest_of`).
     """
     blocks: list[IngestBlock] = []
-    for source_blocks in plan_sources(cfg):
+    stats: dict = {}
+    for source_blocks in plan_sources(cfg, stats):
         blocks += source_blocks
-    return blocks, manifest_of(cfg, blocks)
+    return blocks, manifest_of(cfg, blocks, stats)
 
 
 def n_blocks(cfg) -> int:
@@ -257,9 +263,10 @@ def n_blocks(cfg) -> int:
     return 3 * -(-days // B) + -(-comps // Bc)
 
 
-def plan_sources(cfg):
+def plan_sources(cfg, stats: dict | None = None):
     """The blocks of phase 1, one source at a time in :data:`SUBMIT_ORDER` (a generator: a source's blocks can be
-    sent to the cluster while the next source's files are listed, :func:`ingest`).
+    sent to the cluster while the next source's files are listed, :func:`ingest`). ``stats``: filled with every
+    file's ``(size, mtime_ns)``, for :func:`manifest_of`.
 
     Each source's folder is listed once (the AVHRR tree once for LST and albedo: :func:`glass_avhrr.list_tree`);
     the block of every file is found from the listing, so that no task searches a folder.
@@ -275,6 +282,7 @@ def plan_sources(cfg):
 
     # ERA5-Land: files overlapping each block; a file's bytes shared by its steps' blocks
     step_day = {p: t.astype("datetime64[D]") for p, t in _era5_files(cfg)}
+    size = {p: _size(p, stats) for p in step_day}
     t_days = days.values.astype("datetime64[D]")
     counted: set[str] = set()
     out = []
@@ -286,7 +294,7 @@ def plan_sources(cfg):
             inside = (td >= lo) & (td <= hi)
             if inside.any():
                 files.append(p)
-                nbytes += _size(p) * inside.sum() / max(td.size, 1)
+                nbytes += size[p] * inside.sum() / max(td.size, 1)
                 if p not in counted:
                     counted.add(p)
                     n_new += 1
@@ -306,8 +314,9 @@ def plan_sources(cfg):
         part = [(str(day), str(p)) for day, ps in kept.items() if a.date() <= day <= b.date() for p in ps] \
             if a <= b else []
         sel = [p for _, p in part]
-        out.append(block("label", k, i0, i1, days, sel, n_files=len(sel), n_bytes=float(sum(map(_size, sel))),
-                         read=a <= b, dates=tuple(t for t, _ in part)))
+        out.append(block("label", k, i0, i1, days, sel, n_files=len(sel),
+                         n_bytes=float(sum(_size(p, stats) for p in sel)), read=a <= b,
+                         dates=tuple(t for t, _ in part)))
     yield out
     # LST and albedo: one walk of the AVHRR tree for both
     tree = glass_avhrr.list_tree(d.avhrr_dir) if Path(d.avhrr_dir).is_dir() else None
@@ -320,20 +329,24 @@ def plan_sources(cfg):
             i1 = min(i0 + step, len(dates))
             part = [(str(t.date()), p) for t, p in chosen.iloc[i0:i1].items() if p is not None]
             sel = [p for _, p in part]
-            out.append(block(source, k, i0, i1, dates, sel, n_files=len(sel), n_bytes=float(sum(map(_size, sel))),
-                             dates=tuple(t for t, _ in part)))
+            out.append(block(source, k, i0, i1, dates, sel, n_files=len(sel),
+                             n_bytes=float(sum(_size(p, stats) for p in sel)), dates=tuple(t for t, _ in part)))
         yield out
 
 
-def manifest_of(cfg, blocks: list[IngestBlock]) -> dict:
+def manifest_of(cfg, blocks: list[IngestBlock], stats: dict | None = None) -> dict:
     """The store's manifest for ``blocks`` (every block of :func:`plan_sources`): format, period, domain, block
     sizes, reader parameters, the number of label files and a SHA-256 of the input files' paths, sizes and
-    modification times."""
+    modification times (``stats``: those :func:`plan_sources` read, by path; any other file is read here)."""
     days, comps = _days(cfg), _composites(cfg)
+    stats = {} if stats is None else stats
     h = hashlib.sha256()
     for p in sorted({f for b in blocks for f in b.files}):
-        st = os.stat(p)
-        h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        if p not in stats:
+            st = os.stat(p)
+            stats[p] = (st.st_size, st.st_mtime_ns)
+        size, mtime_ns = stats[p]
+        h.update(f"{p}\t{size}\t{mtime_ns}\n".encode())
     domain = Domain.from_config(cfg)
     return {
         "format": STORE_FORMAT, "start": str(days[0].date()), "end": str(days[-1].date()),
@@ -686,13 +699,14 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
 
     def submitted_while_listing():
         """A fresh store on a cluster: each source's blocks go to the workers as soon as its files are listed
-        (the costliest source first), so that the workers read while the driver lists the other sources; the
-        manifest is written once every source is listed (a store killed before that has none and is rebuilt)."""
+        (SUBMIT_ORDER), so that the workers read while the driver lists the other sources; the manifest is
+        written once every source is listed (a store killed before that has none and is rebuilt)."""
         blocks: list[IngestBlock] = []
-        for source_blocks in plan_sources(cfg):
+        stats: dict = {}
+        for source_blocks in plan_sources(cfg, stats):
             blocks += source_blocks
             yield from source_blocks
-        zarr.open_group(str(store), mode="r+").attrs["manifest"] = manifest_of(cfg, blocks)
+        zarr.open_group(str(store), mode="r+").attrs["manifest"] = manifest_of(cfg, blocks, stats)
 
     try:
         with section_client(cfg.cube, client) as cl:

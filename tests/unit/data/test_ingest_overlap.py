@@ -37,14 +37,6 @@ def twin_cfg(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as lc, distributed.Client(lc) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def sync_store(twin_cfg, tmp_path_factory):
     """The store of the synchronous path (the reference)."""
     store = tmp_path_factory.mktemp("sync") / "i.zarr"
@@ -93,10 +85,10 @@ def test_plan_ingest_is_plan_sources_in_order(twin_cfg):
     assert manifest["n_label_files"] == sum(b.n_files for b in blocks if b.source == "label") > 0
 
 
-def test_cluster_ingest_into_a_fresh_store_equals_the_synchronous_one(twin_cfg, sync_store, dask_client,
+def test_cluster_ingest_into_a_fresh_store_equals_the_synchronous_one(twin_cfg, sync_store, threads_client,
                                                                        tmp_path):
     store = tmp_path / "d.zarr"
-    rep = ing.ingest(twin_cfg, store, client=dask_client, progress=False)
+    rep = ing.ingest(twin_cfg, store, client=threads_client, progress=False)
     assert rep.n_blocks == ing.n_blocks(twin_cfg) and rep.n_blocks_skipped == 0
     assert_same_store(sync_store, store)
     assert zarr.open_group(str(store), mode="r").attrs["manifest"] == ing.plan_ingest(twin_cfg)[1]
@@ -104,11 +96,11 @@ def test_cluster_ingest_into_a_fresh_store_equals_the_synchronous_one(twin_cfg, 
     g = zarr.open_group(str(store), mode="r+")
     g["lst"][:] = 0.0
     (store / "_done" / "stray.json").write_text("{}")
-    rep = ing.ingest(twin_cfg, store, client=dask_client, progress=False, overwrite=True)
+    rep = ing.ingest(twin_cfg, store, client=threads_client, progress=False, overwrite=True)
     assert rep.n_blocks_skipped == 0
     assert_same_store(sync_store, store)
     # resuming on the cluster: the complete store is kept, no block read again
-    rep = ing.ingest(twin_cfg, store, client=dask_client, progress=False)
+    rep = ing.ingest(twin_cfg, store, client=threads_client, progress=False)
     assert rep.n_blocks_skipped == rep.n_blocks
     assert_same_store(sync_store, store)
 
@@ -123,15 +115,15 @@ def test_store_without_manifest_is_rebuilt(twin_cfg, sync_store, tmp_path):
     assert_same_store(sync_store, store)
 
 
-def test_cluster_ingest_stopped_while_listing_leaves_no_manifest_and_is_rebuilt(twin_cfg, sync_store, dask_client,
+def test_cluster_ingest_stopped_while_listing_leaves_no_manifest_and_is_rebuilt(twin_cfg, sync_store, threads_client,
                                                                                 tmp_path, monkeypatch):
     store = tmp_path / "d.zarr"
     real = ing.plan_sources
 
-    def stops_after_the_first_source(cfg):
+    def stops_after_the_first_source(cfg, stats=None):
         """Killed while listing the second source, once the first source's blocks are written (their markers
         there: no task still running when the store is rebuilt)."""
-        gen = real(cfg)
+        gen = real(cfg, stats)
         first = next(gen)
         yield first
         deadline = time.monotonic() + 10
@@ -141,12 +133,12 @@ def test_cluster_ingest_stopped_while_listing_leaves_no_manifest_and_is_rebuilt(
 
     monkeypatch.setattr(ing, "plan_sources", stops_after_the_first_source)
     with pytest.raises(KeyboardInterrupt):
-        ing.ingest(twin_cfg, store, client=dask_client, progress=False)
+        ing.ingest(twin_cfg, store, client=threads_client, progress=False)
     assert zarr.open_group(str(store), mode="r").attrs["manifest"] is None
     assert len(list((store / "_done").glob("*.json"))) == 8  # the first source (8 blocks) done, then killed
     monkeypatch.setattr(ing, "plan_sources", real)
     with pytest.warns(UserWarning, match=REBUILT):
-        rep = ing.ingest(twin_cfg, store, client=dask_client, progress=False)  # resume: the plan first
+        rep = ing.ingest(twin_cfg, store, client=threads_client, progress=False)  # resume: the plan first
     assert rep.n_blocks_skipped == 0
     assert_same_store(sync_store, store)
 
@@ -164,3 +156,27 @@ def test_store_array_follows_a_store_rebuilt_with_another_shape(twin_cfg, tmp_pa
     assert np.isnan(b[0:8]).all()  # the new, empty array (not the old one's values)
     b[0:8] = np.full((8,) + b.shape[1:], 2.0, np.float32)
     assert (zarr.open_array(str(store / "lst"), mode="r")[0:8] == 2.0).all()
+
+
+def test_plan_stats_each_input_once_and_gives_the_same_manifest(twin_cfg, monkeypatch):
+    """plan_ingest reads each GLASS and label file's size and modification time once (the planning's stat, reused
+    by the manifest: on a parallel file system a stat counts) and its manifest equals one from fresh stats."""
+    import os  # noqa: PLC0415
+
+    blocks, manifest = ing.plan_ingest(twin_cfg)
+    inputs = {f for b in blocks for f in b.files}
+    assert inputs and manifest == ing.manifest_of(twin_cfg, blocks)
+    real, seen = os.stat, []
+
+    def counting(path, *args, **kw):
+        if str(path) in inputs:
+            seen.append(str(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(os, "stat", counting)
+    again = ing.plan_ingest(twin_cfg)[1]
+    assert again == manifest
+    era5 = {f for b in blocks if b.source == "era5land" for f in b.files}
+    assert sorted(p for p in seen if p not in era5) == sorted(inputs - era5)  # each GLASS / label file once
+    # an ERA5-Land file also when listed and as the key of its time axis, read once per process (coverage)
+    assert era5 and all(1 <= seen.count(p) <= 3 for p in era5)
