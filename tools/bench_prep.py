@@ -24,8 +24,10 @@
     domain and the 4x one (files about 3x larger): whether the ratio rises as a file's fixed cost (opening, metadata, Python
     per file) weighs less against its arrays, as it would towards the real archive's files of megabytes, or falls
     because the ingest's own work per cell (QC, unpacking, the labels' aggregation, the regrid, the writes) grows
-    faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, `make all` at e2cfbd0, the 5 deg
-    demo): 0.45 at 17 kB per file, 0.30 at 44 kB: it falls, so the twin's small files do not explain the gap.
+    faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, e2cfa8d, the 5 deg demo, full mode,
+    two runs): 0.61 and 0.57 at 17 kB per file, 0.58 and 0.55 at 43 kB: flat, so file size alone does not explain
+    the gap to 0.7. (At e2cfbd0 the second ingest also listed the coverage table, which (g) does not time: 0.45
+    and 0.30 then.)
 (s01) **stage 01 at the paper's scale**, from the last (g) run's own task seconds per source (its blocks'
     markers): the real archive's files (the volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's
     cost per file (a lower end) and at its cost per byte (an upper end: a twin file is mostly the fixed cost of
