@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -215,6 +216,7 @@ def _open(path: Path) -> tuple[xr.Dataset, xr.Dataset | None]:
 #: Datasets kept open in this process by :func:`_open_kept`, most recently used last.
 _KEPT: "collections.OrderedDict[tuple, tuple[xr.Dataset, xr.Dataset | None]]" = collections.OrderedDict()
 KEEP_OPEN = 4  #: files :func:`_open_kept` keeps open per process
+_KEPT_LOCK = threading.Lock()
 BOX_READ_MAX = 2.0  #: read the selected rows x columns in one piece when its bounding box is at most this times larger
 
 
@@ -228,12 +230,16 @@ def _open_kept(path: Path) -> tuple[xr.Dataset, xr.Dataset | None]:
     file manager when it is collected (not here: another thread of the worker may still be reading it)."""
     st = os.stat(path)
     key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key in _KEPT:
-        _KEPT.move_to_end(key)
-        return _KEPT[key]
-    opened = _KEPT[key] = _open(path)
-    while len(_KEPT) > KEEP_OPEN:
-        _KEPT.popitem(last=False)
+    with _KEPT_LOCK:  # a worker's threads share the table
+        opened = _KEPT.get(key)
+        if opened is not None:
+            _KEPT.move_to_end(key)
+            return opened
+    opened = _open(path)
+    with _KEPT_LOCK:
+        _KEPT[key] = opened
+        while len(_KEPT) > KEEP_OPEN:
+            _KEPT.popitem(last=False)
     return opened
 
 
