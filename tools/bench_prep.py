@@ -13,6 +13,9 @@
     (the last run's store deleted first, untimed), files/s and MB/s, and its ratio to (f) (target >= 0.7). The
     ingest does what (f) does plus QC masking, unpacking, the sinusoidal aggregation of the labels, ERA5-Land's
     daily means and bilinear interpolation, and the zarr writes.
+(cpu) **where the CPU goes** in the fastest (f) and (g) runs: the driver process's CPU seconds (for (g): listing the
+    sources, laying out the store, sending the tasks, the LocalCluster's scheduler) and the worker processes' CPU
+    seconds (:func:`cluster_cpu`). On a machine with as many cores as workers the driver's CPU is taken from them.
 (h) **ingest memory**: peak RSS of a child process running the ingest in-process (the synchronous scheduler: one
     process = one worker's load) over the same days on two twin domains the benchmark generates: the run's domain
     and one with 4x the cells (the resolution halved), both with the run's ``cube.build_tile``; their ratio (target
@@ -191,6 +194,13 @@ def _read_batch(paths: list[str]) -> int:
     return sum(read_whole(p) for p in paths)
 
 
+def cluster_cpu(client, since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """CPU seconds used so far by this (the driver's) process and by all of ``client``'s worker processes together
+    (``time.process_time`` in each); with ``since`` (an earlier reading), the CPU used since then."""
+    now = (time.process_time(), float(sum(client.run(time.process_time).values())))
+    return now if since is None else (now[0] - since[0], now[1] - since[1])
+
+
 def raw_read_rate(files: list[Path], client=None, n_batches: int | None = None) -> dict:
     """(f): read ``files`` whole (:func:`read_whole`) on ``client``'s workers (in-process when None), in
     ``n_batches`` equal batches (default: 4 per worker thread). Returns files, bytes, seconds, files/s, MB/s."""
@@ -327,17 +337,22 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
     else:
         nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
         n_rep = PAIRS_QUICK if quick else PAIRS_FULL
-        f_runs, g_runs = [], []
+        f_runs, g_runs, f_cpu, g_cpu = [], [], [], []
         with cluster_client(None, nw, tpw, "distributed") as client:
             raw_read_rate(files, client)  # untimed: the page cache is warm for (f) and (g) alike
             client.run(_import_readers)    # and the workers' imports done (a once-per-worker cost in a real run)
             cov = coverage_table(ycfg)
             for _ in range(n_rep):  # (f) and (g) alternate, so a slow spell of the machine meets both
+                c0 = cluster_cpu(client)
                 f_runs.append(raw_read_rate(files, client))
+                f_cpu.append(cluster_cpu(client, c0))
                 shutil_rmtree(tmp / "prep_ingest.zarr")  # each (g) builds a fresh store, as a first run does:
-                g_runs.append(ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False,  # deleting
-                                     overwrite=True, coverage=cov))  # the last run's store is not the ingest's work
+                c0 = cluster_cpu(client)                 # deleting the last run's store is not the ingest's work
+                g_runs.append(ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False, overwrite=True,
+                                     coverage=cov))
+                g_cpu.append(cluster_cpu(client, c0))
         f, rep, pairs = best_of_pairs(f_runs, g_runs)
+        fc, gc = f_cpu[f_runs.index(f)], g_cpu[g_runs.index(rep)]
         shape = f"{nw} worker(s) x {tpw} thread(s), warm page cache, best of {n_rep}"
         row("f", f"raw read of {year}'s source files ({f['files']:,} files, {f['bytes'] / 1e6:,.0f} MB)",
             f["files_per_s"], "files/s", shape)
@@ -347,10 +362,14 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
         row("g", "day-major ingest", rep.bytes_per_s / 1e6, "MB/s")
         row("g/f", "ingest / raw read (files/s), best (g) / best (f)", rep.files_per_s / f["files_per_s"], "fraction",
             "target >= 0.7; each pair's: " + ", ".join(f"{x:.2f}" for x in pairs))
+        for key, what, (drv, wrk) in (("f", "raw read", fc), ("g", "ingest", gc)):
+            row("cpu", f"{what} ({key}), its fastest run: CPU of the driver process", drv, "s",
+                f"worker processes {wrk:.2f} s; on {nw * tpw} core(s) the driver's CPU is taken from the workers'"
+                + ("" if key == "f" else " (the driver lists the sources, lays out the store, sends 1 task per block)"))
         info.update(raw=f, ingest={"files": rep.n_files_read, "bytes": rep.n_bytes_read, "seconds": rep.seconds,
                                    "blocks": rep.n_blocks, "files_listed": len(files)},
                     pairs={"raw_seconds": [r["seconds"] for r in f_runs], "ingest_seconds": [r.seconds for r in g_runs],
-                           "ratios": pairs})
+                           "ratios": pairs, "raw_cpu_driver_workers": f_cpu, "ingest_cpu_driver_workers": g_cpu})
         info["paper_scale_stage01"] = stage01_rows(_by_source(tmp / "prep_ingest.zarr"), row)
     if not cfg.twin.enabled:
         row("h", "ingest peak memory", float("nan"), "MiB", "twin runs only: the benchmark generates its domains")

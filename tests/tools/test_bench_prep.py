@@ -125,3 +125,21 @@ def test_best_of_pairs_keeps_the_fastest_of_each_and_every_pair_ratio():
         bp.best_of_pairs(f, g[:2])
     with pytest.raises(ValueError):
         bp.best_of_pairs([], [])
+
+
+def test_cluster_cpu_reads_the_driver_and_sums_the_workers():
+    class FakeClient:
+        def __init__(self):
+            self.calls = 0
+
+        def run(self, fn):
+            assert fn is bp.time.process_time  # run on every worker: their own process CPU
+            self.calls += 1
+            return {"tcp://a": 1.0 * self.calls, "tcp://b": 2.0 * self.calls}
+
+    client = FakeClient()
+    drv0, wrk0 = bp.cluster_cpu(client)
+    assert wrk0 == 3.0 and drv0 >= 0
+    sum(i * i for i in range(200_000))  # some CPU in this (the driver's) process
+    drv, wrk = bp.cluster_cpu(client, (drv0, wrk0))
+    assert wrk == 3.0 and drv > 0  # the workers' 6 s now minus 3 s then; the driver's own CPU since
