@@ -469,3 +469,26 @@ def write_grib_swvl1(template, path, records, values, *, data_type: str = "an") 
     finally:
         eccodes.codes_release(h)
     return path
+
+
+#: The GLASS-MODIS / MODIS sinusoidal projection (the sphere of radius 6,371,007.181 m), as a PROJ string.
+SINU = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+
+
+def sinusoidal_mapping(tmp_path, pixel_m: float, name: str, domain):
+    """The label reader's pixel -> cell mapping (``glass_modis._build_mapping``) of a sinusoidal GeoTIFF grid of
+    ``pixel_m`` pixels (8,000 x 8,000 km from (-4,000 km, 6,000 km)) over ``domain``, and its window's shape; the
+    grid is written as ``<tmp_path>/<name>.tif``."""
+    import rasterio  # noqa: PLC0415
+    from rasterio.transform import from_origin  # noqa: PLC0415
+
+    from glass_sm.io import glass_modis  # noqa: PLC0415
+
+    w, h = int(2 * 4_000_000 / pixel_m), int(8_000_000 / pixel_m)
+    path = Path(tmp_path) / f"{name}.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=SINU,
+                       transform=from_origin(-4_000_000, 6_000_000, pixel_m, pixel_m), nodata=-9999.0) as ds:
+        ds.write(np.zeros((h, w), np.float32), 1)
+    with rasterio.open(path) as ds:
+        m = glass_modis._build_mapping(ds, domain, path, 1)
+    return m, (m.window.height, m.window.width)

@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +24,13 @@ from glass_sm.grid import Domain
 from glass_sm.io import glass_modis
 from glass_sm.io.errors import DuplicateFileError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import fixtures_real as fx  # noqa: E402
+
 # rasterio 1.4's from_origin uses affine's deprecated ``*``; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
 
-SINU = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+SINU = fx.SINU
 DOM = Domain.from_bounds(-12.0, 48.0, -30.0, 30.0, res=3.0)   # 20 x 20 cells
 NODATA = -9999.0
 
@@ -73,14 +78,8 @@ def former_grid_key(ds):
 # _valid_values
 # --------------------------------------------------------------------------------------------------------------
 def mapping_of(tmp_path, pixel_m: float, name: str):
-    w, h = int(2 * 4_000_000 / pixel_m), int(8_000_000 / pixel_m)
-    path = tmp_path / f"{name}.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=SINU,
-                       transform=from_origin(-4_000_000, 6_000_000, pixel_m, pixel_m), nodata=NODATA) as ds:
-        ds.write(np.zeros((h, w), np.float32), 1)
-    with rasterio.open(path) as ds:
-        m = glass_modis._build_mapping(ds, DOM, path, 1)
-    return m, (m.window.height, m.window.width)
+    """The mapping of a sinusoidal grid of ``pixel_m`` pixels over DOM (and its window's shape)."""
+    return fx.sinusoidal_mapping(tmp_path, pixel_m, name, DOM)
 
 
 @pytest.fixture(scope="module")
