@@ -48,7 +48,7 @@ import pandas as pd
 from glass_sm.io import era5land, glass_avhrr, glass_modis, static
 from glass_sm.io.errors import MissingFileError, TimeGapError, found_list
 
-__all__ = ["SOURCES", "STATIC_LAYERS", "COLUMNS", "InputCoverageError", "SourceDays",
+__all__ = ["SOURCES", "STATIC_LAYERS", "COLUMNS", "InputCoverageError", "SourceDays", "SourceListing",
            "list_inputs", "composite_days", "avhrr_days", "era5land_days", "format_runs", "coverage_row",
            "coverage_table", "check_coverage", "allowed_runs_text"]
 
@@ -154,6 +154,86 @@ def format_runs(runs, limit: int = RUNS_LISTED) -> str:
 # ----------------------------------------------------------------------------------------------------------
 # listing
 # ----------------------------------------------------------------------------------------------------------
+class SourceListing:
+    """The run's source folders listed once, for the coverage table and the day-major ingest's plan alike.
+
+    Stage 01 lists what every source holds twice: for the coverage table (:func:`coverage_table`, before any
+    reading) and to plan the ingest (:func:`glass_sm.data.ingest.plan_sources`). On the real archive each listing
+    walks ~24,000 names on a parallel file system (on the 40-year twin: ~55 ms of the driver's CPU for the ingest
+    plan of one year, ~70 ms for the coverage table, which walked the AVHRR tree once for albedo and again for LST).
+    One instance, handed to both (``listing=``), walks each folder once per run: each part is listed the first time
+    it is asked for and kept, so the folders are listed in the order, and with the errors, of the code that asks
+    (:class:`~glass_sm.io.errors.MissingFileError` for a missing folder, as before).
+
+    What is kept: the AVHRR tree's names (:func:`glass_sm.io.glass_avhrr.list_tree`, for albedo and LST), the
+    GLASS-MODIS files by day of the period's part of the label record
+    (:func:`glass_sm.io.glass_modis.find_glass_modis_files`) and the ERA5-Land files
+    (:func:`glass_sm.io.era5land.list_era5land_files`; their time axes are kept per process by
+    :func:`era5land_file_times`). A listing is the folders' state when it was made: a file added later is not
+    seen (as by the coverage table made from it); the ingest's plan reads every listed file's size and time then.
+
+    Parameters
+    ----------
+    cfg : glass_sm.config.Config
+        The run's ``data`` folders and ``period``; a listing is used only with a configuration of the same
+        folders, file-name pattern and period (:meth:`check`).
+    """
+
+    def __init__(self, cfg):
+        d = cfg.data
+        self.key = (str(d.avhrr_dir), str(d.glass_modis_dir), getattr(d, "glass_modis_pattern", None),
+                    str(d.era5land_dir), str(cfg.period.start), str(cfg.period.end), str(cfg.period.label_start),
+                    str(getattr(cfg.period, "label_end", None)))
+        self._cfg = cfg
+        self._parts: dict = {}
+
+    def check(self, cfg) -> SourceListing:
+        """This listing, after checking that it was made for ``cfg``'s folders and period (ValueError if not)."""
+        other = SourceListing(cfg).key
+        if other != self.key:
+            names = ("data.avhrr_dir", "data.glass_modis_dir", "data.glass_modis_pattern", "data.era5land_dir",
+                     "period.start", "period.end", "period.label_start", "period.label_end")
+            diff = [f"{n}: {a!r} (listing) vs {b!r}" for n, a, b in zip(names, self.key, other) if a != b]
+            raise ValueError(f"the source listing was made for another run ({'; '.join(diff)}): list the sources "
+                             "of this configuration (SourceListing(cfg))")
+        return self
+
+    def _part(self, name, make):
+        if name not in self._parts:
+            self._parts[name] = make()
+        return self._parts[name]
+
+    def avhrr_tree(self):
+        """:func:`glass_sm.io.glass_avhrr.list_tree` of ``data.avhrr_dir`` (None when the folder does not exist:
+        the product searches then raise the missing folder's error themselves)."""
+        root = self._cfg.data.avhrr_dir
+        return self._part("avhrr", lambda: glass_avhrr.list_tree(root) if Path(root).is_dir() else None)
+
+    def label_window(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The period's part of the label record (first and last day), None when they do not overlap."""
+        p = self._cfg.period
+        first = max(pd.Timestamp(p.start), pd.Timestamp(p.label_start))
+        label_end = getattr(p, "label_end", None)
+        last = min(pd.Timestamp(p.end), pd.Timestamp(label_end)) if label_end is not None else pd.Timestamp(p.end)
+        return (first.normalize(), last.normalize()) if first.normalize() <= last.normalize() else None
+
+    def labels(self) -> dict:
+        """The GLASS-MODIS files by day of :meth:`label_window` (``{}`` when it is None)."""
+        def make():
+            window = self.label_window()
+            if window is None:
+                return {}
+            pattern = getattr(self._cfg.data, "glass_modis_pattern", None)
+            return glass_modis.find_glass_modis_files(self._cfg.data.glass_modis_dir, window[0].date(),
+                                                      window[1].date(),
+                                                      **({"pattern": pattern} if pattern is not None else {}))
+        return self._part("labels", make)
+
+    def era5land_files(self) -> list[Path]:
+        """:func:`glass_sm.io.era5land.list_era5land_files` of ``data.era5land_dir``."""
+        return self._part("era5land", lambda: list(era5land.list_era5land_files(self._cfg.data.era5land_dir)))
+
+
 def _daily(first, last) -> pd.DatetimeIndex:
     first, last = pd.Timestamp(first).normalize(), pd.Timestamp(last).normalize()
     return pd.date_range(first, last, freq="D") if first <= last else pd.DatetimeIndex([])
@@ -200,17 +280,18 @@ def era5land_file_times(path) -> np.ndarray:
     return _FILE_TIMES[key]
 
 
-def era5land_days(directory, first, last) -> SourceDays:
+def era5land_days(directory, first, last, files=None) -> SourceDays:
     """The UTC days of ``first..last`` on which the ERA5-Land files under ``directory`` have a time step.
 
     Only the time coordinates of each file are read: ``time`` (legacy CDS netCDF), ``valid_time`` (current CDS
     netCDF) or ``time`` + ``step`` (forecast-style archives). The files are opened lazily through
     :mod:`glass_sm.io.era5land` (for GRIB, cfgrib scans the message headers), so a damaged file is a
-    :class:`~glass_sm.io.errors.CorruptFileError` naming it.
+    :class:`~glass_sm.io.errors.CorruptFileError` naming it. ``files``: the folder's files when already listed
+    (:meth:`SourceListing.era5land_files`).
     """
     days = _daily(first, last)
     have = [np.array([], "datetime64[D]")]
-    for path in era5land.list_era5land_files(directory):
+    for path in era5land.list_era5land_files(directory) if files is None else files:
         have.append(np.unique(era5land_file_times(path).astype("datetime64[D]")))
     present = np.isin(days.values.astype("datetime64[D]"), np.concatenate(have))
     return SourceDays("era5land", str(directory), "ERA5-Land swvl1 time steps", days, present)
@@ -239,36 +320,35 @@ def composite_days(first, last, cadence_days: int) -> tuple[pd.DatetimeIndex, pd
     return dates, pd.DatetimeIndex(np.maximum(dates, first)), pd.DatetimeIndex(np.minimum(ends, last))
 
 
-def avhrr_days(avhrr_dir, product: str, first, last, cadence_days: int | None = None) -> SourceDays:
+def avhrr_days(avhrr_dir, product: str, first, last, cadence_days: int | None = None,
+               listing=None) -> SourceDays:
     """A GLASS AVHRR product's files (``'albedo'`` or ``'lst'``, names only) against ``first..last``.
 
     ``cadence_days``: days between the product's files (default :data:`glass_sm.io.glass_avhrr.CADENCE_DAYS`:
-    8-day albedo composites, daily LST); one file is expected per date of :func:`composite_days`.
+    8-day albedo composites, daily LST); one file is expected per date of :func:`composite_days`. ``listing``: the
+    tree's names when already listed (:func:`glass_sm.io.glass_avhrr.list_tree`).
     """
     cadence = glass_avhrr.CADENCE_DAYS[product] if cadence_days is None else int(cadence_days)
     dates, firsts, lasts = composite_days(first, last, cadence)
     files = glass_avhrr.find_glass_files(avhrr_dir, product, dates[0], dates[-1], allow_gaps=True,
-                                         cadence_days=cadence)
+                                         cadence_days=cadence, listing=listing)
     short = glass_avhrr.PRODUCTS[product]
     what = f"{short} files" + (f" ({cadence}-day composites)" if cadence > 1 else "")
     present = files.reindex(dates).notna().to_numpy()
     return SourceDays(product, str(avhrr_dir), what, dates, present, firsts, lasts, cadence)
 
 
-def _label_days(cfg, first, last) -> SourceDays:
-    """GLASS-MODIS SM files against the part of ``first..last`` within the label record
+def _label_days(cfg, listing: SourceListing) -> SourceDays:
+    """GLASS-MODIS SM files against the part of the period within the label record
     (``period.label_start`` .. ``period.label_end`` where the configuration has an end)."""
     label_end = getattr(cfg.period, "label_end", None)
-    first = max(pd.Timestamp(first), pd.Timestamp(cfg.period.label_start))
-    last = min(pd.Timestamp(last), pd.Timestamp(label_end)) if label_end is not None else pd.Timestamp(last)
-    days = _daily(first, last)
+    window = listing.label_window()
+    days = _daily(*window) if window is not None else pd.DatetimeIndex([])
     what = (f"GLASS-MODIS SM files (labels {cfg.period.label_start}.."
             f"{label_end if label_end is not None else ''})")
     if len(days) == 0:  # the period lies outside the label record: nothing to list
         return SourceDays("glass_modis", str(cfg.data.glass_modis_dir), what, days, np.zeros(0, bool))
-    pattern = getattr(cfg.data, "glass_modis_pattern", None)  # file-name pattern, where the reader takes one
-    found = glass_modis.find_glass_modis_files(cfg.data.glass_modis_dir, days[0].date(), days[-1].date(),
-                                               **({"pattern": pattern} if pattern is not None else {}))
+    found = listing.labels()
     return SourceDays("glass_modis", str(cfg.data.glass_modis_dir), what, days,
                       np.array([d in found for d in days.date], bool))
 
@@ -290,9 +370,12 @@ def _check_static(static_dir) -> list[Path]:
     return paths
 
 
-def list_inputs(cfg) -> list[SourceDays]:
+def list_inputs(cfg, listing: SourceListing | None = None) -> list[SourceDays]:
     """Every dated source's days against the run's period (see the module's table), after checking that the
     static layers exist; nothing is read but file names and ERA5-Land's time coordinates.
+
+    ``listing``: the run's :class:`SourceListing` (to share its folder walks with the ingest's plan; a new one
+    when None).
 
     Raises
     ------
@@ -301,11 +384,14 @@ def list_inputs(cfg) -> list[SourceDays]:
     DuplicateFileError, CorruptFileError
         From the listings of :mod:`glass_sm.io` (two copies of one day; an unreadable ERA5-Land file).
     """
+    listing = SourceListing(cfg) if listing is None else listing.check(cfg)
     start, end = cfg.period.start, cfg.period.end
     _check_static(cfg.data.static_dir)
-    return [avhrr_days(cfg.data.avhrr_dir, "albedo", start, end, cfg.data.albedo_cadence_days),
-            avhrr_days(cfg.data.avhrr_dir, "lst", start, end),
-            era5land_days(cfg.data.era5land_dir, start, end), _label_days(cfg, start, end)]
+    return [avhrr_days(cfg.data.avhrr_dir, "albedo", start, end, cfg.data.albedo_cadence_days,
+                       listing=listing.avhrr_tree()),
+            avhrr_days(cfg.data.avhrr_dir, "lst", start, end, listing=listing.avhrr_tree()),
+            era5land_days(cfg.data.era5land_dir, start, end, files=listing.era5land_files()),
+            _label_days(cfg, listing)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -343,7 +429,8 @@ def coverage_row(src: SourceDays, max_run_days: int, allowed: bool) -> dict:
     }
 
 
-def coverage_table(cfg, listed: list[SourceDays] | None = None) -> pd.DataFrame:
+def coverage_table(cfg, listed: list[SourceDays] | None = None, listing: SourceListing | None = None
+                   ) -> pd.DataFrame:
     """The coverage table: one row per dated source (:func:`coverage_row`) and one for the static layers.
 
     Parameters
@@ -352,8 +439,10 @@ def coverage_table(cfg, listed: list[SourceDays] | None = None) -> pd.DataFrame:
         ``period``, ``data`` (folders), ``cube.max_missing_run_days``, ``cube.allow_missing_inputs``.
     listed : list of SourceDays, optional
         What :func:`list_inputs` returns (listed now when None).
+    listing : SourceListing, optional
+        The run's listing, for :func:`list_inputs` (stage 01 hands the same to the ingest).
     """
-    listed = list_inputs(cfg) if listed is None else listed
+    listed = list_inputs(cfg, listing) if listed is None else listed
     allow = set(cfg.cube.allow_missing_inputs)
     rows = [coverage_row(src, cfg.cube.max_missing_run_days, src.source in allow) for src in listed]
     counts = dict.fromkeys(("cadence_days", "days_expected", "days_present", "days_missing", "long_runs",
@@ -363,21 +452,22 @@ def coverage_table(cfg, listed: list[SourceDays] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def check_coverage(cfg, table: pd.DataFrame | None = None) -> pd.DataFrame:
+def check_coverage(cfg, table: pd.DataFrame | None = None, listing: SourceListing | None = None) -> pd.DataFrame:
     """Raise :class:`InputCoverageError` when a source not allowed has a long missing run; return the table.
 
     Parameters
     ----------
     cfg : glass_sm.config.Config
     table : pandas.DataFrame, optional
-        :func:`coverage_table` of ``cfg`` (listed now when None).
+        :func:`coverage_table` of ``cfg`` (listed now when None, from ``listing`` when given).
+    listing : SourceListing, optional
 
     Raises
     ------
     InputCoverageError
         Naming each source at fault, the first and last day of its long runs and the parameters that allow it.
     """
-    table = coverage_table(cfg) if table is None else table
+    table = coverage_table(cfg, listing=listing) if table is None else table
     bad = table[table["status"] == "long gaps, refused"]
     if bad.empty:
         return table

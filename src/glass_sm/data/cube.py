@@ -34,7 +34,7 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
-from glass_sm.data.coverage import allowed_runs_text, check_coverage
+from glass_sm.data.coverage import SourceListing, allowed_runs_text, check_coverage
 from glass_sm.grid import Domain, lat_lon_attrs
 from glass_sm.io import era5land, glass_avhrr, glass_modis, static
 from glass_sm.paths import RunPaths, atomic_write
@@ -322,7 +322,7 @@ def choose_ingest_method(cfg, method: str | None = None) -> str:
 
 def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None,
                overwrite: bool = False, coverage: pd.DataFrame | None = None, method: str | None = None,
-               client=None) -> Path:
+               client=None, listing=None) -> Path:
     """Read every input through :mod:`glass_sm.io`, harmonize to 0.05 deg and write ``data/cube.zarr``.
 
     Before any reading, each source's days are checked against the period
@@ -365,6 +365,9 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
         Rebuild an existing cube.
     coverage : pandas.DataFrame, optional
         :func:`glass_sm.data.coverage.coverage_table` of ``cfg`` when already listed (listed here when None).
+    listing : glass_sm.data.coverage.SourceListing, optional
+        The run's source listing (stage 01 makes one for its coverage table); the coverage table and the
+        day-major ingest's plan share it, so each folder is walked once (made here when None).
     method : {'auto', 'tile', 'day_major'}, optional
         How the sources are read (default ``cfg.cube.ingest``).
     client : distributed.Client or 'synchronous', optional
@@ -383,7 +386,8 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
     edge = cfg.cube.build_tile
     if edge % sc:
         raise ValueError(f"cube.build_tile ({edge}) must be a multiple of cube.space_chunk ({sc})")
-    coverage = check_coverage(cfg, coverage)  # before any reading
+    listing = SourceListing(cfg) if listing is None else listing.check(cfg)
+    coverage = check_coverage(cfg, coverage, listing)  # before any reading
     if method == "day_major":
         from glass_sm.cluster import section_client  # noqa: PLC0415
         from glass_sm.data import ingest as _ingest  # noqa: PLC0415 (ingest and rechunk import this module)
@@ -393,7 +397,7 @@ def build_cube(cfg, progress: bool = True, path: str | os.PathLike | None = None
             else RunPaths.from_config(cfg).ingest
         with section_client(cfg.cube, client) as cl:
             cl = "synchronous" if cl is None else cl
-            _ingest.ingest(cfg, store, client=cl, progress=progress, coverage=coverage)
+            _ingest.ingest(cfg, store, client=cl, progress=progress, coverage=coverage, listing=listing)
             _rechunk.cube_from_ingest(cfg, store, path, client=cl, progress=progress, coverage=coverage)
         shutil.rmtree(store, ignore_errors=True)
         return path

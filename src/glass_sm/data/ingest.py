@@ -23,8 +23,9 @@ Phase 1, :func:`ingest`
     byte is read once*: a yearly or monthly file is read by every block it overlaps, each block its own time steps
     (the reader's time window; a worker keeps the file open for its next block:
     :func:`glass_sm.io.era5land._open_kept`). The driver lists each source's files once (names, sizes, ERA5-Land
-    time coordinates, the latter shared with the coverage table: :func:`glass_sm.data.coverage.era5land_file_times`;
-    :func:`plan_sources`) and hands each task its files, so no task searches a folder. On a cluster, a fresh store's
+    time coordinates: :func:`plan_sources`), the names with the coverage table (stage 01 hands the same
+    :class:`~glass_sm.data.coverage.SourceListing` to both: each folder is walked once per run), and hands each
+    task its files, so no task searches a folder. On a cluster, a fresh store's
     tasks are sent source by source as soon as that source is listed (:data:`SUBMIT_ORDER`), so the workers read
     while the driver lists the remaining folders; when resuming (or in one process) everything is listed first.
 
@@ -86,7 +87,7 @@ import zarr.core.sync
 from tqdm import tqdm
 
 from glass_sm.cluster import run_tasks, section_client
-from glass_sm.data.coverage import check_coverage, era5land_file_times
+from glass_sm.data.coverage import SourceListing, check_coverage, era5land_file_times
 from glass_sm.grid import Domain
 from glass_sm.io import era5land, glass_avhrr, glass_modis
 from glass_sm.io.errors import DataWarning, EmptyDataError, TimeGapError
@@ -221,9 +222,9 @@ def _folder_of(paths) -> str | None:
     return os.path.commonpath(parents) if parents else None
 
 
-def _era5_files(cfg) -> list[tuple[str, np.ndarray]]:
+def _era5_files(listing: SourceListing) -> list[tuple[str, np.ndarray]]:
     """ERA5-Land files and the UTC days of their time steps (time coordinates only; one open per file)."""
-    return [(str(path), era5land_file_times(path)) for path in era5land.list_era5land_files(cfg.data.era5land_dir)]
+    return [(str(path), era5land_file_times(path)) for path in listing.era5land_files()]
 
 
 def _size(path, stats: dict | None = None) -> int:
@@ -238,8 +239,9 @@ def _size(path, stats: dict | None = None) -> int:
     return st.st_size
 
 
-def plan_ingest(cfg) -> tuple[list[IngestBlock], dict]:
-    """The blocks of phase 1 and the store's manifest; lists the files once (names, sizes, ERA5-Land times).
+def plan_ingest(cfg, listing: SourceListing | None = None) -> tuple[list[IngestBlock], dict]:
+    """The blocks of phase 1 and the store's manifest; lists the files once (names, sizes, ERA5-Land times), or
+    takes their names from ``listing`` (:func:`plan_sources`).
 
     Returns
     -------
@@ -252,7 +254,7 @@ def plan_ingest(cfg) -> tuple[list[IngestBlock], dict]:
     """
     blocks: list[IngestBlock] = []
     stats: dict = {}
-    for source_blocks in plan_sources(cfg, stats):
+    for source_blocks in plan_sources(cfg, stats, listing):
         blocks += source_blocks
     return blocks, manifest_of(cfg, blocks, stats)
 
@@ -264,14 +266,17 @@ def n_blocks(cfg) -> int:
     return 3 * -(-days // B) + -(-comps // Bc)
 
 
-def plan_sources(cfg, stats: dict | None = None):
+def plan_sources(cfg, stats: dict | None = None, listing: SourceListing | None = None):
     """The blocks of phase 1, one source at a time in :data:`SUBMIT_ORDER` (a generator: a source's blocks can be
     sent to the cluster while the next source's files are listed, :func:`ingest`). ``stats``: filled with every
     file's ``(size, mtime_ns)``, for :func:`manifest_of`.
 
-    Each source's folder is listed once (the AVHRR tree once for LST and albedo: :func:`glass_avhrr.list_tree`);
-    the block of every file is found from the listing, so that no task searches a folder.
+    Each source's folder is listed once (the AVHRR tree once for LST and albedo: :func:`glass_avhrr.list_tree`),
+    or not at all when ``listing`` (the run's :class:`~glass_sm.data.coverage.SourceListing`, as stage 01 hands
+    over from its coverage table) already holds it; the block of every file is found from the listing, so that
+    no task searches a folder. Every file's size and modification time are read here either way.
     """
+    listing = SourceListing(cfg) if listing is None else listing.check(cfg)
     d, B = cfg.data, block_days(cfg)
     days, comps = _days(cfg), _composites(cfg)
     Bc = _composite_chunk(cfg)
@@ -282,7 +287,7 @@ def plan_sources(cfg, stats: dict | None = None):
                            tuple(sel), **kw)
 
     # ERA5-Land: files overlapping each block; a file's bytes shared by its steps' blocks
-    step_day = {p: t.astype("datetime64[D]") for p, t in _era5_files(cfg)}
+    step_day = {p: t.astype("datetime64[D]") for p, t in _era5_files(listing)}
     size = {p: _size(p, stats) for p in step_day}
     t_days = days.values.astype("datetime64[D]")
     counted: set[str] = set()
@@ -303,11 +308,7 @@ def plan_sources(cfg, stats: dict | None = None):
     yield out
     # labels: the part of each block inside the label record
     lab0, lab1 = pd.Timestamp(cfg.period.label_start), pd.Timestamp(cfg.period.label_end)
-    first, last = max(days[0], lab0), min(days[-1], lab1)
-    kept: dict = {}
-    if first <= last:
-        kept = glass_modis.find_glass_modis_files(d.glass_modis_dir, first.date(), last.date(),
-                                                  d.glass_modis_pattern)
+    kept = listing.labels()  # the days of max(start, lab0)..min(end, lab1)
     label_days = sorted(kept)  # each block takes its days by bisection (not a scan of the record per block: 1,826
     out = []                   # 8-day blocks x 7,617 label days at the paper's scale)
     for k, i0 in enumerate(starts):
@@ -322,7 +323,7 @@ def plan_sources(cfg, stats: dict | None = None):
                          dates=tuple(t for t, _ in part)))
     yield out
     # LST and albedo: one walk of the AVHRR tree for both
-    tree = glass_avhrr.list_tree(d.avhrr_dir) if Path(d.avhrr_dir).is_dir() else None
+    tree = listing.avhrr_tree()
     for source, dates, step in (("lst", days, B), ("albedo", comps, Bc)):
         chosen = glass_avhrr.find_glass_files(d.avhrr_dir, source, dates[0], dates[-1], allow_gaps=True,
                                               cadence_days=d.albedo_cadence_days if source == "albedo" else 1,
@@ -645,7 +646,8 @@ def ingest_block(store: str, block: IngestBlock, domain: Domain, prm: dict) -> d
 # phase 1
 # ----------------------------------------------------------------------------------------------------------
 def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress: bool = True,
-           overwrite: bool = False, coverage: pd.DataFrame | None = None) -> IngestReport:
+           overwrite: bool = False, coverage: pd.DataFrame | None = None,
+           listing: SourceListing | None = None) -> IngestReport:
     """Phase 1: read every source file once over the whole domain into the time-chunked intermediate store.
 
     Parameters
@@ -664,6 +666,9 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
     coverage : pandas.DataFrame, optional
         :func:`glass_sm.data.coverage.coverage_table` of ``cfg`` when already listed (as by stage 01 and
         :func:`glass_sm.data.cube.build_cube`; listed here when None).
+    listing : glass_sm.data.coverage.SourceListing, optional
+        The run's source listing, when already made (stage 01 lists the folders once, for its coverage table and
+        this plan: :func:`plan_sources`); listed here when None.
 
     Returns
     -------
@@ -678,13 +683,21 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
     """
     t0 = time.perf_counter()
     store = Path(store) if store is not None else RunPaths.from_config(cfg).ingest
-    check_coverage(cfg, coverage)
+    listing = SourceListing(cfg) if listing is None else listing.check(cfg)  # one listing for both
+    check_coverage(cfg, coverage, listing)
     domain = Domain.from_config(cfg)
     prm = _reader_params(cfg)
     report = IngestReport(store=store, n_blocks=n_blocks(cfg), block_memory_bytes=block_memory_bytes(cfg))
     bar = tqdm(total=report.n_blocks, desc="ingest blocks", unit="block", disable=not progress, mininterval=1.0)
     caught: dict[str, list[str]] = {}
     pids: set[int] = set()
+    seen = [0, 0.0]  # files and bytes of the blocks finished so far (the bar's rates)
+
+    def finished(block: IngestBlock) -> None:
+        seen[0] += block.n_files
+        seen[1] += block.n_bytes
+        wall = max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix_str(f"{seen[0] / wall:,.0f} files/s, {seen[1] / wall / 1e6:,.1f} MB/s", refresh=False)
 
     def done(res: dict) -> None:
         report.n_files += int(res["n_files"])
@@ -696,9 +709,6 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
         pids.add(res["pid"])
         for w in res["warnings"]:
             caught.setdefault(w.split(":", 1)[0], []).append(w)
-        wall = max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix_str(f"{report.n_files_read / wall:,.0f} files/s, {report.n_bytes_read / wall / 1e6:,.1f} MB/s",
-                            refresh=False)
 
     def submitted_while_listing():
         """A fresh store on a cluster: each source's blocks go to the workers as soon as its files are listed
@@ -706,7 +716,7 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
         written once every source is listed (a store killed before that has none and is rebuilt)."""
         blocks: list[IngestBlock] = []
         stats: dict = {}
-        for source_blocks in plan_sources(cfg, stats):
+        for source_blocks in plan_sources(cfg, stats, listing):
             blocks += source_blocks
             yield from source_blocks
         zarr.open_group(str(store), mode="r+").attrs["manifest"] = manifest_of(cfg, blocks, stats)
@@ -717,7 +727,7 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
                 _replace_store(store, cfg, None)
                 todo = submitted_while_listing()
             else:  # in this process, or resuming: the whole plan first (its manifest decides what is kept)
-                blocks, manifest = plan_ingest(cfg)
+                blocks, manifest = plan_ingest(cfg, listing)
                 _open_or_create(store, cfg, manifest, overwrite)
                 todo = []
                 for b in blocks:
@@ -732,7 +742,7 @@ def ingest(cfg, store: str | os.PathLike | None = None, *, client=None, progress
                     else:
                         todo.append(b)
             # in SUBMIT_ORDER (plan_sources' order; the order changes no value)
-            run_tasks(cl, ingest_block, todo, (str(store), domain, prm), "glass-sm-ingest", bar, done)
+            run_tasks(cl, ingest_block, todo, (str(store), domain, prm), "glass-sm-ingest", bar, done, finished)
     finally:
         bar.close()
     report.seconds = time.perf_counter() - t0

@@ -26,7 +26,7 @@ import xarray as xr
 from glass_sm import twin
 from glass_sm.contract import write_table
 from glass_sm.data import cube
-from glass_sm.data.coverage import check_coverage, coverage_table
+from glass_sm.data.coverage import SourceListing, check_coverage, coverage_table
 from glass_sm.evaluation.aggregate import domain_mean, domain_mean_series
 from glass_sm.evaluation.breaks import anomalies
 from glass_sm.figures import maps
@@ -35,10 +35,11 @@ from glass_sm.platforms import transition_dates
 from glass_sm.stages import StageContext
 
 __all__ = [
-    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "label_retrieval", "labels_text", "input_coverage",
-    "coverage_text", "build_cube", "ingest_text", "open_truth", "cube_summary", "map_day", "plot_input_maps",
-    "centre_pixel", "plot_pixel_series", "gap_fractions", "era5_bias", "era5_bias_stats", "era5_bias_text", "plot_era5_bias",
-    "observed_anomaly", "plot_sensor_transitions", "platforms_seen", "summary_text", "run",
+    "CONFIG_SECTIONS", "make_twin", "twin_files", "inputs_text", "label_retrieval", "labels_text", "list_sources",
+    "input_coverage", "coverage_text", "build_cube", "ingest_text", "open_truth", "cube_summary", "map_day",
+    "plot_input_maps", "centre_pixel", "plot_pixel_series", "gap_fractions", "era5_bias", "era5_bias_stats",
+    "era5_bias_text", "plot_era5_bias", "observed_anomaly", "plot_sensor_transitions", "platforms_seen",
+    "summary_text", "run",
 ]
 
 CONFIG_SECTIONS = ("run", "domain", "period", "twin", "data", "cube", "figures")
@@ -140,8 +141,16 @@ def labels_text(info: dict | None) -> str:
 _SOURCE_NAMES = {"albedo": "Albedo", "lst": "LST", "era5land": "ERA5-Land", "glass_modis": "GLASS-MODIS labels"}
 
 
-def input_coverage(ctx: StageContext) -> pd.DataFrame:
+def list_sources(ctx: StageContext) -> SourceListing:
+    """The run's source folders, to be listed once for the coverage table and the cube's ingest
+    (:class:`~glass_sm.data.coverage.SourceListing`: each folder is walked the first time it is needed). Make it
+    after the twin is written: a listing is the folders' state when made."""
+    return SourceListing(ctx.cfg)
+
+
+def input_coverage(ctx: StageContext, listing: SourceListing | None = None) -> pd.DataFrame:
     """Each source's days against the period, listed before any reading (:mod:`glass_sm.data.coverage`).
+    ``listing``: :func:`list_sources` (listed here when None).
 
     The table is written first, then checked: a source that lacks a run of more than ``cube.max_missing_run_days``
     days and is not in ``cube.allow_missing_inputs`` raises
@@ -154,7 +163,7 @@ def input_coverage(ctx: StageContext) -> pd.DataFrame:
         ``static``) with the days expected and present, the missing runs longer than the limit (count, days,
         first and last days), ``allowed`` and ``status``.
     """
-    table = coverage_table(ctx.cfg)
+    table = coverage_table(ctx.cfg, listing=listing)
     write_table(ctx.paths, "input_coverage", table)
     return check_coverage(ctx.cfg, table)
 
@@ -180,14 +189,16 @@ def coverage_text(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def build_cube(ctx: StageContext, progress: bool = True, coverage: pd.DataFrame | None = None) -> xr.Dataset:
+def build_cube(ctx: StageContext, progress: bool = True, coverage: pd.DataFrame | None = None,
+               listing: SourceListing | None = None) -> xr.Dataset:
     """Build ``data/cube.zarr`` from the sources (always rebuilt: the stage runs only when stale) and open it.
 
-    ``coverage``: :func:`input_coverage`'s table (the sources are listed again when None); the build refuses long
-    runs of missing days that are not allowed before reading anything. The sources are read tile by tile or
-    day-major (``cube.ingest``, :func:`glass_sm.data.cube.choose_ingest_method`); the path that ran is the cube's
-    attribute ``ingest_method`` (the cube is the same either way). ``progress``: the readers' bars (tile path) or
-    the ingest's bar over blocks with files/s and MB/s (day-major).
+    ``coverage``: :func:`input_coverage`'s table (the sources are listed again when None); ``listing``: the
+    :func:`list_sources` it was made from (the day-major ingest plans from it: each folder is walked once). The
+    build refuses long runs of missing days that are not allowed before reading anything. The sources are read
+    tile by tile or day-major (``cube.ingest``, :func:`glass_sm.data.cube.choose_ingest_method`); the path that ran
+    is the cube's attribute ``ingest_method`` (the cube is the same either way). ``progress``: the readers' bars
+    (tile path) or the ingest's bar over blocks with files/s and MB/s (day-major).
 
     Returns
     -------
@@ -195,7 +206,7 @@ def build_cube(ctx: StageContext, progress: bool = True, coverage: pd.DataFrame 
         The cube, lazily (dask), with the variables of :data:`glass_sm.data.cube.CUBE_ATTRS`.
     """
     return cube.open_cube(cube.build_cube(ctx.cfg, progress=progress, path=ctx.paths.cube, overwrite=True,
-                                          coverage=coverage))
+                                          coverage=coverage, listing=listing))
 
 
 def open_truth(ctx: StageContext) -> xr.DataArray | None:
@@ -445,8 +456,9 @@ def summary_text(gaps: pd.DataFrame, bias_stats: dict | None = None) -> str:
 def run(ctx: StageContext, progress: bool = False) -> dict:
     """The whole stage in the notebook's order; returns every table and figure by name."""
     written = make_twin(ctx, progress=progress)
-    coverage = input_coverage(ctx)
-    ds = build_cube(ctx, progress=progress, coverage=coverage)
+    listing = list_sources(ctx)
+    coverage = input_coverage(ctx, listing)
+    ds = build_cube(ctx, progress=progress, coverage=coverage, listing=listing)
     truth = open_truth(ctx)
     bias = era5_bias(ctx, ds, truth)
     out = {"twin": written, "label_retrieval": label_retrieval(ctx, written), "input_coverage": coverage, "cube": ds,

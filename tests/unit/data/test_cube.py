@@ -89,7 +89,7 @@ def test_doy_climatology_constant_field():
 def test_build_cube_is_atomic_and_respects_overwrite(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path)
     path = RunPaths.from_config(cfg).cube
-    monkeypatch.setattr(cube, "check_coverage", lambda cfg, table=None: table)   # no input files here
+    monkeypatch.setattr(cube, "check_coverage", lambda cfg, table=None, listing=None: table)  # no input files
     monkeypatch.setattr(cube, "assemble_tile", lambda cfg, domain, progress=True: _toy_tile(cfg))
     assert cube.build_cube(cfg, progress=False) == path                  # default: the run's data/cube.zarr
     first = cube.open_cube(path)

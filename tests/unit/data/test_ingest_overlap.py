@@ -1,21 +1,28 @@
 """glass_sm.data.ingest: planning one source at a time (plan_sources) and submitting each source's blocks while
 the next is listed give the store of the plan-everything-first path; a store left without its manifest is rebuilt;
-the arrays a worker keeps open follow a store rebuilt at the same path."""
+the arrays a worker keeps open follow a store rebuilt at the same path; one listing of the sources serves the coverage
+table and the plan."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
 from glass_sm import config, twin
 from glass_sm.data import ingest as ing
+from glass_sm.data.coverage import SourceListing, coverage_table
+from glass_sm.io import era5land
+from glass_sm.io.errors import MissingFileError
 
 SMOKE = Path(__file__).resolve().parents[3] / "params" / "smoke.yaml"
 # test_ingest.py's SHORT, on two months: the label record starts on 2000-02-24 (the first blocks have none), 8 x 4
@@ -120,10 +127,10 @@ def test_cluster_ingest_stopped_while_listing_leaves_no_manifest_and_is_rebuilt(
     store = tmp_path / "d.zarr"
     real = ing.plan_sources
 
-    def stops_after_the_first_source(cfg, stats=None):
+    def stops_after_the_first_source(cfg, stats=None, listing=None):
         """Killed while listing the second source, once the first source's blocks are written (their markers
         there: no task still running when the store is rebuilt)."""
-        gen = real(cfg, stats)
+        gen = real(cfg, stats, listing)
         first = next(gen)
         yield first
         deadline = time.monotonic() + 10
@@ -180,3 +187,71 @@ def test_plan_stats_each_input_once_and_gives_the_same_manifest(twin_cfg, monkey
     assert sorted(p for p in seen if p not in era5) == sorted(inputs - era5)  # each GLASS / label file once
     # an ERA5-Land file also when listed and as the key of its time axis, read once per process (coverage)
     assert era5 and all(1 <= seen.count(p) <= 3 for p in era5)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one listing of the sources for the coverage table and the plan (SourceListing)
+# ----------------------------------------------------------------------------------------------------------
+def _count_listings(monkeypatch) -> Counter:
+    """Counts every walk of a folder (``os.walk``, by root) and every ERA5-Land folder listing (not the reader's
+    calls with its list of files)."""
+    calls: Counter = Counter()
+    walk, era5 = os.walk, era5land.list_era5land_files
+
+    def counted_walk(top, *a, **k):
+        calls[str(top)] += 1
+        return walk(top, *a, **k)
+
+    def counted_era5(paths_or_dir):
+        if isinstance(paths_or_dir, (str, os.PathLike)) and os.path.isdir(paths_or_dir):
+            calls["era5land:" + str(paths_or_dir)] += 1
+        return era5(paths_or_dir)
+
+    monkeypatch.setattr(os, "walk", counted_walk)
+    monkeypatch.setattr(era5land, "list_era5land_files", counted_era5)
+    return calls
+
+
+def test_one_listing_walks_each_folder_once_for_the_coverage_table_and_the_plan(twin_cfg, monkeypatch):
+    d = twin_cfg.data
+    alone_table, alone_plan = coverage_table(twin_cfg), ing.plan_ingest(twin_cfg)  # each lists for itself
+    calls = _count_listings(monkeypatch)
+    listing = SourceListing(twin_cfg)
+    assert not calls  # nothing listed until asked for
+    table = coverage_table(twin_cfg, listing=listing)
+    plan = ing.plan_ingest(twin_cfg, listing)
+    assert dict(calls) == {str(d.avhrr_dir): 1, str(d.glass_modis_dir): 1, f"era5land:{d.era5land_dir}": 1}
+    pd.testing.assert_frame_equal(table, alone_table)
+    assert plan == alone_plan  # the same blocks and manifest
+    calls.clear()
+    coverage_table(twin_cfg)  # without a listing, the coverage table alone walks the AVHRR tree once (not per
+    assert calls[str(d.avhrr_dir)] == 1  # product)
+
+
+def test_cluster_ingest_from_the_coverage_listing_equals_the_synchronous_one(twin_cfg, sync_store, threads_client,
+                                                                            tmp_path, monkeypatch):
+    listing = SourceListing(twin_cfg)
+    cov = coverage_table(twin_cfg, listing=listing)
+    calls = _count_listings(monkeypatch)
+    ing.ingest(twin_cfg, tmp_path / "l.zarr", client=threads_client, progress=False, coverage=cov, listing=listing)
+    assert not calls  # the ingest walked no folder
+    assert_same_store(sync_store, tmp_path / "l.zarr")
+
+
+def test_a_listing_of_another_run_is_refused(twin_cfg, tmp_path):
+    listing = SourceListing(twin_cfg)
+    other = _cfg(twin_cfg.run.results_dir, **{"period.end": "2000-03-21"})
+    with pytest.raises(ValueError, match=r"another run \(period.end: '2000-03-31' \(listing\) vs '2000-03-21'\)"):
+        ing.plan_ingest(other, listing)
+    with pytest.raises(ValueError, match="another run"):
+        coverage_table(other, listing=listing)
+    assert SourceListing(other).check(other).key == SourceListing(other).key
+
+
+def test_a_listing_keeps_the_missing_folder_error(twin_cfg, tmp_path):
+    cfg = _cfg(twin_cfg.run.results_dir, **{"data.avhrr_dir": str(tmp_path / "nowhere")})
+    with pytest.raises(MissingFileError) as alone:
+        coverage_table(cfg)
+    with pytest.raises(MissingFileError) as shared:
+        coverage_table(cfg, listing=SourceListing(cfg))
+    assert str(shared.value) == str(alone.value) and "nowhere" in str(shared.value)

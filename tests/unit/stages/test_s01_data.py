@@ -47,7 +47,7 @@ def _listed(lst_present=None):
 
 
 def test_input_coverage_written_then_checked(ctx, tmp_path, monkeypatch):
-    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed())
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg, listing=None: _listed())
     table = s01.input_coverage(ctx)
     assert list(table["source"]) == ["albedo", "lst", "era5land", "glass_modis", "static"]
     assert set(table["status"]) == {"complete"}
@@ -58,7 +58,7 @@ def test_input_coverage_written_then_checked(ctx, tmp_path, monkeypatch):
     assert "* GLASS-MODIS labels: 1042 of 1042 days 2000-02-24..2002-12-31." in text
     # a whole year of LST missing: the table is written, then the stage stops, naming the source and the days
     no_1999 = np.asarray(pd.date_range("1998-01-01", "2002-12-31").year != 1999)
-    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed(no_1999))
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg, listing=None: _listed(no_1999))
     with pytest.raises(InputCoverageError, match=r"lst .*1999-01-01\.\.1999-12-31 \(365 days\)"):
         s01.input_coverage(ctx)
     assert read_table(ctx.paths, "input_coverage").set_index("source").loc["lst", "status"] == "long gaps, refused"
@@ -160,8 +160,8 @@ def test_small_helpers(ctx, toy):
 def test_run_writes_every_table_and_figure(ctx, toy, monkeypatch):
     cube, truth = toy
     monkeypatch.setattr(s01, "make_twin", lambda ctx, progress=False: None)
-    monkeypatch.setattr(coverage, "list_inputs", lambda cfg: _listed())
-    monkeypatch.setattr(s01, "build_cube", lambda ctx, progress=False, coverage=None: cube)
+    monkeypatch.setattr(coverage, "list_inputs", lambda cfg, listing=None: _listed())
+    monkeypatch.setattr(s01, "build_cube", lambda ctx, progress=False, coverage=None, listing=None: cube)
     monkeypatch.setattr(s01, "open_truth", lambda ctx: truth)
     out = s01.run(ctx)
     for name in ("01_input_maps", "01_pixel_series", "01_era5_wet_bias", "01_sensor_transitions"):
