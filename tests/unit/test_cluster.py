@@ -128,3 +128,31 @@ def test_run_tasks_submits_each_item_as_the_generator_yields_it(threads_client, 
     run_tasks(threads_client, _mark, items(), (str(tmp_path),), "gen-lazy", _Bar(), got.append)
     assert seen == {"first_done_before_last_item": True}
     assert sorted(got) == [0, 10, 20]
+
+
+def _fails_on(folder, item, bad):
+    """A task: raises for ``item == bad``, else as :func:`_mark`."""
+    if item == bad:
+        raise RuntimeError(f"block {item} is corrupt")
+    return _mark(folder, item)
+
+
+def test_run_tasks_hands_each_finished_item_then_the_results_in_submission_order(threads_client, tmp_path):
+    from glass_sm.cluster import run_tasks
+
+    finished, got, bar = [], [], _Bar()
+    run_tasks(threads_client, _mark, [3, 1, 2, 0], (str(tmp_path),), "fin", bar, got.append, finished.append)
+    assert sorted(finished) == [0, 1, 2, 3] and bar.n == 4  # each item once, as its task finished
+    assert got == [30, 10, 20, 0]  # the results, gathered at the end, in the order submitted
+    finished.clear(), got.clear()
+    run_tasks(None, _mark, [2, 1], (str(tmp_path),), "fin", bar, got.append, finished.append)  # in this process
+    assert finished == [2, 1] and got == [20, 10]
+
+
+def test_run_tasks_raises_a_task_error_and_hands_on_no_result(threads_client, tmp_path):
+    from glass_sm.cluster import run_tasks
+
+    got = []
+    with pytest.raises(RuntimeError, match="block 2 is corrupt"):
+        run_tasks(threads_client, _fails_on, range(5), (str(tmp_path), 2), "err", _Bar(), got.append)
+    assert got == []
