@@ -11,26 +11,30 @@
     each row keeps its fastest run (:func:`best_of_pairs`); the (g/f) row lists every pair's own ratio too.
 (g) **ingest**: :func:`glass_sm.data.ingest.ingest` of the same year on the same cluster shape into a fresh store
     (the last run's store deleted first, untimed), files/s and MB/s, and its ratio to (f) (target >= 0.7). The
+    sources are listed before, untimed, as (f) is handed its file list: stage 01 lists them once
+    (:class:`glass_sm.data.coverage.SourceListing`) for its coverage table and hands the listing to the ingest's
+    plan; that listing's seconds (with the coverage table) are a row of their own. The
     ingest does what (f) does plus QC masking, unpacking, the sinusoidal aggregation of the labels, ERA5-Land's
     daily means and bilinear interpolation, and the zarr writes.
-(cpu) **where the CPU goes** in the fastest (f) and (g) runs: the driver process's CPU seconds (for (g): listing the
-    sources, laying out the store, sending the tasks, the LocalCluster's scheduler) and the worker processes' CPU
+(cpu) **where the CPU goes** in the fastest (f) and (g) runs: the driver process's CPU seconds (for (g): planning
+    the blocks from the listing and reading the files' sizes, laying out the store, sending the tasks, the
+    LocalCluster's scheduler) and the worker processes' CPU
     seconds (:func:`cluster_cpu`). On a machine with as many cores as workers the driver's CPU is taken from them.
 (h) **ingest memory**: peak RSS of a child process running the ingest in-process (the synchronous scheduler: one
     process = one worker's load) over the same days on two twin domains the benchmark generates: the run's domain
     and one with 4x the cells (the resolution halved), both with the run's ``cube.build_tile``; their ratio (target
     within 1 +- 0.2: memory bound by the block and the tile, not the domain), and the analytic bound per task of
     :func:`glass_sm.data.ingest` (``IngestReport.block_bytes``).
-(g/f1) **the same ratio in one process, by file size**: in the (h) child, after its measured run (imports done,
-    page cache warm), (f) on that run's files and the ingest again (its coverage table listed before, untimed, as
-    for (g)), both synchronous, alternating :data:`PAIRS_QUICK` times and the fastest of each kept, for the run's
-    domain and the 4x one (files about 3x larger): whether the ratio rises as a file's fixed cost (opening, metadata, Python
-    per file) weighs less against its arrays, as it would towards the real archive's files of megabytes, or falls
-    because the ingest's own work per cell (QC, unpacking, the labels' aggregation, the regrid, the writes) grows
-    faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, e2cfa8d, the 5 deg demo, full mode,
-    two runs): 0.61 and 0.57 at 17 kB per file, 0.58 and 0.55 at 43 kB: flat, so file size alone does not explain
-    the gap to 0.7. (At e2cfbd0 the second ingest also listed the coverage table, which (g) does not time: 0.45
-    and 0.30 then.)
+(g/f1) **the same ratio in one process, by file size**: in the (h) child, after its measured run (imports done, page
+    cache warm), (f) on that run's files and the ingest again (its sources and coverage table listed before,
+    untimed, as for (g)), both synchronous, alternating :data:`PAIRS_QUICK` times and the fastest of each kept, for
+    the run's domain and the 4x one (files about 3x larger): whether the ratio rises as a file's fixed cost
+    (opening, metadata, Python per file) weighs less against its arrays, as it would towards the real archive's
+    files of megabytes, or falls because the ingest's own work per cell (QC, unpacking, the labels' aggregation, the
+    regrid, the writes) grows faster than decompression. Measured here (2026-12-01, Intel Xeon 2 cores, e2cfa8d, the
+    5 deg demo, full mode, two runs): 0.61 and 0.57 at 17 kB per file, 0.58 and 0.55 at 43 kB: flat, so file size
+    alone does not explain the gap to 0.7. (At e2cfbd0 the second ingest also listed the coverage table, which (g)
+    does not time: 0.45 and 0.30 then.)
 (s01) **stage 01 at the paper's scale**, from the last (g) run's own task seconds per source (its blocks'
     markers): the real archive's files (the volume table of ``book/real_data.md``, :data:`ARCHIVE`) at the twin's
     cost per file (a lower end) and at its cost per byte (an upper end: a twin file is mostly the fixed cost of
@@ -242,15 +246,17 @@ if len(sys.argv) > 4:  # (f) and (g) in this one process, after the run above (i
     sys.path.insert(0, sys.argv[5])
     import shutil
     from bench_prep import PAIRS_QUICK, raw_read_rate
-    from glass_sm.data.coverage import coverage_table
+    from glass_sm.data.coverage import SourceListing, coverage_table
     paths = json.load(open(sys.argv[4]))
-    cov = coverage_table(cfg)  # listed before, as for (g): stage 01 lists it once, for its own coverage table
+    listing = SourceListing(cfg)  # listed before, as for (g): stage 01 lists the sources once, for its coverage
+    cov = coverage_table(cfg, listing=listing)  # table and the ingest's plan
     raws, warms = [], []
     for _ in range(PAIRS_QUICK):  # alternating, the fastest of each kept, as for (f) and (g)
         raws.append(raw_read_rate(paths))
         shutil.rmtree(store)  # a fresh store, as the run above had: deleting the old one is not the ingest's work
         t = time.perf_counter()
-        again = ingest(cfg, store, client="synchronous", progress=False, overwrite=True, coverage=cov)
+        again = ingest(cfg, store, client="synchronous", progress=False, overwrite=True, coverage=cov,
+                       listing=listing)
         warms.append({"files": again.n_files_read, "seconds": time.perf_counter() - t})
     out["raw"] = max(raws, key=lambda r: r["files_per_s"])
     out["ingest_warm"] = min(warms, key=lambda r: r["seconds"])
@@ -323,7 +329,7 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
     Returns the details for ``bench.json`` (``prep``)."""
     from glass_sm import config, twin  # noqa: PLC0415
     from glass_sm.cluster import cluster_client  # noqa: PLC0415
-    from glass_sm.data.coverage import coverage_table  # noqa: PLC0415
+    from glass_sm.data.coverage import SourceListing, coverage_table  # noqa: PLC0415
     from glass_sm.data.ingest import block_memory_bytes, ingest  # noqa: PLC0415
     from glass_sm.grid import Domain  # noqa: PLC0415
 
@@ -341,7 +347,10 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
         with cluster_client(None, nw, tpw, "distributed") as client:
             raw_read_rate(files, client)  # untimed: the page cache is warm for (f) and (g) alike
             client.run(_import_readers)    # and the workers' imports done (a once-per-worker cost in a real run)
-            cov = coverage_table(ycfg)
+            t = time.perf_counter()  # stage 01 lists the sources once, for its coverage table and the ingest's plan
+            listing = SourceListing(ycfg)
+            cov = coverage_table(ycfg, listing=listing)
+            t_list = time.perf_counter() - t
             for _ in range(n_rep):  # (f) and (g) alternate, so a slow spell of the machine meets both
                 c0 = cluster_cpu(client)
                 f_runs.append(raw_read_rate(files, client))
@@ -349,7 +358,7 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
                 shutil_rmtree(tmp / "prep_ingest.zarr")  # each (g) builds a fresh store, as a first run does:
                 c0 = cluster_cpu(client)                 # deleting the last run's store is not the ingest's work
                 g_runs.append(ingest(ycfg, tmp / "prep_ingest.zarr", client=client, progress=False, overwrite=True,
-                                     coverage=cov))
+                                     coverage=cov, listing=listing))
                 g_cpu.append(cluster_cpu(client, c0))
         f, rep, pairs = best_of_pairs(f_runs, g_runs)
         fc, gc = f_cpu[f_runs.index(f)], g_cpu[g_runs.index(rep)]
@@ -360,12 +369,15 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
         row("g", f"day-major ingest of {year} ({rep.n_files_read:,} files)", rep.files_per_s, "files/s",
             f"{rep.n_blocks} blocks, {shape}")
         row("g", "day-major ingest", rep.bytes_per_s / 1e6, "MB/s")
+        row("g", f"listing the sources of {year} and the coverage table (before the ingest, untimed in (g))", t_list,
+            "s", "once per stage-01 run (SourceListing: the table and the ingest's plan share it), as (f) is handed "
+            "its file list")
         row("g/f", "ingest / raw read (files/s), best (g) / best (f)", rep.files_per_s / f["files_per_s"], "fraction",
             "target >= 0.7; each pair's: " + ", ".join(f"{x:.2f}" for x in pairs))
         for key, what, (drv, wrk) in (("f", "raw read", fc), ("g", "ingest", gc)):
             row("cpu", f"{what} ({key}), its fastest run: CPU of the driver process", drv, "s",
                 f"worker processes {wrk:.2f} s; on {nw * tpw} core(s) the driver's CPU is taken from the workers'"
-                + ("" if key == "f" else " (the driver lists the sources, lays out the store, sends 1 task per block)"))
+                + ("" if key == "f" else " (the driver plans the blocks, lays out the store, sends 1 task per block)"))
         info.update(raw=f, ingest={"files": rep.n_files_read, "bytes": rep.n_bytes_read, "seconds": rep.seconds,
                                    "blocks": rep.n_blocks, "files_listed": len(files)},
                     pairs={"raw_seconds": [r["seconds"] for r in f_runs], "ingest_seconds": [r.seconds for r in g_runs],
