@@ -13,7 +13,8 @@
     (the last run's store deleted first, untimed), files/s and MB/s, and its ratio to (f) (target >= 0.7). The
     sources are listed before, untimed, as (f) is handed its file list: stage 01 lists them once
     (:class:`glass_sm.data.coverage.SourceListing`) for its coverage table and hands the listing to the ingest's
-    plan; that listing's seconds (with the coverage table) are a row of their own. The
+    plan, and (f)'s file list comes from the same listing; their seconds (the listing, (f)'s list, the coverage
+    table) are a row of their own. The
     ingest does what (f) does plus QC masking, unpacking, the sinusoidal aggregation of the labels, ERA5-Land's
     daily means and bilinear interpolation, and the zarr writes.
 (cpu) **where the CPU goes** in the fastest (f) and (g) runs: the driver process's CPU seconds (for (g): planning
@@ -84,22 +85,32 @@ def bench_year(cfg) -> int:
     raise ValueError(f"period {s.date()}..{e.date()} holds no whole calendar year to benchmark")
 
 
-def source_files(cfg, start, end) -> list[Path]:
+def source_files(cfg, start, end, listing=None) -> list[Path]:
     """Every file stage 01's ingest opens for the days ``start..end``: the albedo composites that bracket them, the
     daily LST and GLASS-MODIS files, the ERA5-Land files holding any of the days (the static layers, four small
-    2-D files read by the cube's tile step, are not part of the ingest)."""
+    2-D files read by the cube's tile step, are not part of the ingest). ``listing``: the run's
+    :class:`glass_sm.data.coverage.SourceListing` when ``start..end`` is ``cfg``'s period (its folder walks and
+    searches are then the ones the ingest plans from); else the folders are walked here."""
     d = cfg.data
     start, end = pd.Timestamp(start), pd.Timestamp(end)
+    whole = listing is not None and (start, end) == (pd.Timestamp(cfg.period.start), pd.Timestamp(cfg.period.end))
+    listing = listing.check(cfg) if whole else None
     comps = albedo_composites_needed(start, end, d.albedo_cadence_days, d.albedo_sample_offset_days)
-    files = [p for p in find_glass_files(d.avhrr_dir, "albedo", comps[0], comps[-1], allow_gaps=True,
-                                         cadence_days=d.albedo_cadence_days) if p]
-    files += [p for p in find_glass_files(d.avhrr_dir, "lst", start, end, allow_gaps=True) if p]
+    if listing is not None:
+        found = [listing.glass_files("albedo", comps[0], comps[-1], d.albedo_cadence_days),
+                 listing.glass_files("lst", start, end)]
+    else:
+        found = [find_glass_files(d.avhrr_dir, "albedo", comps[0], comps[-1], allow_gaps=True,
+                                  cadence_days=d.albedo_cadence_days),
+                 find_glass_files(d.avhrr_dir, "lst", start, end, allow_gaps=True)]
+    files = [p for series in found for p in series if p]
     ls, le = max(start, pd.Timestamp(cfg.period.label_start)), min(end, pd.Timestamp(cfg.period.label_end))
     if ls <= le:
-        by_day = glass_modis.find_glass_modis_files(d.glass_modis_dir, ls.date(), le.date(),
-                                                    pattern=d.glass_modis_pattern)
+        by_day = listing.labels() if listing is not None else glass_modis.find_glass_modis_files(
+            d.glass_modis_dir, ls.date(), le.date(), pattern=d.glass_modis_pattern)
         files += [p for day in sorted(by_day) for p in by_day[day]]
-    files += [p for p in era5land.list_era5land_files(d.era5land_dir) if _era5_overlaps(p, start, end)]
+    era5 = listing.era5land_files() if listing is not None else era5land.list_era5land_files(d.era5land_dir)
+    files += [p for p in era5 if _era5_overlaps(p, start, end)]
     return [Path(p) for p in files]
 
 
@@ -337,20 +348,20 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
     year = bench_year(cfg)
     yover = {**base, "period.start": f"{year}-01-01", "period.end": f"{year}-12-31", "cube.ingest_block_days": 0}
     ycfg = config.load(params, yover)
-    files = source_files(ycfg, ycfg.period.start, ycfg.period.end)
+    t = time.perf_counter()  # stage 01 lists the sources once, for its coverage table and the ingest's plan;
+    listing = SourceListing(ycfg)  # (f)'s files come from the same listing
+    files = source_files(ycfg, ycfg.period.start, ycfg.period.end, listing)
     if not files:
         row("f", "raw read: the run's source files", float("nan"), "files/s", "no source file yet: run stage 01")
     else:
         nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
+        cov = coverage_table(ycfg, listing=listing)
+        t_list = time.perf_counter() - t
         n_rep = PAIRS_QUICK if quick else PAIRS_FULL
         f_runs, g_runs, f_cpu, g_cpu = [], [], [], []
         with cluster_client(None, nw, tpw, "distributed") as client:
             raw_read_rate(files, client)  # untimed: the page cache is warm for (f) and (g) alike
             client.run(_import_readers)    # and the workers' imports done (a once-per-worker cost in a real run)
-            t = time.perf_counter()  # stage 01 lists the sources once, for its coverage table and the ingest's plan
-            listing = SourceListing(ycfg)
-            cov = coverage_table(ycfg, listing=listing)
-            t_list = time.perf_counter() - t
             for _ in range(n_rep):  # (f) and (g) alternate, so a slow spell of the machine meets both
                 c0 = cluster_cpu(client)
                 f_runs.append(raw_read_rate(files, client))
@@ -369,8 +380,8 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
         row("g", f"day-major ingest of {year} ({rep.n_files_read:,} files)", rep.files_per_s, "files/s",
             f"{rep.n_blocks} blocks, {shape}")
         row("g", "day-major ingest", rep.bytes_per_s / 1e6, "MB/s")
-        row("g", f"listing the sources of {year} and the coverage table (before the ingest, untimed in (g))", t_list,
-            "s", "once per stage-01 run (SourceListing: the table and the ingest's plan share it), as (f) is handed "
+        row("g", f"listing the sources of {year}, (f)'s files and the coverage table (untimed in (g))", t_list, "s",
+            "once per stage-01 run (SourceListing: the table and the ingest's plan share it), as (f) is handed "
             "its file list")
         row("g/f", "ingest / raw read (files/s), best (g) / best (f)", rep.files_per_s / f["files_per_s"], "fraction",
             "target >= 0.7; each pair's: " + ", ".join(f"{x:.2f}" for x in pairs))

@@ -66,6 +66,17 @@ def test_source_files_are_the_files_the_ingest_reads(tiny_twin, tmp_path):
     assert r["files"] == len(files) and r["bytes"] == sum(p.stat().st_size for p in files) and r["seconds"] > 0
 
 
+def test_source_files_from_the_run_listing_are_the_same(tiny_twin):
+    from glass_sm.data.coverage import SourceListing
+
+    cfg = tiny_twin
+    listing = SourceListing(cfg)
+    assert bp.source_files(cfg, cfg.period.start, cfg.period.end, listing) == \
+        bp.source_files(cfg, cfg.period.start, cfg.period.end)
+    assert bp.source_files(cfg, "2001-06-01", "2001-06-01", listing) == \
+        bp.source_files(cfg, "2001-06-01", "2001-06-01")  # another window: the folders are searched for it
+
+
 def test_read_whole_counts_every_value(tiny_twin):
     files = bp.source_files(tiny_twin, "2001-06-01", "2001-06-01")
     lst = next(p for p in files if "GLASS08B31" in p.name)

@@ -180,16 +180,20 @@ class SourceListing:
     """
 
     def __init__(self, cfg):
-        d = cfg.data
-        self.key = (str(d.avhrr_dir), str(d.glass_modis_dir), getattr(d, "glass_modis_pattern", None),
-                    str(d.era5land_dir), str(cfg.period.start), str(cfg.period.end), str(cfg.period.label_start),
-                    str(getattr(cfg.period, "label_end", None)))
+        self.key = self._key(cfg)
         self._cfg = cfg
         self._parts: dict = {}
 
+    @staticmethod
+    def _key(cfg) -> tuple:
+        d = cfg.data
+        return (str(d.avhrr_dir), str(d.glass_modis_dir), getattr(d, "glass_modis_pattern", None),
+                str(d.era5land_dir), str(cfg.period.start), str(cfg.period.end), str(cfg.period.label_start),
+                str(getattr(cfg.period, "label_end", None)))
+
     def check(self, cfg) -> SourceListing:
         """This listing, after checking that it was made for ``cfg``'s folders and period (ValueError if not)."""
-        other = SourceListing(cfg).key
+        other = self._key(cfg)
         if other != self.key:
             names = ("data.avhrr_dir", "data.glass_modis_dir", "data.glass_modis_pattern", "data.era5land_dir",
                      "period.start", "period.end", "period.label_start", "period.label_end")
@@ -208,6 +212,17 @@ class SourceListing:
         the product searches then raise the missing folder's error themselves)."""
         root = self._cfg.data.avhrr_dir
         return self._part("avhrr", lambda: glass_avhrr.list_tree(root) if Path(root).is_dir() else None)
+
+    def glass_files(self, product: str, first, last, cadence_days: int | None = None) -> pd.Series:
+        """:func:`glass_sm.io.glass_avhrr.find_glass_files` of ``data.avhrr_dir`` (gaps allowed) from
+        :meth:`avhrr_tree`, kept by its arguments: the coverage table and the ingest's plan search the same LST
+        dates, and the search is made once (its warnings, e.g. files off the cadence schedule, given once). The
+        series is shared: read it, do not modify it."""
+        cadence = glass_avhrr.CADENCE_DAYS[product] if cadence_days is None else int(cadence_days)
+        return self._part(
+            ("glass", product, pd.Timestamp(first), pd.Timestamp(last), cadence),
+            lambda: glass_avhrr.find_glass_files(self._cfg.data.avhrr_dir, product, first, last, allow_gaps=True,
+                                                 cadence_days=cadence, listing=self.avhrr_tree()))
 
     def label_window(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
         """The period's part of the label record (first and last day), None when they do not overlap."""
@@ -321,17 +336,20 @@ def composite_days(first, last, cadence_days: int) -> tuple[pd.DatetimeIndex, pd
 
 
 def avhrr_days(avhrr_dir, product: str, first, last, cadence_days: int | None = None,
-               listing=None) -> SourceDays:
+               listing: SourceListing | None = None) -> SourceDays:
     """A GLASS AVHRR product's files (``'albedo'`` or ``'lst'``, names only) against ``first..last``.
 
     ``cadence_days``: days between the product's files (default :data:`glass_sm.io.glass_avhrr.CADENCE_DAYS`:
     8-day albedo composites, daily LST); one file is expected per date of :func:`composite_days`. ``listing``: the
-    tree's names when already listed (:func:`glass_sm.io.glass_avhrr.list_tree`).
+    run's listing of ``avhrr_dir`` (:meth:`SourceListing.glass_files`), else the folder is walked here.
     """
     cadence = glass_avhrr.CADENCE_DAYS[product] if cadence_days is None else int(cadence_days)
     dates, firsts, lasts = composite_days(first, last, cadence)
-    files = glass_avhrr.find_glass_files(avhrr_dir, product, dates[0], dates[-1], allow_gaps=True,
-                                         cadence_days=cadence, listing=listing)
+    if listing is not None:
+        files = listing.glass_files(product, dates[0], dates[-1], cadence)
+    else:
+        files = glass_avhrr.find_glass_files(avhrr_dir, product, dates[0], dates[-1], allow_gaps=True,
+                                             cadence_days=cadence)
     short = glass_avhrr.PRODUCTS[product]
     what = f"{short} files" + (f" ({cadence}-day composites)" if cadence > 1 else "")
     present = files.reindex(dates).notna().to_numpy()
@@ -387,9 +405,8 @@ def list_inputs(cfg, listing: SourceListing | None = None) -> list[SourceDays]:
     listing = SourceListing(cfg) if listing is None else listing.check(cfg)
     start, end = cfg.period.start, cfg.period.end
     _check_static(cfg.data.static_dir)
-    return [avhrr_days(cfg.data.avhrr_dir, "albedo", start, end, cfg.data.albedo_cadence_days,
-                       listing=listing.avhrr_tree()),
-            avhrr_days(cfg.data.avhrr_dir, "lst", start, end, listing=listing.avhrr_tree()),
+    return [avhrr_days(cfg.data.avhrr_dir, "albedo", start, end, cfg.data.albedo_cadence_days, listing=listing),
+            avhrr_days(cfg.data.avhrr_dir, "lst", start, end, listing=listing),
             era5land_days(cfg.data.era5land_dir, start, end, files=listing.era5land_files()),
             _label_days(cfg, listing)]
 

@@ -322,12 +322,10 @@ def plan_sources(cfg, stats: dict | None = None, listing: SourceListing | None =
                          n_bytes=float(sum(_size(p, stats) for p in sel)), read=a <= b,
                          dates=tuple(t for t, _ in part)))
     yield out
-    # LST and albedo: one walk of the AVHRR tree for both
-    tree = listing.avhrr_tree()
+    # LST and albedo: one walk of the AVHRR tree for both (LST's search is the coverage table's own)
     for source, dates, step in (("lst", days, B), ("albedo", comps, Bc)):
-        chosen = glass_avhrr.find_glass_files(d.avhrr_dir, source, dates[0], dates[-1], allow_gaps=True,
-                                              cadence_days=d.albedo_cadence_days if source == "albedo" else 1,
-                                              listing=tree)
+        chosen = listing.glass_files(source, dates[0], dates[-1],
+                                     d.albedo_cadence_days if source == "albedo" else 1)
         out = []
         for k, i0 in enumerate(range(0, len(dates), step)):
             i1 = min(i0 + step, len(dates))

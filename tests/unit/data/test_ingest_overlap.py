@@ -228,6 +228,25 @@ def test_one_listing_walks_each_folder_once_for_the_coverage_table_and_the_plan(
     assert calls[str(d.avhrr_dir)] == 1  # product)
 
 
+def test_the_coverage_table_and_the_plan_search_the_lst_names_once(twin_cfg, monkeypatch):
+    from glass_sm.io import glass_avhrr
+
+    searched = Counter()
+    real = glass_avhrr.find_glass_files
+
+    def counted(root, product, *a, **k):
+        searched[product] += 1
+        return real(root, product, *a, **k)
+
+    monkeypatch.setattr(glass_avhrr, "find_glass_files", counted)
+    listing = SourceListing(twin_cfg)
+    coverage_table(twin_cfg, listing=listing)
+    ing.plan_ingest(twin_cfg, listing)
+    # LST: the same days for both, searched once; albedo: the table's composites of the period, the plan's those
+    # bracketing it (interpolation), two searches
+    assert searched == {"lst": 1, "albedo": 2}
+
+
 def test_cluster_ingest_from_the_coverage_listing_equals_the_synchronous_one(twin_cfg, sync_store, threads_client,
                                                                             tmp_path, monkeypatch):
     listing = SourceListing(twin_cfg)
