@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PARAMS ?= params/demo.yaml
 RESULTS = $(shell $(PY) -m glass_sm.config results $(PARAMS) 2>/dev/null || echo results/$$(basename $(PARAMS) .yaml))
 
-.PHONY: install all smoke test test-slow book bench clean help stages chromium
+.PHONY: install all smoke test test-slow book bench bench-prep clean help stages chromium
 .DEFAULT_GOAL := help
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make book   build the Jupyter Book from results/<run>/ (offline)"
 	@echo "make stages every stale stage on $(PARAMS) (python tools/pipeline.py $(PARAMS) --dry-run says which, why)"
 	@echo "make bench  production throughput benchmark, full (make all runs its --quick mode; prints ratios)"
+	@echo "make bench-prep  the benchmark's (f)/(g) data-preparation section, RUNS times (default 12): the spread of g/f"
 	@echo "make clean  remove results/ and book build (keeps .venv)"
 
 # The environment is (re)built only when pyproject.toml changes.
@@ -64,6 +65,12 @@ book: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py $(PARAMS)
+
+# The (f)/(g) section of the benchmark (stage 01's ingest against the raw read of the same files) repeated: one run
+# of `make bench` draws one g/f, and on a 2-core machine runs of the same code spread by about +-0.1.
+RUNS ?= 12
+bench-prep: $(STAMP)
+	$(PY) tools/bench_prep.py $(PARAMS) --runs $(RUNS)
 
 clean:
 	rm -rf results book/_build book/chapters

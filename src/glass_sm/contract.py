@@ -283,6 +283,12 @@ _SPECS = [
     _t("bench", "bench",
        ["key", "quantity", "value", "unit", "note"],
        description="make bench: throughput and memory rows (see bench.json for the machine)"),
+    _t("bench_prep_runs", "bench",
+       ["run", "year", "files", "pairs", "f_files_per_s", "g_files_per_s", "g_over_f", "pair_ratios",
+        "f_driver_cpu_s", "f_workers_cpu_s", "g_driver_cpu_s", "g_workers_cpu_s", "started"],
+       description="make bench-prep: the (f)/(g) data-preparation section of make bench repeated, one row per "
+                   "run (each on a fresh LocalCluster): its g/f (best g / best f of its alternating pairs), every "
+                   "pair's ratio and the CPU of its fastest runs; the spread of g/f between runs"),
 ]
 TABLES: dict[str, TableSpec] = {s.name: s for s in _SPECS}
 

@@ -43,12 +43,15 @@ def test_bench_year_is_a_whole_year_inside_the_label_record(tmp_path):
                                           "period.end": "2001-11-30"}))
 
 
+#: the tiny twin's overrides of params/smoke.yaml (a year, a few cells)
+TINY = {"period.start": "2001-01-01", "period.end": "2001-12-31", "domain.lon_max": -99.8, "twin.n_stations": 2,
+        "cube.build_tile": 4, "cube.space_chunk": 4, "cube.scheduler": "synchronous"}
+
+
 @pytest.fixture(scope="module")
 def tiny_twin(tmp_path_factory):
     root = tmp_path_factory.mktemp("prep_twin")
-    cfg = config.load(SMOKE, {"run.results_dir": str(root), "period.start": "2001-01-01",
-                              "period.end": "2001-12-31", "domain.lon_max": -99.8, "twin.n_stations": 2,
-                              "cube.build_tile": 4, "cube.space_chunk": 4, "cube.scheduler": "synchronous"})
+    cfg = config.load(SMOKE, {"run.results_dir": str(root), **TINY})
     twin.generate_twin(cfg, progress=False)
     return cfg
 
@@ -154,3 +157,35 @@ def test_cluster_cpu_reads_the_driver_and_sums_the_workers():
     sum(i * i for i in range(200_000))  # some CPU in this (the driver's) process
     drv, wrk = bp.cluster_cpu(client, (drv0, wrk0))
     assert wrk == 3.0 and drv > 0  # the workers' 6 s now minus 3 s then; the driver's own CPU since
+
+
+def test_summarize_ratios_spread_and_target():
+    s = bp.summarize_ratios([0.6, 0.8, 0.7, float("nan"), 0.5], target=0.7)
+    assert s["n"] == 4 and s["n_nan"] == 1
+    assert s["median"] == pytest.approx(0.65) and s["min"] == 0.5 and s["max"] == 0.8
+    assert s["q1"] == pytest.approx(0.575) and s["q3"] == pytest.approx(0.725)  # numpy's linear quartiles
+    assert s["n_at_target"] == 2  # 0.7 counts as reaching 0.7
+    with pytest.raises(ValueError, match="no finite"):
+        bp.summarize_ratios([float("nan")])
+
+
+def test_repeat_fg_writes_one_row_per_run_of_the_run_year(tiny_twin, tmp_path):
+    from glass_sm.contract import read_table, write_table
+    from glass_sm.paths import RunPaths
+
+    cfg = tiny_twin
+    lines = []
+    base = {"run.results_dir": str(cfg.run.results_dir), **TINY, "cube.n_workers": 1}
+    t = bp.repeat_fg(config.load(SMOKE, base), str(SMOKE), base, runs=2, n_pairs=1, tmp=tmp_path, say=lines.append)
+    assert list(t["run"]) == [1, 2] and len(lines) == 2 and set(t["year"]) == {2001}
+    n = len(bp.source_files(cfg, cfg.period.start, cfg.period.end))
+    assert set(t["files"]) == {n} and set(t["pairs"]) == {1}
+    assert (t["g_over_f"] == t["g_files_per_s"] / t["f_files_per_s"]).all() and (t["g_over_f"] > 0).all()
+    assert [float(x) for x in t["pair_ratios"]] == pytest.approx(list(t["g_over_f"]), abs=5e-4)  # one pair each
+    assert (t[["f_workers_cpu_s", "g_workers_cpu_s"]] > 0).all().all()
+    assert not (tmp_path / "prep_runs.zarr").exists()  # the scratch store is removed
+    paths = RunPaths(tmp_path / "out")
+    write_table(paths, "bench_prep_runs", t)  # the contract's columns
+    assert len(read_table(paths, "bench_prep_runs")) == 2
+    with pytest.raises(ValueError, match=">= 1"):
+        bp.repeat_fg(cfg, str(SMOKE), {}, runs=0, n_pairs=1, tmp=tmp_path)
