@@ -338,12 +338,33 @@ SOURCE_OF = {"GLASS albedo (GLASS02B05, 8-day)": "albedo", "GLASS LST (GLASS08B3
              "GLASS-MODIS SM (daily, 2000-2020)": "label", "ERA5-Land swvl1 (hourly, monthly files)": "era5land"}
 
 
+def year_sources(cfg, params: str, base: dict):
+    """The year the (f)/(g) rows measure (:func:`bench_year`) and its sources, listed as stage 01 lists them: its
+    configuration, one :class:`glass_sm.data.coverage.SourceListing`, (f)'s files from it (:func:`source_files`),
+    the coverage table from it (None when there is no file) and the seconds all this took (untimed in (g)).
+    Returns ``(year, ycfg, listing, files, cov, seconds)``."""
+    from glass_sm import config  # noqa: PLC0415
+    from glass_sm.data.coverage import SourceListing, coverage_table  # noqa: PLC0415
+
+    year = bench_year(cfg)
+    ycfg = config.load(params, {**base, "period.start": f"{year}-01-01", "period.end": f"{year}-12-31",
+                                "cube.ingest_block_days": 0})
+    t = time.perf_counter()  # stage 01 lists the sources once, for its coverage table and the ingest's plan;
+    listing = SourceListing(ycfg)  # (f)'s files come from the same listing
+    files = source_files(ycfg, ycfg.period.start, ycfg.period.end, listing)
+    cov = coverage_table(ycfg, listing=listing) if files else None
+    return year, ycfg, listing, files, cov, time.perf_counter() - t
+
+
 def fg_pairs(ycfg, listing, cov, files: list[Path], n_workers: int, threads: int, n_pairs: int,
-             store: Path) -> tuple[list[dict], list, list[tuple], list[tuple]]:
+             store: Path) -> dict:
     """(f) and (g) in ``n_pairs`` alternating pairs on a fresh LocalCluster of ``n_workers`` x ``threads``: the
     raw read of ``files`` (:func:`raw_read_rate`) and the ingest of ``ycfg`` into a fresh ``store`` from the run's
     ``listing`` and coverage table ``cov``, after one untimed raw read (page cache warm) and the workers' imports.
-    Returns the (f) runs, the (g) reports and each run's CPU seconds (driver, workers: :func:`cluster_cpu`)."""
+    Returns the (f) runs, the (g) reports and each run's CPU seconds (driver, workers: :func:`cluster_cpu`)
+    (``f_runs``, ``g_runs``, ``f_cpu``, ``g_cpu``), the fastest of each and every pair's ratio
+    (:func:`best_of_pairs`: ``f``, ``g``, ``pairs``) and the CPU of those fastest runs (``f_best_cpu``,
+    ``g_best_cpu``)."""
     from glass_sm.cluster import cluster_client  # noqa: PLC0415
     from glass_sm.data.ingest import ingest  # noqa: PLC0415
 
@@ -360,7 +381,9 @@ def fg_pairs(ycfg, listing, cov, files: list[Path], n_workers: int, threads: int
             g_runs.append(ingest(ycfg, store, client=client, progress=False, overwrite=True, coverage=cov,
                                  listing=listing))
             g_cpu.append(cluster_cpu(client, c0))
-    return f_runs, g_runs, f_cpu, g_cpu
+    f, g, pairs = best_of_pairs(f_runs, g_runs)
+    return {"f_runs": f_runs, "g_runs": g_runs, "f_cpu": f_cpu, "g_cpu": g_cpu, "f": f, "g": g, "pairs": pairs,
+            "f_best_cpu": f_cpu[f_runs.index(f)], "g_best_cpu": g_cpu[g_runs.index(g)]}
 
 
 def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, row) -> dict:
@@ -368,27 +391,19 @@ def run_prep(cfg, params: str, base: dict, repo: Path, tmp: Path, quick: bool, r
 
     Returns the details for ``bench.json`` (``prep``)."""
     from glass_sm import config, twin  # noqa: PLC0415
-    from glass_sm.data.coverage import SourceListing, coverage_table  # noqa: PLC0415
     from glass_sm.data.ingest import block_memory_bytes  # noqa: PLC0415
     from glass_sm.grid import Domain  # noqa: PLC0415
 
     info: dict = {}
-    year = bench_year(cfg)
-    yover = {**base, "period.start": f"{year}-01-01", "period.end": f"{year}-12-31", "cube.ingest_block_days": 0}
-    ycfg = config.load(params, yover)
-    t = time.perf_counter()  # stage 01 lists the sources once, for its coverage table and the ingest's plan;
-    listing = SourceListing(ycfg)  # (f)'s files come from the same listing
-    files = source_files(ycfg, ycfg.period.start, ycfg.period.end, listing)
+    year, ycfg, listing, files, cov, t_list = year_sources(cfg, params, base)
     if not files:
         row("f", "raw read: the run's source files", float("nan"), "files/s", "no source file yet: run stage 01")
     else:
         nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
-        cov = coverage_table(ycfg, listing=listing)
-        t_list = time.perf_counter() - t
         n_rep = PAIRS_QUICK if quick else PAIRS_FULL
-        f_runs, g_runs, f_cpu, g_cpu = fg_pairs(ycfg, listing, cov, files, nw, tpw, n_rep, tmp / "prep_ingest.zarr")
-        f, rep, pairs = best_of_pairs(f_runs, g_runs)
-        fc, gc = f_cpu[f_runs.index(f)], g_cpu[g_runs.index(rep)]
+        m = fg_pairs(ycfg, listing, cov, files, nw, tpw, n_rep, tmp / "prep_ingest.zarr")
+        f_runs, g_runs, f_cpu, g_cpu = m["f_runs"], m["g_runs"], m["f_cpu"], m["g_cpu"]
+        f, rep, pairs, fc, gc = m["f"], m["g"], m["pairs"], m["f_best_cpu"], m["g_best_cpu"]
         shape = f"{nw} worker(s) x {tpw} thread(s), warm page cache, best of {n_rep}"
         row("f", f"raw read of {year}'s source files ({f['files']:,} files, {f['bytes'] / 1e6:,.0f} MB)",
             f["files_per_s"], "files/s", shape)
@@ -512,26 +527,17 @@ def repeat_fg(cfg, params: str, base: dict, runs: int, n_pairs: int, tmp: Path, 
     (``cube.n_workers`` x ``cube.threads_per_worker``), with ``n_pairs`` alternating pairs each, on the year
     :func:`bench_year` picks; the sources are listed once, before the runs (as stage 01 lists them once). One row
     per run (table ``bench_prep_runs``); ``say`` gets a line per run."""
-    from glass_sm import config  # noqa: PLC0415
-    from glass_sm.data.coverage import SourceListing, coverage_table  # noqa: PLC0415
-
     if runs < 1 or n_pairs < 1:
         raise ValueError(f"runs and pairs must be >= 1, got {runs} and {n_pairs}")
-    year = bench_year(cfg)
-    ycfg = config.load(params, {**base, "period.start": f"{year}-01-01", "period.end": f"{year}-12-31",
-                                "cube.ingest_block_days": 0})
-    listing = SourceListing(ycfg)
-    files = source_files(ycfg, ycfg.period.start, ycfg.period.end, listing)
+    year, ycfg, listing, files, cov, _ = year_sources(cfg, params, base)
     if not files:
         raise FileNotFoundError(f"no source file of {year} under the run's data folders: run stage 01 first")
-    cov = coverage_table(ycfg, listing=listing)
     nw, tpw = int(cfg.cube.n_workers), int(cfg.cube.threads_per_worker)
     rows = []
     for k in range(runs):
         started = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-        f_runs, g_runs, f_cpu, g_cpu = fg_pairs(ycfg, listing, cov, files, nw, tpw, n_pairs, tmp / "prep_runs.zarr")
-        f, g, pairs = best_of_pairs(f_runs, g_runs)
-        fc, gc = f_cpu[f_runs.index(f)], g_cpu[g_runs.index(g)]
+        m = fg_pairs(ycfg, listing, cov, files, nw, tpw, n_pairs, tmp / "prep_runs.zarr")
+        f, g, pairs, fc, gc = m["f"], m["g"], m["pairs"], m["f_best_cpu"], m["g_best_cpu"]
         rows.append({"run": k + 1, "year": year, "files": f["files"], "pairs": n_pairs,
                      "f_files_per_s": f["files_per_s"], "g_files_per_s": g.files_per_s,
                      "g_over_f": g.files_per_s / f["files_per_s"], "pair_ratios": " ".join(f"{x:.3f}" for x in pairs),
@@ -571,6 +577,10 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="glass_sm_bench_prep_"))
     try:
         table = repeat_fg(cfg, params, base, args.runs, args.pairs, tmp)
+    except FileNotFoundError as e:  # a missing folder (MissingFileError) or no file of the year
+        print(f"bench-prep: {e}\nthe run's source files are written by stage 01: run `make all` (or `make stages`) "
+              "first", file=sys.stderr)
+        return 2
     finally:
         shutil_rmtree(tmp)
     out = write_table(RunPaths(results_root(cfg, repo)), "bench_prep_runs", table)
