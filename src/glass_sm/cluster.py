@@ -117,9 +117,9 @@ def run_tasks(client, fn, items, args, key, bar, on_done, on_finished=None) -> N
     On a cluster the results are gathered at the end, in one call (one transfer per worker) and handed to
     ``on_done`` in the order submitted: fetching each result as its task finished (a request to the scheduler and
     one to the worker, per task) cost the driver and the workers ~1 ms of CPU a task, measured on the ingest's
-    24 tasks per year of the 5 deg demo (2026-12-01, Intel Xeon 2 cores: the driver's CPU 0.23 -> 0.17 s, median of
-    10). A result should therefore be small (a task's report, not its data). In this process ``on_done`` runs as
-    each item finishes.
+    24 tasks per year of the 5 deg demo (64-day blocks then; 2026-12-01, Intel Xeon 2 cores: the driver's CPU
+    0.23 -> 0.17 s, median of 10). A result should therefore be small (a task's report, not its data). In this
+    process ``on_done`` runs as each item finishes.
 
     ``items`` may be a generator: on a cluster each item is submitted as it comes, so the tasks already sent run
     while the generator computes the next (:func:`glass_sm.data.ingest.ingest` lists a source's files while the

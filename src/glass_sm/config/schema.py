@@ -272,10 +272,12 @@ class CubeConfig:
         "than one build tile); the cube is the same either way",
     )
     ingest_block_days: int = P(
-        0, "days per task and per time chunk of the day-major intermediate store; 0 (auto): the most days whose "
-        "arrays fit in cube.ingest_task_mb (glass_sm.data.ingest.block_days), a multiple of the 8-day cadence of "
-        "the GLASS albedo composites, between 8 and 64; memory per task grows with it (block days x domain cells "
-        "x 4 B x arrays held)", ge=0,
+        0, "days per task and per time chunk of the day-major intermediate store; 0 (auto): the period in the "
+        "fewest blocks whose arrays fit in cube.ingest_task_mb, of at most a year, giving at least 4 tasks per "
+        "worker thread (n_workers x threads_per_worker), a multiple of the 8-day cadence of the GLASS albedo "
+        "composites (glass_sm.data.ingest.block_days); memory per task grows with it (block days x domain cells "
+        "x 4 B x arrays held). Auto depends on the worker count: resume a killed ingest with the same "
+        "n_workers x threads_per_worker (or set this), else its store is rebuilt", ge=0,
     )
     ingest_task_mb: float = P(
         512.0, "memory budget of one day-major ingest task's arrays, MB, used when ingest_block_days is 0: larger "
@@ -284,7 +286,9 @@ class CubeConfig:
     scheduler_address: Optional[str] = P(
         None, "existing Dask scheduler for the day-major ingest (None: a LocalCluster); its workers must see "
         "the data folders (data.*_dir) and the results folder")
-    n_workers: int = P(2, "LocalCluster workers of the day-major ingest", ge=1)
+    n_workers: int = P(
+        2, "LocalCluster workers of the day-major ingest; with scheduler_address, the cluster's worker count "
+        "that the auto ingest_block_days balances its tasks over", ge=1)
     threads_per_worker: int = P(
         1, "threads per worker of the day-major ingest (1: the HDF4 library is not thread-safe)", ge=1)
     scheduler: Literal["distributed", "synchronous"] = P(

@@ -6,9 +6,10 @@ compressed HDF4 field is decompressed whole for each hyperslab. This module is t
 
 Phase 1, :func:`ingest`
     The period is cut into time blocks of :func:`block_days` days (``cube.ingest_block_days``, or with 0, the
-    default, as many days as fit ``cube.ingest_task_mb``, between 8 and 64: 8 at the paper's global 0.05 deg
-    grid, 64 on the 3 deg demo). **One Dask task per (source, block)** reads that source's files of the block over the
-    **whole run domain** through the same readers as the tile path (:func:`~glass_sm.io.glass_avhrr.read_glass_lst`,
+    default, the fewest blocks whose tasks fit ``cube.ingest_task_mb``, of at most a year, with at least 4 tasks per
+    worker thread: 8 days at the paper's global 0.05 deg grid, 184 for one year of the 5 deg demo on 2 workers).
+    **One Dask task per (source, block)** reads that source's files of the block over the **whole run domain**
+    through the same readers as the tile path (:func:`~glass_sm.io.glass_avhrr.read_glass_lst`,
     :func:`~glass_sm.io.glass_avhrr.read_glass_albedo`, :func:`~glass_sm.io.era5land.read_era5land_swvl1` +
     :func:`~glass_sm.io.era5land.to_product_grid`, :func:`~glass_sm.io.glass_modis.read_glass_modis_sm`) and writes
     its days into an intermediate zarr store (``data/ingest.zarr``, :attr:`glass_sm.paths.RunPaths.ingest`). One
@@ -373,33 +374,54 @@ def _reader_params(cfg) -> dict:
     }
 
 
-BLOCK_DAYS_RANGE = (8, 64)
-"""Auto block length, days: from one albedo cadence (8) to 64 (8 composites). The upper limit keeps enough tasks
-to balance the workers (a year is 6 blocks per source, 24 tasks): on the 2-core development machine the smoke
-twin's 5 years ingested in 12.5 s with 368-day blocks, 13.4 s with 64-day and 37 s with 8-day blocks (in-process,
-under cProfile), so above 64 days the per-task cost no longer matters while the balance does."""
+BLOCK_DAYS_RANGE = (8, 368)
+"""Auto block length, days: from one albedo cadence (8) to 368 (46 composites, a year): a block of at most a year
+keeps the progress bar moving and bounds what a killed ingest reads again (the blocks in flight)."""
+
+TASKS_PER_THREAD = 4
+"""Auto block length: the fewest tasks (sources x blocks) per worker thread of ``cube`` (``n_workers`` x
+``threads_per_worker``) that the period is cut into, so that the cluster can balance tasks of unequal cost (a
+label block costs ~4x an LST block on the twin); the raw-read row (f) of ``make bench`` batches its files the same
+way."""
 
 
 def block_days(cfg) -> int:
-    """Days per phase-1 block: ``cube.ingest_block_days``, or when it is 0 (auto) the largest multiple of 8
-    days (the albedo cadence, so a block holds whole composites) in :data:`BLOCK_DAYS_RANGE` whose stated task
-    memory (:func:`block_memory_bytes`) fits ``cube.ingest_task_mb``.
+    """Days per phase-1 block: ``cube.ingest_block_days``, or when it is 0 (auto) the fewest blocks that
 
-    Why: every task pays a fixed cost (opening its files, setting up the readers, the zarr writes and the
-    scheduler's round trip: ~50-80 ms measured on the 2-core development machine), so on a coarse grid 8-day
-    blocks spend more time in that overhead than in reading. At the paper's 0.05 deg global grid one day of one
-    source is already ~0.1 GB per array, and auto gives the 8-day minimum (~6.5 GB for ERA5-Land; lower
-    ``cube.ingest_block_days`` explicitly on small workers). On the 3 deg demo grid auto gives 64 days (the
-    upper limit of :data:`BLOCK_DAYS_RANGE`).
+    * keep every task's stated memory (:func:`block_memory_bytes`) within ``cube.ingest_task_mb``,
+    * keep a block within the upper limit of :data:`BLOCK_DAYS_RANGE` (a year), and
+    * give at least :data:`TASKS_PER_THREAD` tasks (4 sources x blocks) per worker thread of ``cube``
+      (``n_workers`` x ``threads_per_worker``; with ``scheduler_address``, state the cluster's size there),
+
+    the period cut into that many blocks of equal length, rounded up to a multiple of 8 days (the albedo cadence,
+    so a block holds whole composites; shortened by 8 days at a time where the rounding left fewer blocks), at
+    least 8.
+
+    Why: every task pays a fixed cost (the scheduler's round trip, setting up its readers, opening a kept
+    ERA5-Land file's variable, laying out and writing its chunks), and on the distributed engine that cost still
+    counts above 64 days a block. Measured on the 2-core development machine (Intel Xeon, 2026-12-01, the 5 deg
+    demo's year 2020 on 2 workers x 1 thread, alternating ingests in one cluster, 12 of each, in two sets): 32-day
+    blocks took 1.50 s (median), 64-day 1.17-1.20 s, 96-day 1.03 s, 128-day 1.06-1.16 s, 184-day 1.05 s. (64 days
+    was the upper limit before, chosen from an in-process measurement, which has no scheduler round trip.) At the
+    paper's 0.05 deg global grid one day of one source is already ~0.1 GB per array and the memory budget gives the
+    8-day minimum (~6.5 GB for ERA5-Land; lower ``cube.ingest_block_days`` explicitly on small workers). On the
+    5 deg demo a year on 2 worker threads gives 184-day blocks (9 tasks: 2 blocks of each daily source, 3 of 23
+    albedo composites), the 40-year run 368-day blocks.
     """
     if int(cfg.cube.ingest_block_days) > 0:
         return int(cfg.cube.ingest_block_days)
     lo, hi = BLOCK_DAYS_RANGE
     budget = float(cfg.cube.ingest_task_mb) * 1e6
-    B = lo
-    while B + 8 <= hi and _block_bytes(cfg, B + 8) <= budget:
-        B += 8
-    return B
+    B_max = lo  # the longest block the memory budget and the range allow
+    while B_max + 8 <= hi and _block_bytes(cfg, B_max + 8) <= budget:
+        B_max += 8
+    days = len(_days(cfg))
+    threads = int(cfg.cube.n_workers) * int(cfg.cube.threads_per_worker)
+    n = max(-(-days // B_max), -(-TASKS_PER_THREAD * threads // len(SOURCES)), 1)  # blocks
+    B = 8 * -(-days // (8 * n))  # equal blocks, a multiple of 8 days
+    while B > lo and -(-days // B) < n:  # the rounding up to 8 days left fewer than n blocks
+        B -= 8
+    return int(min(max(B, lo), B_max))
 
 
 def block_memory_bytes(cfg, source: str | None = None) -> int:

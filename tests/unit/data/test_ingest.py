@@ -179,21 +179,47 @@ def test_auto_method_and_validation(twin_cfg):
 
 
 def test_auto_block_days_fill_the_task_budget(tmp_path):
-    """Auto blocks (ingest_block_days 0): a multiple of 8 days in 8..368 whose stated task memory fits the budget,
-    and the next size up would not fit (unless at the top of the range)."""
+    """Auto blocks (ingest_block_days 0): a multiple of 8 days in 8..368 whose stated task memory fits the budget
+    and that gives at least TASKS_PER_THREAD tasks (4 sources x blocks) per worker thread, and no shorter than
+    that needs (the period in the fewest blocks, of equal length)."""
     lo, hi = ing.BLOCK_DAYS_RANGE
-    for over in ({}, {"cube.ingest_task_mb": 5.0}, {"cube.ingest_task_mb": 0.01}, {"domain.resolution": 0.25}):
+    for over in ({}, {"cube.ingest_task_mb": 5.0}, {"cube.ingest_task_mb": 0.01}, {"domain.resolution": 0.25},
+                 {"cube.n_workers": 7, "cube.threads_per_worker": 3}):
         cfg = config.load(SMOKE, {"run.results_dir": str(tmp_path), "cube.ingest_block_days": 0, **over})
         B = ing.block_days(cfg)
         assert B % 8 == 0 and lo <= B <= hi
         budget = cfg.cube.ingest_task_mb * 1e6
         assert B == lo or ing.block_memory_bytes(cfg) <= budget
-        assert B == hi or ing._block_bytes(cfg, B + 8) > budget
-    tiny = config.load(SMOKE, {"run.results_dir": str(tmp_path), "cube.ingest_block_days": 0,
-                               "cube.ingest_task_mb": 0.01})
-    assert ing.block_days(tiny) == lo  # the budget cannot go below one cadence
-    fixed = config.load(SMOKE, {"run.results_dir": str(tmp_path), "cube.ingest_block_days": 24})
-    assert ing.block_days(fixed) == 24
+        days = len(ing._days(cfg))
+        n = -(-days // B)
+        threads = cfg.cube.n_workers * cfg.cube.threads_per_worker
+        assert B == lo or 4 * n >= ing.TASKS_PER_THREAD * threads
+        if n > 1:  # one block fewer would be longer than the budget or the range allow, or too few tasks
+            longer = 8 * -(-days // (8 * (n - 1)))
+            assert (longer > hi or ing._block_bytes(cfg, longer) > budget
+                    or 4 * (n - 1) < ing.TASKS_PER_THREAD * threads)
+
+
+@pytest.mark.parametrize("over, expected", [
+    # one year (366 days) on 2 x 1 threads: >= 8 tasks = 2 blocks of 183 days, rounded up to 184
+    ({"period.start": "2000-01-01", "period.end": "2000-12-31"}, 184),
+    # the same year on 8 x 1 threads: >= 32 tasks = 8 blocks of 45.75 days -> 48
+    ({"period.start": "2000-01-01", "period.end": "2000-12-31", "cube.n_workers": 8}, 48),
+    # the smoke period (1998-2002, 1826 days) on 2 threads: the one-year limit, 5 blocks of 365.2 -> 368
+    ({}, 368),
+    # a budget below one cadence's memory: the 8-day minimum
+    ({"cube.ingest_task_mb": 0.01}, 8),
+    # 64 days on 6 x 1 threads: >= 24 tasks = 6 blocks; 8 x ceil(64 / 48) = 16 days would give 4, so 8-day blocks
+    ({"period.start": "2000-01-01", "period.end": "2000-03-04", "cube.n_workers": 6}, 8),
+    # 64 days on 3 x 1 threads: >= 12 tasks = 3 blocks of 21.3 days -> 24 (3 blocks: 24, 24, 16)
+    ({"period.start": "2000-01-01", "period.end": "2000-03-04", "cube.n_workers": 3}, 24),
+    # an explicit length is kept
+    ({"cube.ingest_block_days": 24}, 24),
+])
+def test_auto_block_days_hand_computed(tmp_path, over, expected):
+    cfg = config.load(SMOKE, {"run.results_dir": str(tmp_path), "cube.ingest_block_days": 0, "cube.n_workers": 2,
+                              "cube.threads_per_worker": 1, **over})
+    assert ing.block_days(cfg) == expected
 
 
 def _regrid_reference(field: np.ndarray, lat: np.ndarray, lon: np.ndarray, domain: Domain) -> np.ndarray:
