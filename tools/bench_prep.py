@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from glass_sm.data.ingest import TASKS_PER_THREAD
 from glass_sm.io import era5land, glass_modis
 from glass_sm.io.glass_avhrr import albedo_composites_needed
 from glass_sm.io.glass_products import find_glass_files
@@ -222,7 +223,8 @@ def cluster_cpu(client, since: tuple[float, float] | None = None) -> tuple[float
 
 def raw_read_rate(files: list[Path], client=None, n_batches: int | None = None) -> dict:
     """(f): read ``files`` whole (:func:`read_whole`) on ``client``'s workers (in-process when None), in
-    ``n_batches`` equal batches (default: 4 per worker thread). Returns files, bytes, seconds, files/s, MB/s."""
+    ``n_batches`` equal batches (default: :data:`glass_sm.data.ingest.TASKS_PER_THREAD`, 4, per worker thread, as
+    the ingest's automatic block length cuts its tasks). Returns files, bytes, seconds, files/s, MB/s."""
     paths = [str(p) for p in files]
     nbytes = sum(os.path.getsize(p) for p in paths)
     if client is None:
@@ -231,7 +233,7 @@ def raw_read_rate(files: list[Path], client=None, n_batches: int | None = None) 
         secs = time.perf_counter() - t
     else:
         threads = sum(client.nthreads().values())
-        k = n_batches or max(1, 4 * threads)
+        k = n_batches or max(1, TASKS_PER_THREAD * threads)  # the ingest's own task granularity
         batches = [paths[i::k] for i in range(k) if paths[i::k]]
         t = time.perf_counter()
         client.gather(client.map(_read_batch, batches, pure=False))

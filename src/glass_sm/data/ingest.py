@@ -412,8 +412,9 @@ def block_days(cfg) -> int:
         return int(cfg.cube.ingest_block_days)
     lo, hi = BLOCK_DAYS_RANGE
     budget = float(cfg.cube.ingest_task_mb) * 1e6
+    cells = Domain.from_config(cfg).size  # once: the loop below tries up to 45 lengths
     B_max = lo  # the longest block the memory budget and the range allow
-    while B_max + 8 <= hi and _block_bytes(cfg, B_max + 8) <= budget:
+    while B_max + 8 <= hi and _block_bytes(cfg, B_max + 8, cells=cells) <= budget:
         B_max += 8
     days = len(_days(cfg))
     threads = int(cfg.cube.n_workers) * int(cfg.cube.threads_per_worker)
@@ -436,8 +437,9 @@ def block_memory_bytes(cfg, source: str | None = None) -> int:
     return _block_bytes(cfg, block_days(cfg), source)
 
 
-def _block_bytes(cfg, B: int, source: str | None = None) -> int:
-    cells = Domain.from_config(cfg).size
+def _block_bytes(cfg, B: int, source: str | None = None, cells: int | None = None) -> int:
+    """:func:`block_memory_bytes` for ``B``-day blocks (``cells``: the domain's, when already known)."""
+    cells = Domain.from_config(cfg).size if cells is None else cells
     cadence = glass_avhrr.CADENCE_DAYS["albedo"] if cfg.data.albedo_cadence_days is None \
         else int(cfg.data.albedo_cadence_days)
     steps = {"albedo": max(1, round(B / cadence)), "lst": B, "era5land": B, "label": B}
